@@ -1,0 +1,1 @@
+from heritage.cli import main; import sys; sys.exit(main())

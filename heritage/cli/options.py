@@ -1,0 +1,34 @@
+"""Command-line options shared by the commands that recover genealogies."""
+
+from __future__ import annotations
+
+import argparse
+
+from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
+from heritage.distances import DistanceMetric
+from heritage.recovery import GenealogyRecovery
+from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
+
+
+def add_recovery_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("recovery")
+    group.add_argument("--metric", choices=[m.value for m in DistanceMetric if m is not DistanceMetric.MOTHER],
+                       default=DistanceMetric.AUTO.value, help="tree distance (default: auto)")
+    group.add_argument("--clustering", choices=[m.value for m in ClusteringMethod],
+                       default=ClusteringMethod.AUTO.value, help="family clustering (default: auto)")
+    group.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                       help=f"family threshold, relative weight change (default: {DEFAULT_THRESHOLD})")
+    group.add_argument("--tree-method", choices=[m.value for m in TreeBuildingMethod],
+                       default=TreeBuildingMethod.MOTHER.value)
+    group.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
+                       help=f"kurtosis penalty weight (default: {DEFAULT_LAMBDA})")
+
+
+def recovery_from_args(args: argparse.Namespace) -> GenealogyRecovery:
+    from heritage.cli import CLIError
+
+    try:
+        return GenealogyRecovery(metric=args.metric, clustering=args.clustering,
+                                 threshold=args.threshold, tree_method=args.tree_method, lam=args.lam)
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None

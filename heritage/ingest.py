@@ -1,0 +1,67 @@
+"""Reading a model once: its profile and its fingerprint, or a per-model error."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from heritage.errors import ModelLoadError
+from heritage.fingerprint import DEFAULT_SKETCH_DIM, Fingerprint, fingerprint_model
+from heritage.loading import load_model, model_name_for
+from heritage.profile import ModelProfile, profile_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestedModel:
+    name: str
+    path: Path
+    profile: ModelProfile
+    fingerprint: Fingerprint
+
+
+@dataclass
+class IngestFailure:
+    name: str
+    path: Path
+    error: str
+
+
+def ingest(path: str | Path, name: str | None = None, sha256: str | None = None,
+           sketch_dim: int = DEFAULT_SKETCH_DIM) -> IngestedModel:
+    """Open, profile and fingerprint one model; raises :class:`ModelLoadError` subclasses."""
+    path = Path(path)
+    model = load_model(path, name)
+    profile = profile_model(model, sha256=sha256)
+    fingerprint = fingerprint_model(model, sketch_dim=sketch_dim)
+    return IngestedModel(name=model.name, path=path, profile=profile, fingerprint=fingerprint)
+
+
+def model_entries(directory: str | Path) -> list[tuple[str, Path]]:
+    """Every entry directly inside ``directory`` is one model, named without extension.
+
+    Hidden entries (starting with '.') are skipped. Two entries that map to the same
+    name (``a.bin`` and ``a.safetensors``) are both kept under their full entry names.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: not a directory")
+    entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    names = [model_name_for(p) for p in entries]
+    return [
+        (name if names.count(name) == 1 else entry.name, entry)
+        for name, entry in zip(names, entries)
+    ]
+
+
+def ingest_many(entries: list[tuple[str, Path]]) -> Iterator[IngestedModel | IngestFailure]:
+    """Ingest each (name, path); failures are yielded, never raised."""
+    for name, path in entries:
+        try:
+            yield ingest(path, name)
+        except ModelLoadError as exc:
+            log.warning("skipping %s: %s", name, exc)
+            yield IngestFailure(name=name, path=path, error=str(exc))

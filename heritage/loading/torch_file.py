@@ -1,0 +1,112 @@
+"""Reading PyTorch checkpoints (.pt/.pth/.bin) without ever running pickled code.
+
+``torch.load(weights_only=True)`` only rebuilds tensors and plain containers; a pickle
+that asks for anything else (a class, a function such as ``os.system``) raises instead
+of executing. We memory-map zip-format checkpoints so tensors are paged in on demand.
+torch is imported lazily: a safetensors-only installation never needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heritage.errors import ModelLoadError, UnsafeCheckpointError
+from heritage.loading.model import TensorRef
+
+log = logging.getLogger(__name__)
+
+_TORCH_DTYPE_CODES = {
+    "torch.float32": "F32",
+    "torch.float16": "F16",
+    "torch.bfloat16": "BF16",
+    "torch.float64": "F64",
+    "torch.int64": "I64",
+    "torch.int32": "I32",
+    "torch.int16": "I16",
+    "torch.int8": "I8",
+    "torch.uint8": "U8",
+    "torch.bool": "BOOL",
+}
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ModelLoadError(
+            "reading PyTorch checkpoints needs torch: pip install 'model-heritage[torch]'"
+        ) from None
+    return torch
+
+
+def _load_object(path: Path) -> Any:
+    torch = _import_torch()
+    is_zip = zipfile.is_zipfile(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as exc:
+        message = str(exc)
+        if "Weights only load failed" in message or "Unsupported global" in message:
+            first = message.strip().splitlines()[0] if message.strip() else "unsafe pickle"
+            raise UnsafeCheckpointError(
+                "checkpoint refused: its pickle needs code to load (only tensors and plain "
+                f"containers are allowed) [{first[:200]}]"
+            ) from None
+        raise ModelLoadError(f"not a readable PyTorch checkpoint: {message[:200]}") from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError,
+            IndexError, TypeError, UnicodeDecodeError, zipfile.BadZipFile, MemoryError) as exc:
+        raise ModelLoadError(
+            f"not a readable PyTorch checkpoint: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+
+
+def _collect_tensors(obj: Any, prefix: str, out: dict[str, Any]) -> None:
+    """Flatten nested dicts such as {"state_dict": {...}} into name -> tensor."""
+    torch = _import_torch()
+    if isinstance(obj, torch.Tensor):
+        if prefix:
+            out[prefix] = obj
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                continue
+            name = f"{prefix}.{key}" if prefix else key
+            # Common checkpoint wrappers put the weights under one key.
+            if not prefix and key in ("state_dict", "model", "model_state_dict", "module"):
+                name = ""
+            _collect_tensors(value, name, out)
+
+
+def _to_numpy(tensor: Any) -> np.ndarray:
+    torch = _import_torch()
+    if tensor.dtype == torch.float32:
+        return tensor.detach().numpy()
+    if tensor.is_floating_point():
+        return tensor.detach().to(torch.float32).numpy()
+    return tensor.detach().numpy().astype(np.float32)
+
+
+def open_torch(path: Path) -> dict[str, TensorRef]:
+    """Open a PyTorch checkpoint and return lazy float32 references (raw names)."""
+    obj = _load_object(path)
+    found: dict[str, Any] = {}
+    _collect_tensors(obj, "", found)
+    if not found:
+        raise ModelLoadError("PyTorch checkpoint holds no tensors")
+    refs: dict[str, TensorRef] = {}
+    for name, tensor in found.items():
+        code = _TORCH_DTYPE_CODES.get(str(tensor.dtype), str(tensor.dtype))
+        refs[name] = TensorRef(
+            name=name,
+            shape=tuple(int(d) for d in tensor.shape),
+            dtype=code,
+            loader=lambda t=tensor: _to_numpy(t),
+        )
+    return refs

@@ -1,0 +1,253 @@
+"""From fingerprints to families and directed genealogy trees (no database here).
+
+:class:`GenealogyRecovery` is configured once (metric, clustering, threshold, tree
+method, lambda) and then applied to any set of fingerprints, like a scikit-learn
+estimator. It:
+
+1. groups full models by architecture (structural hash);
+2. clusters each group into families on the scale-free ``l2`` distance;
+3. per family, picks the tree metric (``auto``: rank for merged-LoRA families, else
+   l2), decides the kurtosis regime from the data (:mod:`heritage.kurtosis`) and builds
+   the tree (:mod:`heritage.trees`);
+4. attaches each unmerged LoRA adapter to its base among the full models: the model its
+   ``base_model_name_or_path`` names (by name or path basename) when it is one of them
+   and its shapes fit; otherwise — weights alone cannot tell which of several
+   same-architecture relatives an adapter was trained on — the root of the largest
+   compatible family, with a confidence that says how ambiguous that was.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+from typing import Sequence
+
+import numpy as np
+
+from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
+from heritage.distances import DistanceMetric, choose_metric, distance_matrix
+from heritage.fingerprint import Fingerprint
+from heritage.kurtosis import Regime, decide_regime
+from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+
+log = logging.getLogger(__name__)
+
+# A tie-breaker mixed into integer-valued rank distances so that equal ranks are
+# resolved by the size of the change rather than by input order.
+_RANK_TIE_BREAK = 1e-3
+
+
+@dataclass(frozen=True)
+class RecoveredEdge:
+    parent: str
+    child: str
+    confidence: float
+    distance: float
+    method: str
+
+
+@dataclass
+class RecoveredFamily:
+    index: int
+    members: list[str]
+    structure_hash: str
+    metric: str
+    regime: str
+    regime_evidence: str
+    mean_distance: float
+    threshold: float
+    edges: list[RecoveredEdge] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        children = {e.child for e in self.edges}
+        roots = [m for m in self.members if m not in children]
+        return roots[0] if roots else self.members[0]
+
+    def validation(self) -> tuple[bool, list[str]]:
+        return validate_tree([(e.parent, e.child) for e in self.edges], self.members)
+
+    def statistics(self) -> dict[str, object]:
+        return tree_statistics([(e.parent, e.child) for e in self.edges], self.members)
+
+
+@dataclass
+class Genealogy:
+    families: list[RecoveredFamily]
+    kurtosis: dict[str, float]
+
+    @property
+    def edges(self) -> list[RecoveredEdge]:
+        return [e for f in self.families for e in f.edges]
+
+    def family_of(self, name: str) -> RecoveredFamily | None:
+        for family in self.families:
+            if name in family.members:
+                return family
+        return None
+
+    def parent_of(self, name: str) -> str | None:
+        return next((e.parent for e in self.edges if e.child == name), None)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "families": [
+                {
+                    "index": f.index,
+                    "root": f.root,
+                    "members": f.members,
+                    "metric": f.metric,
+                    "regime": f.regime,
+                    "regime_evidence": f.regime_evidence,
+                    "mean_distance": f.mean_distance,
+                    "threshold": f.threshold,
+                    "edges": [asdict(e) for e in f.edges],
+                }
+                for f in self.families
+            ],
+            "kurtosis": self.kurtosis,
+        }
+
+
+def _mean_offdiag(d: np.ndarray) -> float:
+    n = d.shape[0]
+    return float(d[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
+
+
+class GenealogyRecovery:
+    """Recover families and trees from fingerprints; see the module docstring."""
+
+    def __init__(
+        self,
+        metric: DistanceMetric | str = DistanceMetric.AUTO,
+        clustering: ClusteringMethod | str = ClusteringMethod.AUTO,
+        threshold: float = DEFAULT_THRESHOLD,
+        tree_method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
+        lam: float = DEFAULT_LAMBDA,
+        regime: Regime | str | None = None,
+    ) -> None:
+        self.metric = DistanceMetric(metric)
+        if self.metric is DistanceMetric.MOTHER:
+            raise ValueError("the exact 'mother' distance needs weights: use heritage.exact")
+        self.clustering = ClusteringMethod(clustering)
+        if not threshold > 0:
+            raise ValueError("threshold must be positive")
+        self.threshold = float(threshold)
+        self.tree_method = TreeBuildingMethod(tree_method)
+        if lam < 0:
+            raise ValueError("lambda must be non-negative")
+        self.lam = float(lam)
+        self.regime = Regime(regime) if regime else None
+
+    # -- families -------------------------------------------------------------
+    def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
+        """Families of full models (adapters excluded), each a list of fingerprints."""
+        groups: dict[str, list[Fingerprint]] = defaultdict(list)
+        for fp in fingerprints:
+            if not fp.is_adapter:
+                groups[fp.structure_hash].append(fp)
+        families: list[list[Fingerprint]] = []
+        for group in groups.values():
+            d = distance_matrix(group, DistanceMetric.L2)
+            labels = cluster(d, self.clustering, self.threshold)
+            for label in range(int(labels.max()) + 1 if len(labels) else 0):
+                families.append([fp for fp, l in zip(group, labels) if l == label])
+        return families
+
+    # -- trees ----------------------------------------------------------------
+    def family_distances(self, members: Sequence[Fingerprint]) -> tuple[np.ndarray, DistanceMetric]:
+        l2 = distance_matrix(members, DistanceMetric.L2)
+        metric = choose_metric(members, l2) if self.metric is DistanceMetric.AUTO else self.metric
+        if metric is DistanceMetric.L2:
+            return l2, metric
+        d = distance_matrix(members, metric)
+        if metric is DistanceMetric.RANK:
+            d = d + _RANK_TIE_BREAK * l2 / (float(l2.max()) or 1.0)
+        return d, metric
+
+    def build_family(self, members: Sequence[Fingerprint], index: int = 0) -> RecoveredFamily:
+        """Tree of one family from its members' fingerprints."""
+        names = [fp.name for fp in members]
+        ku = [fp.kurtosis for fp in members]
+        d, metric = self.family_distances(members)
+        decision = decide_regime(d, ku)
+        regime = self.regime or decision.regime
+        evidence = decision.evidence if self.regime is None else f"{regime.value}: set in configuration"
+        edges = build_tree(d, ku, self.tree_method, self.lam, regime)
+        return RecoveredFamily(
+            index=index,
+            members=names,
+            structure_hash=members[0].structure_hash,
+            metric=metric.value,
+            regime=regime.value,
+            regime_evidence=evidence,
+            mean_distance=_mean_offdiag(d),
+            threshold=self.threshold,
+            edges=[
+                RecoveredEdge(parent=names[e.parent], child=names[e.child], confidence=e.confidence,
+                              distance=e.distance, method=self.tree_method.value)
+                for e in edges
+            ],
+        )
+
+    # -- adapters -------------------------------------------------------------
+    @staticmethod
+    def _fits(adapter: Fingerprint, base: Fingerprint) -> bool:
+        return all(n in base.layers and base.layers[n].shape == l.shape for n, l in adapter.layers.items())
+
+    def attach_adapter(self, adapter: Fingerprint, declared_base: str | None,
+                       families: Sequence[RecoveredFamily],
+                       by_name: dict[str, Fingerprint]) -> tuple[RecoveredFamily, RecoveredEdge] | None:
+        compatible = [f for f in families if self._fits(adapter, by_name[f.members[0]])]
+        if not compatible:
+            return None
+        parent, confidence, how = None, 0.0, "adapter_base"
+        if declared_base:
+            wanted = {declared_base.lower(), PurePosixPath(declared_base).name.lower()}
+            for family in compatible:
+                for member in family.members:
+                    if member.lower() in wanted:
+                        parent, confidence, how = member, 1.0, "declared_base"
+        if parent is None:
+            family = max(compatible, key=lambda f: len(f.members))
+            parent = family.root
+            confidence = 1.0 / len(compatible) * (1.0 / len(family.members))
+        family = next(f for f in compatible if parent in f.members)
+        base = by_name[parent]
+        rel = [
+            float(np.linalg.norm(l.sketch)) / (base.layers[n].norm or 1.0)
+            for n, l in adapter.layers.items()
+        ]
+        edge = RecoveredEdge(parent=parent, child=adapter.name, confidence=confidence,
+                             distance=float(np.mean(rel)), method=how)
+        return family, edge
+
+    # -- everything -----------------------------------------------------------
+    def recover(self, fingerprints: Sequence[Fingerprint],
+                declared_bases: dict[str, str | None] | None = None) -> Genealogy:
+        """Families and trees for ``fingerprints`` (names must be unique)."""
+        names = [fp.name for fp in fingerprints]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique")
+        by_name = {fp.name: fp for fp in fingerprints}
+        families = [self.build_family(members, i) for i, members in enumerate(self.cluster(fingerprints))]
+        declared_bases = declared_bases or {}
+        for fp in fingerprints:
+            if not fp.is_adapter:
+                continue
+            attached = self.attach_adapter(fp, declared_bases.get(fp.name), families, by_name)
+            if attached is None:
+                log.warning("adapter %s fits no full model here; it stands alone", fp.name)
+                families.append(RecoveredFamily(
+                    index=len(families), members=[fp.name], structure_hash=fp.structure_hash,
+                    metric="none", regime="n/a", regime_evidence="adapter without a base",
+                    mean_distance=0.0, threshold=self.threshold))
+                continue
+            family, edge = attached
+            family.members.append(fp.name)
+            family.edges.append(edge)
+        kurtosis = {fp.name: fp.kurtosis for fp in fingerprints if not math.isnan(fp.kurtosis)}
+        return Genealogy(families=families, kurtosis=kurtosis)

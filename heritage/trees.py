@@ -1,0 +1,173 @@
+"""Directed genealogy trees inside one family.
+
+``mother`` (the default) follows the MoTHer recipe: the cost of the edge parent
+``i`` -> child ``j`` is
+
+    M[i, j] = D[i, j] + lambda * mean(D) * [the edge points against the kurtosis regime]
+
+(for fine-tuning: a child with *higher* kurtosis than its parent pays the penalty), and
+the tree is the minimum spanning arborescence of the complete digraph (Chu-Liu/Edmonds,
+``networkx.minimum_spanning_arborescence``). The penalty is asymmetric, so the
+direction of every edge, including the single edge of a two-model family, is decided by
+kurtosis and not by input order.
+
+``distance_only`` is the undirected minimum spanning tree rooted at the medoid;
+``kurtosis_only`` orders the family by kurtosis into a chain (its confidence is the
+kurtosis step relative to the family's kurtosis spread).
+
+Edge confidence is the relative margin of the chosen edge over the best alternative
+for the same child (another parent, or the reversed edge):
+``1 - cost(chosen) / cost(best alternative)``, in [0, 1]; 0 means a coin toss.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Sequence
+
+import networkx as nx
+import numpy as np
+
+from heritage.kurtosis import Regime, direction_sign, undirected_mst
+
+DEFAULT_LAMBDA = 0.3
+
+
+class TreeBuildingMethod(str, enum.Enum):
+    MOTHER = "mother"
+    DISTANCE_ONLY = "distance_only"
+    KURTOSIS_ONLY = "kurtosis_only"
+
+
+@dataclass(frozen=True)
+class TreeEdge:
+    parent: int
+    child: int
+    distance: float
+    confidence: float
+
+
+def mother_costs(distances: np.ndarray, kurtosis: Sequence[float], lam: float,
+                 regime: Regime) -> np.ndarray:
+    """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf)."""
+    n = distances.shape[0]
+    ku = np.asarray(kurtosis, dtype=np.float64)
+    off = distances[~np.eye(n, dtype=bool)]
+    mean_d = float(off.mean()) if off.size else 0.0
+    sign = direction_sign(regime)
+    # wrong[i, j]: edge i -> j goes against the regime (child more "pretrained" than parent)
+    wrong = (sign * (ku[None, :] - ku[:, None])) > 0
+    costs = distances + lam * mean_d * wrong
+    np.fill_diagonal(costs, np.inf)
+    return costs
+
+
+def _margin(costs: np.ndarray, parent: int, child: int) -> float:
+    chosen = costs[parent, child]
+    alternatives = [costs[q, child] for q in range(costs.shape[0]) if q not in (parent, child)]
+    alternatives.append(costs[child, parent])
+    best_alt = min(alternatives)
+    if not np.isfinite(best_alt) or best_alt <= 0:
+        return 0.0 if best_alt <= chosen else 1.0
+    return float(max(0.0, min(1.0, 1.0 - chosen / best_alt)))
+
+
+def _arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
+    n = costs.shape[0]
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    for i in range(n):
+        for j in range(n):
+            if i != j and np.isfinite(costs[i, j]):
+                graph.add_edge(i, j, weight=float(costs[i, j]))
+    tree = nx.minimum_spanning_arborescence(graph, attr="weight", preserve_attrs=False)
+    return sorted(tree.edges())
+
+
+def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
+               method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
+               lam: float = DEFAULT_LAMBDA,
+               regime: Regime = Regime.FINE_TUNING) -> list[TreeEdge]:
+    """Edges (by index) of the genealogy of one family; N-1 edges for N models."""
+    method = TreeBuildingMethod(method)
+    n = distances.shape[0]
+    if n < 2:
+        return []
+    if method is TreeBuildingMethod.MOTHER:
+        costs = mother_costs(distances, kurtosis, lam, regime)
+        pairs = _arborescence(costs)
+    elif method is TreeBuildingMethod.DISTANCE_ONLY:
+        costs = distances.astype(np.float64).copy()
+        np.fill_diagonal(costs, np.inf)
+        root = int(np.argmin(distances.sum(axis=1)))
+        mst = undirected_mst(distances)
+        pairs = sorted(nx.bfs_edges(mst, root))
+    else:
+        ku = np.asarray(kurtosis, dtype=np.float64)
+        order = np.argsort(-direction_sign(regime) * ku, kind="stable")
+        pairs = [(int(order[i]), int(order[i + 1])) for i in range(n - 1)]
+        spread = float(ku.std()) or 1.0
+        # No distances are involved: confidence is the kurtosis step relative to the spread.
+        return [
+            TreeEdge(parent=p, child=c, distance=float(distances[p, c]),
+                     confidence=float(min(1.0, abs(ku[p] - ku[c]) / spread)))
+            for p, c in pairs
+        ]
+    return [
+        TreeEdge(parent=p, child=c, distance=float(distances[p, c]), confidence=_margin(costs, p, c))
+        for p, c in pairs
+    ]
+
+
+def validate_tree(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> tuple[bool, list[str]]:
+    """Check that ``edges`` (parent, child) form one tree over ``nodes``.
+
+    Returns ``(valid, issues)``: every node has at most one parent, there is exactly one
+    root, no cycle, and every node is reachable from the root.
+    """
+    issues: list[str] = []
+    node_set = set(nodes)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(node_set)
+    parents: dict[object, object] = {}
+    for parent, child in edges:
+        if parent not in node_set or child not in node_set:
+            issues.append(f"edge {parent!r} -> {child!r} names a model outside the family")
+            continue
+        if child in parents:
+            issues.append(f"{child!r} has more than one parent")
+        parents[child] = parent
+        graph.add_edge(parent, child)
+    if not nx.is_directed_acyclic_graph(graph):
+        issues.append("the tree contains a cycle")
+    roots = [n for n in node_set if graph.in_degree(n) == 0]
+    if len(roots) != 1:
+        issues.append(f"expected one root, found {len(roots)}")
+    elif len(nx.descendants(graph, roots[0])) != len(node_set) - 1:
+        issues.append("not every model is connected to the root")
+    return (not issues, issues)
+
+
+def tree_statistics(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> dict[str, object]:
+    """Roots, leaves, depth and branching of a forest given as (parent, child) pairs."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
+    roots = sorted((n for n in graph if graph.in_degree(n) == 0), key=str)
+    leaves = sorted((n for n in graph if graph.out_degree(n) == 0), key=str)
+    depth = 0
+    if nx.is_directed_acyclic_graph(graph):
+        for root in roots:
+            lengths = nx.single_source_shortest_path_length(graph, root)
+            depth = max(depth, max(lengths.values()))
+    internal = [graph.out_degree(n) for n in graph if graph.out_degree(n) > 0]
+    return {
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "roots": roots,
+        "leaves": leaves,
+        "depth": depth,
+        "max_branching": max(internal, default=0),
+        "mean_branching": float(np.mean(internal)) if internal else 0.0,
+    }
