@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_VERSION = 1
 DEFAULT_SKETCH_DIM = 48
+PLACEMENT_DIM = 256
+_PLACEMENT_BLOCK = 4
 _SKETCH_SEED = 0x5EED_0F_1A6E
 _CHUNK_ELEMENTS = 1 << 21  # 2M values per chunk: bounded temporaries whatever the tensor size
 
@@ -90,6 +92,34 @@ class Fingerprint:
         values = [l.kurtosis for l in self.layers.values() if l.role in KURTOSIS_ROLES]
         values = [v for v in values if not math.isnan(v)]
         return float(sum(values)) if values else float("nan")
+
+    def placement_vector(self, dim: int = PLACEMENT_DIM) -> np.ndarray:
+        """A fixed-size vector whose Euclidean distances approximate relative ``l2``.
+
+        Made for approximate nearest-neighbour search (a vector index) when a new model
+        is placed into a large catalogue: candidates found this way are then compared
+        exactly on their full fingerprints. Each layer contributes the top-left
+        ``s x s`` block of its sketch (itself a valid, smaller Gaussian sketch), scaled
+        by ``k / s`` and divided by the layer norm, the whole divided by sqrt(#layers):
+        so ``||v_u - v_v||^2`` estimates the mean squared per-layer relative distance.
+        A shared Gaussian projection then maps it to ``dim`` values.
+        """
+        names = sorted(n for n, l in self.layers.items() if l.role in FINGERPRINT_ROLES)
+        if not names:
+            return np.zeros(dim, dtype=np.float32)
+        parts = []
+        for n in names:
+            layer = self.layers[n]
+            s = min(_PLACEMENT_BLOCK, *layer.sketch.shape)
+            k = math.sqrt(layer.sketch.shape[0] * layer.sketch.shape[1])
+            block = layer.sketch[:s, :s].reshape(-1) * (k / s) / (layer.norm or 1.0)
+            parts.append(block)
+        flat = np.concatenate(parts).astype(np.float32) / np.float32(math.sqrt(len(names)))
+        proj = sketch_matrix(flat.size, dim)
+        vec = flat if proj is None else proj @ flat
+        if vec.size < dim:
+            vec = np.pad(vec, (0, dim - vec.size))
+        return vec.astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """Serialise (JSON header + one float32 blob) for storage in the database."""

@@ -1,0 +1,31 @@
+"""``heritage evaluate ZOO``: accuracy of the recovered genealogy against truth.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from heritage.cli import CLIError
+from heritage.cli.options import add_recovery_options, recovery_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score our recovery against a zoo's truth.json, beside the reference and seed recipes",
+    )
+    parser.add_argument("zoo", type=Path, metavar="ZOO", help="a folder with models/ and truth.json")
+    parser.add_argument("--no-baselines", action="store_true", help="score our method only")
+    add_recovery_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from heritage.evaluate import evaluate_zoo, format_scores
+
+    if not (args.zoo / "truth.json").is_file() or not (args.zoo / "models").is_dir():
+        raise CLIError(f"{args.zoo}: expected a zoo folder with models/ and truth.json "
+                       "(build one with `heritage zoo`)", exit_code=2)
+    scores = evaluate_zoo(args.zoo, recovery_from_args(args), baselines=not args.no_baselines)
+    print(format_scores(scores))
+    return 0

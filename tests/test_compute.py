@@ -1,0 +1,197 @@
+"""The compute core on synthetic genealogies: distances, direction, families, trees."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heritage.clustering import ClusteringMethod, cluster
+from heritage.distances import DistanceMetric, distance_matrix, distances_to, pair_distance
+from heritage.errors import IncompatibleModelsError
+from heritage.exact import exact_distances
+from heritage.fingerprint import Fingerprint, fingerprint_model
+from heritage.kurtosis import Regime, decide_regime
+from heritage.loading import load_model
+from heritage.recovery import GenealogyRecovery
+from heritage.synthetic import SyntheticZoo, family_zoo, finetune, lora_child, random_root
+from heritage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+
+
+def _fingerprints(zoo: SyntheticZoo, directory: Path) -> dict[str, Fingerprint]:
+    return {n: fingerprint_model(load_model(p)) for n, p in zoo.write(directory).items()}
+
+
+def _accuracy(zoo: SyntheticZoo, edges) -> float:
+    truth = {(p, c) for c, p in zoo.parents.items() if p}
+    return sum(1 for e in edges if (e.parent, e.child) in truth) / len(truth)
+
+
+@pytest.fixture(scope="module")
+def two_families(tmp_path_factory) -> tuple[SyntheticZoo, dict[str, Fingerprint]]:
+    zoo = family_zoo(seed=1, prefix="a")
+    other = family_zoo(seed=2, prefix="b", children=2)
+    for name, weights in other.models.items():
+        zoo.add(name, weights, other.parents[name])
+    return zoo, _fingerprints(zoo, tmp_path_factory.mktemp("two"))
+
+
+def test_fingerprint_round_trip(two_families) -> None:
+    _zoo, fps = two_families
+    fp = fps["a0"]
+    back = Fingerprint.from_bytes(fp.to_bytes())
+    assert back.name == fp.name and back.structure_hash == fp.structure_hash
+    assert back.kurtosis == pytest.approx(fp.kurtosis)
+    for name, layer in fp.layers.items():
+        np.testing.assert_array_equal(back.layers[name].sketch, layer.sketch)
+
+
+def test_sketch_l2_tracks_exact_distance_and_ranks_parents_alike(tmp_path: Path) -> None:
+    zoo = family_zoo(seed=5, hidden=128, layers=2)
+    paths = zoo.write(tmp_path)
+    names = sorted(paths)
+    models = [load_model(paths[n]) for n in names]
+    fps = [fingerprint_model(m) for m in models]
+    sketch = distance_matrix(fps, DistanceMetric.L2, roles=frozenset(fps[0].layers[n].role for n in fps[0].layers))
+    exact = exact_distances(models, roles=frozenset(l.role for l in fps[0].layers.values())).relative_l2
+    off = ~np.eye(len(names), dtype=bool)
+    rel_err = np.abs(sketch[off] - exact[off]) / exact[off]
+    assert rel_err.max() < 0.1
+    # Nearest neighbour of each model: the same under the sketch and the exact distance.
+    for i in range(len(names)):
+        assert np.argmin(np.where(off[i], sketch[i], np.inf)) == np.argmin(np.where(off[i], exact[i], np.inf))
+
+
+def test_distances_are_scale_free(two_families) -> None:
+    _zoo, fps = two_families
+    a, b = fps["a0"], fps["a1"]
+    scaled = dataclasses.replace(b, layers={
+        n: dataclasses.replace(l, norm=l.norm * 100, sketch=l.sketch * 100) for n, l in b.layers.items()})
+    a_scaled = dataclasses.replace(a, layers={
+        n: dataclasses.replace(l, norm=l.norm * 100, sketch=l.sketch * 100) for n, l in a.layers.items()})
+    assert pair_distance(a_scaled, scaled, "l2") == pytest.approx(pair_distance(a, b, "l2"), rel=1e-5)
+    assert pair_distance(a, b, "l2") < 0.3 < pair_distance(a, fps["b0"], "l2")
+    assert pair_distance(a, b, "cosine") < pair_distance(a, fps["b0"], "cosine")
+
+
+def test_rank_distance_counts_lora_rank(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    root = random_root(rng, hidden=96)
+    zoo = SyntheticZoo()
+    zoo.add("root", root, None)
+    zoo.add("c1", lora_child(root, rng, rank=4), "root")
+    zoo.add("c2", lora_child(root, rng, rank=4), "root")
+    fps = _fingerprints(zoo, tmp_path)
+    k = fps["root"].sketch_dim
+    assert pair_distance(fps["root"], fps["c1"], "rank") == pytest.approx(4 / k)
+    assert pair_distance(fps["c1"], fps["c2"], "rank") == pytest.approx(8 / k)
+    recovery = GenealogyRecovery()
+    family = recovery.build_family([fps[n] for n in ("c1", "root", "c2")])
+    assert family.metric == "rank"
+    assert {(e.parent, e.child) for e in family.edges} == {("root", "c1"), ("root", "c2")}
+
+
+def test_mismatched_architectures_never_share_a_family(tmp_path: Path) -> None:
+    zoo = SyntheticZoo()
+    rng = np.random.default_rng(0)
+    small = random_root(rng, hidden=32)
+    zoo.add("small", small, None)
+    zoo.add("big", random_root(rng, hidden=48), None)
+    fps = _fingerprints(zoo, tmp_path)
+    with pytest.raises(IncompatibleModelsError):
+        pair_distance(fps["small"], fps["big"], "l2")
+    genealogy = GenealogyRecovery(threshold=100.0).recover(list(fps.values()))
+    assert sorted(len(f.members) for f in genealogy.families) == [1, 1]
+
+
+@pytest.mark.parametrize("method", list(ClusteringMethod))
+def test_families_found_without_knowing_k(two_families, method) -> None:
+    zoo, fps = two_families
+    names = sorted(fps)
+    labels = cluster(distance_matrix([fps[n] for n in names], "l2"), method)
+    groups = {}
+    for n, l in zip(names, labels):
+        groups.setdefault(int(l), set()).add(n[0])
+    assert sorted(map(sorted, groups.values())) == [["a"], ["b"]]
+
+
+def test_recovery_accuracy_on_synthetic_families(two_families) -> None:
+    zoo, fps = two_families
+    genealogy = GenealogyRecovery().recover(list(fps.values()))
+    assert len(genealogy.families) == 2
+    assert _accuracy(zoo, genealogy.edges) >= 0.9
+    for family in genealogy.families:
+        valid, issues = family.validation()
+        assert valid, issues
+        assert family.regime == Regime.FINE_TUNING.value
+
+
+def test_regime_is_decided_from_data(two_families) -> None:
+    """Reverse every model's kurtosis: the regime flips and the tree stays correct."""
+    zoo, fps = two_families
+    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
+    names = [fp.name for fp in members]
+    d = distance_matrix(members, "l2")
+    ku = [fp.kurtosis for fp in members]
+    assert decide_regime(d, ku).regime is Regime.FINE_TUNING
+    flipped = [-k for k in ku]
+    decision = decide_regime(d, flipped)
+    assert decision.regime is Regime.PRETRAINING
+    edges = build_tree(d, flipped, "mother", 0.3, decision.regime)
+    truth = {(p, c) for c, p in zoo.parents.items() if p}
+    assert sum((names[e.parent], names[e.child]) in truth for e in edges) / len(edges) >= 0.9
+
+
+@pytest.mark.parametrize("order", [("a0", "a1"), ("a1", "a0")])
+def test_two_model_family_direction_does_not_depend_on_order(two_families, order) -> None:
+    _zoo, fps = two_families
+    family = GenealogyRecovery().build_family([fps[n] for n in order])
+    assert [(e.parent, e.child) for e in family.edges] == [("a0", "a1")]
+    assert 0 < family.edges[0].confidence <= 1
+
+
+def test_tree_methods_validation_and_statistics(two_families) -> None:
+    _zoo, fps = two_families
+    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
+    names = [fp.name for fp in members]
+    d = distance_matrix(members, "l2")
+    ku = [fp.kurtosis for fp in members]
+    for method in TreeBuildingMethod:
+        edges = build_tree(d, ku, method)
+        pairs = [(names[e.parent], names[e.child]) for e in edges]
+        valid, issues = validate_tree(pairs, names)
+        assert valid, (method, issues)
+        assert all(0 <= e.confidence <= 1 for e in edges)
+    stats = tree_statistics([(names[e.parent], names[e.child]) for e in build_tree(d, ku)], names)
+    assert stats["roots"] == ["a0"] and stats["depth"] == 2 and stats["max_branching"] == 3
+    assert len(stats["leaves"]) == 6
+    bad, issues = validate_tree([("x", "y"), ("y", "x")], ["x", "y"])
+    assert not bad and any("cycle" in i for i in issues)
+    bad, issues = validate_tree([("x", "y"), ("z", "y")], ["x", "y", "z"])
+    assert not bad and any("more than one parent" in i for i in issues)
+
+
+def test_placing_a_new_model_compares_fingerprints_only(two_families) -> None:
+    _zoo, fps = two_families
+    known = [fps[n] for n in sorted(fps) if n != "a1_1"]
+    d = distances_to(fps["a1_1"], known, "l2")
+    assert known[int(np.argmin(d))].name == "a1"
+    v = fps["a1_1"].placement_vector()
+    nearest = min(known, key=lambda k: float(np.linalg.norm(k.placement_vector() - v)))
+    assert nearest.name == "a1"
+
+
+def test_adapter_attaches_to_declared_base(two_families) -> None:
+    _zoo, fps = two_families
+    base = fps["a1"]
+    layer = "encoder.layer.0.attention.self.query.weight"
+    adapter = dataclasses.replace(base, name="adapter", is_adapter=True, adapter_rank=2,
+                                  structure_hash="adapter-hash",
+                                  layers={layer: dataclasses.replace(base.layers[layer], sketch=base.layers[layer].sketch * 0.01)})
+    genealogy = GenealogyRecovery().recover([*fps.values(), adapter], declared_bases={"adapter": "/ckpt/a1"})
+    assert genealogy.parent_of("adapter") == "a1"
+    genealogy = GenealogyRecovery().recover([*fps.values(), adapter], declared_bases={"adapter": "hub/unknown"})
+    family = genealogy.family_of("adapter")
+    assert genealogy.parent_of("adapter") == family.root
