@@ -4,7 +4,8 @@ We parse the header ourselves instead of calling ``safetensors.safe_open`` becau
 want (1) a precise error for each kind of corruption (truncated file, header length
 beyond the file, invalid JSON, unknown dtype, overlapping or out-of-range offsets),
 checked before any tensor is touched, and (2) bfloat16 support without torch. Tensor
-data is never read into RAM up front: each tensor is a view of one ``np.memmap``.
+data is never read into RAM up front: each tensor is its own ``np.memmap``, mapped
+when it is loaded and unmapped when it is dropped.
 """
 
 from __future__ import annotations
@@ -97,7 +98,6 @@ def _validate_entry(name: str, entry: object, data_size: int) -> None:
 def open_safetensors(path: Path) -> tuple[dict[str, TensorRef], dict[str, str]]:
     """Open ``path`` and return lazy tensor references (raw names) and the metadata."""
     header, metadata, data_start = read_header(path)
-    mapped = np.memmap(path, dtype=np.uint8, mode="r") if header else None
     refs: dict[str, TensorRef] = {}
     for name, entry in header.items():
         code = entry["dtype"]
@@ -105,8 +105,13 @@ def open_safetensors(path: Path) -> tuple[dict[str, TensorRef], dict[str, str]]:
         begin, end = entry["data_offsets"]
 
         def load(begin=begin, end=end, code=code, shape=shape) -> np.ndarray:
-            raw = mapped[data_start + begin : data_start + end].view(SAFETENSORS_DTYPES[code])
-            return to_float32(raw.reshape(shape), code)
+            dtype = SAFETENSORS_DTYPES[code]
+            if end == begin:
+                return np.zeros(shape, dtype=np.float32)
+            # One mapping per tensor: when the array is dropped the pages are unmapped,
+            # so resident memory follows the tensor being processed, not the whole file.
+            raw = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+            return to_float32(raw, code)
 
         refs[name] = TensorRef(name=name, shape=shape, dtype=code, loader=load)
     return refs, metadata

