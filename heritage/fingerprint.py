@@ -196,20 +196,22 @@ def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
     # float64 across chunks. Weight matrices have |mean| << std, so central moments
     # from raw sums lose no meaningful precision and no shifted copy is needed.
     s1 = s2 = s3 = s4 = 0.0
-    for start in range(0, out_dim, rows):
-        chunk = np.asarray(w[start : start + rows], dtype=np.float32)
-        z[start : start + rows] = chunk if right is None else chunk @ right.T
-        flat = chunk.reshape(-1)
-        s2 += float(np.dot(flat, flat))
-        if with_moments:
-            x2 = flat * flat
-            s1 += float(flat.sum(dtype=np.float64))
-            s3 += float(np.dot(x2, flat))
-            s4 += float(np.dot(x2, x2))
-    if not math.isfinite(s2) or (with_moments and not math.isfinite(s4 + s1)):
-        bad = int(np.count_nonzero(~np.isfinite(np.asarray(w))))
-        raise InvalidWeightsError(f"tensor {name!r} has {bad} NaN/Inf values")
-    sketch = z if left is None else left @ z
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        for start in range(0, out_dim, rows):
+            chunk = np.asarray(w[start : start + rows], dtype=np.float32)
+            z[start : start + rows] = chunk if right is None else chunk @ right.T
+            flat = chunk.reshape(-1)
+            s2 += float(np.dot(flat, flat))
+            if with_moments:
+                x2 = flat * flat
+                s1 += float(flat.sum(dtype=np.float64))
+                s3 += float(np.dot(x2, flat))
+                s4 += float(np.dot(x2, x2))
+        if not math.isfinite(s2) or (with_moments and not math.isfinite(s4 + s1)):
+            bad = int(np.count_nonzero(~np.isfinite(np.asarray(w))))
+            what = f"{bad} NaN/Inf values" if bad else "values too large for float32 arithmetic"
+            raise InvalidWeightsError(f"tensor {name!r} has {what}")
+        sketch = z if left is None else left @ z
     n = w.size
     if with_moments and n > 1:
         m1, r2, r3, r4 = s1 / n, s2 / n, s3 / n, s4 / n

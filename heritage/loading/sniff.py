@@ -50,7 +50,7 @@ def _is_torch_zip(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return any(n.endswith("data.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # a damaged archive can raise almost anything; it is just "not torch"
         return False
 
 

