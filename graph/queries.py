@@ -8,6 +8,7 @@ formatting: every value reaches Neo4j as a query parameter.
 from __future__ import annotations
 
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -15,7 +16,16 @@ from graph.errors import UnknownQueryError
 
 __all__ = ["CYPHER_DIR", "available_queries", "is_query_name", "load_query", "split_statements"]
 
-CYPHER_DIR = Path(__file__).resolve().parents[1] / "cypher"
+def _cypher_dir() -> Path:
+    """``<repo>/cypher`` in a checkout or editable install; the copy that a regular
+    installation puts under ``<prefix>/share/model-heritage/cypher`` otherwise."""
+    in_repo = Path(__file__).resolve().parents[1] / "cypher"
+    if in_repo.is_dir():
+        return in_repo
+    return Path(sys.prefix) / "share" / "model-heritage" / "cypher"
+
+
+CYPHER_DIR = _cypher_dir()
 
 # A query name is a file stem: lower-case identifier, no path separators.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
