@@ -1,0 +1,6 @@
+// Every model that takes part in genealogies (status ok), with what reclustering needs.
+// Parameters: none
+MATCH (m:Model {status: 'ok'})
+RETURN m.id AS id, m.name AS name, m.sha256 AS sha256, m.isAdapter AS isAdapter,
+       m.structureHash AS structureHash, m.declaredBase AS declaredBase
+ORDER BY m.createdAt, m.name

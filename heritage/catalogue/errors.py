@@ -1,0 +1,81 @@
+"""Errors of the catalogue service.
+
+Each carries a one-line message fit for a CLI line or an HTTP ``detail``; the API maps
+them to status codes (404 for the *NotFound errors, 409 for name/duplicate conflicts,
+403 for paths outside the import roots).  ``graph.errors.DatabaseUnavailable`` is not
+wrapped: it passes through so that every caller reports "Neo4j is down" the same way.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogueError",
+    "ModelNotFound",
+    "FamilyNotFound",
+    "JobNotFound",
+    "NameTakenError",
+    "PathNotAllowedError",
+    "DuplicateModel",
+    "ConcurrentUpdateError",
+]
+
+
+class CatalogueError(Exception):
+    """Base class of every error the catalogue raises on purpose."""
+
+
+class ModelNotFound(CatalogueError, LookupError):
+    """No model with that id (or name)."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no model {ref!r} in the catalogue")
+        self.ref = ref
+
+
+class FamilyNotFound(CatalogueError, LookupError):
+    """No family with that id."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no family {ref!r} in the catalogue")
+        self.ref = ref
+
+
+class JobNotFound(CatalogueError, LookupError):
+    """No job with that id."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no job {ref!r}")
+        self.ref = ref
+
+
+class NameTakenError(CatalogueError):
+    """Another model (with different weights) already has this name; names are unique."""
+
+    def __init__(self, name: str, existing_id: str | None = None) -> None:
+        super().__init__(
+            f"the name {name!r} is already used by another model"
+            + (f" (id {existing_id})" if existing_id else "")
+            + "; choose another name"
+        )
+        self.name = name
+        self.existing_id = existing_id
+
+
+class PathNotAllowedError(CatalogueError, PermissionError):
+    """A path to register lies outside every HERITAGE_IMPORT_ROOTS folder."""
+
+
+class DuplicateModel(CatalogueError):
+    """The same weights (SHA-256) are already in the catalogue as ``existing_id``."""
+
+    def __init__(self, existing_id: str, name: str | None = None) -> None:
+        super().__init__(
+            f"these weights are already in the catalogue as model {existing_id}"
+            + (f" ({name})" if name else "")
+        )
+        self.existing_id = existing_id
+        self.name = name
+
+
+class ConcurrentUpdateError(CatalogueError):
+    """A family kept changing under us (another writer) after several retries."""

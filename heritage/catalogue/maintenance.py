@@ -1,0 +1,303 @@
+"""Changing what is stored: delete, rebuild a family, reprocess a model, recluster all.
+
+Every operation computes the new trees first (outside any transaction), then writes the
+change and every affected tree in ONE write transaction through
+:func:`heritage.catalogue.commit.commit_plans`; if a family changed meanwhile the plan is
+recomputed.  Deleting a model re-attaches its children because the family's tree is
+rebuilt without it; a family left empty is deleted in the same transaction, so no stale
+or orphaned Family node survives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+from collections.abc import Callable
+
+from graph.driver import GraphTransaction, read, run_in_write_transaction, write
+from graph.errors import ConstraintViolation
+from heritage.catalogue.commit import (
+    StaleFamilyError,
+    commit_plans,
+    delete_empty_families,
+    lock_families,
+    new_run_id,
+    update_stats,
+    write_trees,
+)
+from heritage.catalogue.context import MAX_ATTEMPTS, Context
+from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
+from heritage.catalogue.importer import constraint_kind, read_family
+from heritage.catalogue.placement import adapter_family, declared_base_candidates, nearest_relatives
+from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family, plan_from_recovered
+from heritage.catalogue.prepare import Prepared, open_model, prepare_model
+from heritage.errors import HeritageError, ModelLoadError
+from heritage.fingerprint import FINGERPRINT_VERSION
+
+__all__ = ["delete_model", "rebuild_family", "reprocess_model", "recluster"]
+
+log = logging.getLogger(__name__)
+
+
+def _retrying(what: str, attempt_once: Callable[[], Any]) -> Any:
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return attempt_once()
+        except StaleFamilyError as exc:
+            log.info("retrying %s (attempt %d): %s", what, attempt + 1, exc)
+    raise ConcurrentUpdateError(f"could not {what}: the families involved kept changing")
+
+
+def _without(ctx: Context, family_id: str, model_id: str
+             ) -> tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]], list[Member]]:
+    """Plans that take ``model_id`` out of ``family_id``: a rebuilt family, or its deletion."""
+    state = read_family(family_id)
+    if state is None:
+        raise StaleFamilyError(f"family {family_id} disappeared")
+    version, members = state
+    everyone = frozenset(m.id for m in members)
+    remaining = [m for m in members if m.id != model_id]
+    if not remaining:
+        return [], {family_id: (version, everyone)}, []
+    fps = ctx.cache.get_many((m.id, m.sha256) for m in remaining)
+    plan = plan_family(ctx.recovery, family_id, remaining, fps, expected_version=version,
+                       expected_members=everyone)
+    return [plan], {}, remaining
+
+
+def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
+    """Delete a model; its family's tree is rebuilt without it in the same transaction.
+
+    Returns ``{id, name, family_id, family_deleted, children}`` (``children``: the former
+    children, now re-attached within the family).
+    """
+    def once() -> dict[str, Any]:
+        rows = read("model_get", id=model_id)
+        if not rows:
+            raise ModelNotFound(model_id)
+        name, family_id = rows[0]["model"]["name"], rows[0]["familyId"]
+        children = [r["id"] for r in read("lineage_descendants", id=model_id, depth=1)]
+        plans, absorbed = [], {}
+        if family_id:
+            plans, absorbed, _ = _without(ctx, family_id, model_id)
+
+        def delete(tx: GraphTransaction) -> None:
+            if not tx.run("model_delete", id=model_id):
+                raise StaleFamilyError(f"model {model_id} was deleted meanwhile")
+            tx.run("catalogue_drop_orphan_placeholders")
+
+        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+                                                         absorbed=absorbed, before_trees=delete))
+        ctx.cache.forget(model_id)
+        log.info("deleted model %s (%s)", model_id, name)
+        return {"id": model_id, "name": name, "family_id": family_id,
+                "family_deleted": bool(family_id) and not plans, "children": children}
+
+    with ctx.write_lock:
+        return _retrying(f"delete model {model_id}", once)
+
+
+def rebuild_family(ctx: Context, family_id: str) -> dict[str, Any]:
+    """Recompute and store one family's tree from its members' stored fingerprints.
+
+    Returns ``{family_id, members, edges}`` (counts).
+    """
+    def once() -> dict[str, Any]:
+        state = read_family(family_id)
+        if state is None:
+            raise FamilyNotFound(family_id)
+        version, members = state
+        if not members:
+            run_in_write_transaction(lambda tx: delete_empty_families(tx, [family_id]))
+            raise FamilyNotFound(family_id)
+        fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
+        plan = plan_family(ctx.recovery, family_id, members, fps, expected_version=version,
+                           expected_members=[m.id for m in members])
+        run_in_write_transaction(lambda tx: commit_plans(tx, [plan], lam=ctx.recovery.lam))
+        return {"family_id": family_id, "members": len(plan.members), "edges": len(plan.edges)}
+
+    with ctx.write_lock:
+        return _retrying(f"rebuild family {family_id}", once)
+
+
+def _profile_update(prepared: Prepared) -> dict[str, Any]:
+    props = prepared.props()
+    for key in ("id", "name", "description"):
+        props.pop(key, None)
+    return props
+
+
+def reprocess_model(ctx: Context, model_id: str) -> str:
+    """Re-read a model's weights from its stored path and re-place it.
+
+    Success refreshes profile, fingerprint and placement and rebuilds the family (or
+    families, if it moves) in one transaction.  A model that can no longer be read gets
+    status ``error`` with the reason, and leaves its family (whose tree is rebuilt
+    without it) until a later reprocess succeeds.  Returns the new status.
+    """
+    rows = read("model_get", id=model_id)
+    if not rows:
+        raise ModelNotFound(model_id)
+    model = rows[0]["model"]
+    write("model_set_status", id=model_id, status="processing", error=None)
+    try:
+        prepared = prepare_model(open_model(model["path"] or "", model["name"]),
+                                 model.get("description"), model_id=model_id)
+    except (ModelLoadError, HeritageError, OSError) as exc:
+        _mark_error(ctx, model_id, f"reprocessing failed: {exc}")
+        return "error"
+
+    def once() -> None:
+        current = read("model_get", id=model_id)
+        if not current:
+            raise ModelNotFound(model_id)
+        old_family = current[0]["familyId"]
+        fp = prepared.fingerprint
+        if prepared.profile.is_adapter:
+            new_family = adapter_family(fp, prepared.profile.declared_base, ctx.cache)
+        else:
+            relatives = nearest_relatives(fp, ctx.cache, exact_limit=ctx.config.exact_placement_limit,
+                                          candidates=ctx.config.placement_candidates,
+                                          max_approximate=ctx.config.max_approximate_distance,
+                                          exclude=[model_id])
+            near = relatives[0] if relatives and relatives[0].distance <= ctx.config.threshold else None
+            new_family = near.family_id if near else None
+        plans: list[FamilyPlan] = []
+        absorbed: dict[str, tuple[int, frozenset[str]]] = {}
+        remaining: list[Member] = []
+        if old_family and old_family != new_family:
+            plans, absorbed, _ = _without(ctx, old_family, model_id)
+        if new_family is None:
+            plans.append(plan_family(ctx.recovery, uuid.uuid4().hex, [prepared.member()],
+                                     {model_id: fp}, expected_version=None))
+        else:
+            state = read_family(new_family)
+            if state is None:
+                raise StaleFamilyError(f"family {new_family} disappeared")
+            version, members = state
+            remaining = [m for m in members if m.id != model_id]
+            fps = ctx.cache.get_many((m.id, m.sha256) for m in remaining)
+            fps[model_id] = fp
+            plans.append(plan_family(ctx.recovery, new_family, [*remaining, prepared.member()], fps,
+                                     expected_version=version, expected_members=[m.id for m in members]))
+
+        def update(tx: GraphTransaction) -> None:
+            tx.run("model_update_profile", id=model_id, props=_profile_update(prepared),
+                   fingerprint=prepared.data, fingerprintVersion=FINGERPRINT_VERSION)
+            row = prepared.declared_row()
+            if row is not None:
+                tx.run("model_link_declared_bases", rows=[row])
+            tx.run("catalogue_drop_orphan_placeholders")
+
+        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+                                                         absorbed=absorbed, before_trees=update))
+
+    with ctx.write_lock:
+        try:
+            _retrying(f"reprocess model {model_id}", once)
+        except ConstraintViolation as exc:
+            if constraint_kind(exc) != "sha256":
+                raise
+            twin = read("model_ids_by_sha256", sha256s=[prepared.sha256])
+            other = twin[0]["name"] if twin else "another model"
+            _mark_error(ctx, model_id, f"the weights at {prepared.path} are now identical to {other}'s")
+            return "error"
+    ctx.cache.forget(model_id)
+    ctx.cache.put(model_id, prepared.sha256, prepared.fingerprint, len(prepared.data))
+    return "ok"
+
+
+def _mark_error(ctx: Context, model_id: str, message: str) -> None:
+    """Status ``error`` with ``message``; the model leaves its family, whose tree is rebuilt."""
+    def once() -> None:
+        rows = read("model_get", id=model_id)
+        if not rows:
+            raise ModelNotFound(model_id)
+        family_id = rows[0]["familyId"]
+        plans, absorbed = [], {}
+        if family_id:
+            plans, absorbed, _ = _without(ctx, family_id, model_id)
+
+        def mark(tx: GraphTransaction) -> None:
+            tx.run("model_set_status", id=model_id, status="error", error=message)
+
+        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+                                                         absorbed=absorbed, before_trees=mark))
+
+    log.warning("model %s: %s", model_id, message)
+    with ctx.write_lock:
+        _retrying(f"mark model {model_id} failed", once)
+    ctx.cache.forget(model_id)
+
+
+def _reuse_ids(new_families: list[list[str]], old: dict[str, set[str]]) -> list[str]:
+    """An id per new family: the old family it overlaps most (each old id used once),
+    largest new families first; a fresh id when none overlaps."""
+    ids: list[str | None] = [None] * len(new_families)
+    used: set[str] = set()
+    for i in sorted(range(len(new_families)), key=lambda i: -len(new_families[i])):
+        members = set(new_families[i])
+        best = max(((len(members & m), fid) for fid, m in old.items() if fid not in used and members & m),
+                   default=None)
+        if best is not None:
+            ids[i] = best[1]
+            used.add(best[1])
+    return [fid or uuid.uuid4().hex for fid in ids]
+
+
+def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """Recompute every family and tree from the stored fingerprints with the configured
+    clustering, and replace the whole genealogy in one transaction.
+
+    Family ids are kept for new families that overlap an old one; families no longer
+    needed are deleted.  Returns counts: ``models``, ``families``, ``edges``,
+    ``reused_families``, ``new_families``, ``deleted_families``, ``seconds``.
+    """
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    def once() -> dict[str, Any]:
+        started = time.perf_counter()
+        report(0.05, "reading fingerprints")
+        members = [member_from_row(r) for r in read("model_keys_all")]
+        fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
+        members = [m for m in members if m.id in fps]
+        name_to_id = {m.name: m.id for m in members if not m.is_adapter}
+        declared = {
+            m.id: next((name_to_id[n] for n in declared_base_candidates(m.declared_base) if n in name_to_id), None)
+            for m in members if m.is_adapter
+        }
+        report(0.3, f"recovering families and trees of {len(members)} models")
+        genealogy = ctx.recovery.recover([fps[m.id] for m in members], declared_bases=declared)
+        old = {r["id"]: set(r["members"]) for r in read("catalogue_family_memberships")}
+        ids = _reuse_ids([f.members for f in genealogy.families], old)
+        plans = [plan_from_recovered(ctx.recovery, fid, family) for fid, family in zip(ids, genealogy.families)]
+        report(0.8, f"writing {len(plans)} families")
+
+        def replace_all(tx: GraphTransaction) -> int:
+            tx.run("catalogue_clear_genealogy")
+            lock_families(tx, ids)
+            write_trees(tx, plans, ctx.recovery.lam, new_run_id())
+            update_stats(tx, plans)
+            deleted = delete_empty_families(tx, None)
+            if tx.run("model_unplaced"):
+                raise StaleFamilyError("models were added while reclustering")
+            return deleted
+
+        deleted = run_in_write_transaction(replace_all)
+        reused = sum(1 for fid in ids if fid in old)
+        return {
+            "models": len(members),
+            "families": len(plans),
+            "edges": sum(len(p.edges) for p in plans),
+            "reused_families": reused,
+            "new_families": len(plans) - reused,
+            "deleted_families": deleted,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    with ctx.write_lock:
+        return _retrying("recluster", once)

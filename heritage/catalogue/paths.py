@@ -1,0 +1,52 @@
+"""Which server-side paths ``register`` may read: only inside HERITAGE_IMPORT_ROOTS.
+
+Why: registering a path makes the server open it; without a boundary any client could
+make it read any file it can (the seed accepted anything).  Paths are resolved (symlinks
+followed, ``..`` collapsed) before the check, and for a folder every file inside it is
+checked too, so a symlink inside an allowed folder cannot point outside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from collections.abc import Sequence
+
+from heritage.catalogue.errors import PathNotAllowedError
+
+__all__ = ["check_import_path"]
+
+# A model folder is small (config, card, a few shards); a huge tree is not a model.
+_MAX_FOLDER_ENTRIES = 10_000
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def check_import_path(path: str | Path, roots: Sequence[Path]) -> Path:
+    """The resolved ``path`` when it lies inside one of ``roots``; else
+    :class:`PathNotAllowedError`.  A relative path is taken relative to each root in turn."""
+    if not roots:
+        raise PathNotAllowedError(
+            "registering server-side paths is disabled: set HERITAGE_IMPORT_ROOTS to the folders it may read"
+        )
+    resolved_roots = [Path(r).expanduser().resolve() for r in roots]
+    raw = Path(path).expanduser()
+    if ".." in raw.parts:
+        raise PathNotAllowedError(f"{path}: '..' is not allowed in paths to register")
+    if raw.is_absolute():
+        candidates = [raw.resolve()]
+    else:
+        candidates = [(root / raw).resolve() for root in resolved_roots]
+        existing = [c for c in candidates if c.exists()]
+        candidates = existing[:1] or candidates[:1]
+    resolved = candidates[0]
+    if not _inside(resolved, resolved_roots):
+        raise PathNotAllowedError(f"{path} is outside the import roots ({', '.join(map(str, resolved_roots))})")
+    if resolved.is_dir():
+        for count, entry in enumerate(resolved.rglob("*")):
+            if count >= _MAX_FOLDER_ENTRIES:
+                raise PathNotAllowedError(f"{path}: more than {_MAX_FOLDER_ENTRIES} entries; not a model folder")
+            if not _inside(entry.resolve(), resolved_roots):
+                raise PathNotAllowedError(f"{path}: {entry.name} links outside the import roots")
+    return resolved

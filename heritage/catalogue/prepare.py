@@ -1,0 +1,107 @@
+"""Reading one model for the catalogue: open and hash it, then profile and fingerprint it.
+
+The two steps are separate on purpose: hashing (streaming the files once) is enough to
+recognise weights that are already stored, so a re-run of an import skips them without
+the cost of fingerprinting.  Both steps raise :class:`heritage.errors.ModelLoadError`
+(with a one-line reason) for a bad model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heritage.catalogue.placement import declared_base_candidates, placement_vector
+from heritage.catalogue.planning import Member
+from heritage.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_model
+from heritage.loading import LoadedModel, load_model
+from heritage.profile import ModelProfile, file_sha256, profile_model
+
+__all__ = ["Opened", "Prepared", "open_model", "prepare_model"]
+
+
+@dataclass
+class Opened:
+    """A model opened (headers only) and hashed, not yet fingerprinted."""
+
+    name: str
+    path: Path
+    model: LoadedModel
+    sha256: str
+
+
+@dataclass
+class Prepared:
+    """A model ready to store: new id, profile, fingerprint (named by id) and its bytes."""
+
+    id: str
+    name: str
+    path: Path
+    description: str | None
+    profile: ModelProfile
+    fingerprint: Fingerprint
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return self.profile.sha256
+
+    def props(self) -> dict[str, Any]:
+        """Model node properties (camelCase, as in cypher/README.md)."""
+        p = self.profile
+        kurtosis = self.fingerprint.kurtosis
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "sha256": p.sha256,
+            "format": p.format,
+            "params": p.params,
+            "tensors": p.tensors,
+            "layers": p.layers,
+            "structureHash": p.structure_hash,
+            "dtype": ",".join(p.dtypes),
+            "isAdapter": p.is_adapter,
+            "adapterRank": p.adapter_rank,
+            "kurtosis": None if math.isnan(kurtosis) else kurtosis,
+            "status": "ok",
+            "error": None,
+            "path": str(self.path),
+            "declaredBase": p.declared_base,
+            "declaredRelation": p.declared_relation,
+            "placement": placement_vector(self.fingerprint),
+        }
+
+    def create_row(self) -> dict[str, Any]:
+        return {"props": self.props(), "fingerprint": self.data, "fingerprintVersion": FINGERPRINT_VERSION}
+
+    def declared_row(self) -> dict[str, Any] | None:
+        base = self.profile.declared_base
+        if not base:
+            return None
+        return {"id": self.id, "base": base, "candidates": declared_base_candidates(base),
+                "relation": self.profile.declared_relation}
+
+    def member(self) -> Member:
+        return Member(id=self.id, name=self.name, sha256=self.sha256,
+                      is_adapter=self.profile.is_adapter, declared_base=self.profile.declared_base)
+
+
+def open_model(path: str | Path, name: str | None = None) -> Opened:
+    """Open ``path`` (headers only) and compute the SHA-256 of its files."""
+    path = Path(path).expanduser().resolve()
+    model = load_model(path, name)
+    return Opened(name=model.name, path=path, model=model, sha256=file_sha256(model.files))
+
+
+def prepare_model(opened: Opened, description: str | None = None, model_id: str | None = None) -> Prepared:
+    """Profile and fingerprint an opened model (reads every compared weight matrix once)."""
+    profile = profile_model(opened.model, sha256=opened.sha256)
+    model_id = model_id or uuid.uuid4().hex
+    fingerprint = dataclasses.replace(fingerprint_model(opened.model), name=model_id)
+    return Prepared(id=model_id, name=opened.name, path=opened.path, description=description,
+                    profile=profile, fingerprint=fingerprint, data=fingerprint.to_bytes())

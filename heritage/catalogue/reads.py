@@ -1,0 +1,291 @@
+"""Reading the stored catalogue: each function runs named Cypher queries and shapes rows.
+
+Nothing here recomputes a tree from weights: genealogies and lineages are what the last
+write stored (the seed rebuilt trees on every GET and could disagree with its own
+stored parents).  Tree statistics and validation are computed from the stored edges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph.driver import read
+from heritage.catalogue.config import MAX_DEPTH
+from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
+from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
+from heritage.trees import tree_statistics, validate_tree
+
+__all__ = [
+    "validate_depth",
+    "get_model",
+    "find_model",
+    "list_models",
+    "list_families",
+    "get_family",
+    "family_models",
+    "genealogy",
+    "lineage",
+    "root_of",
+    "path_between",
+    "lowest_common_ancestor",
+    "siblings",
+    "declared_mismatches",
+    "statistics",
+    "family_size_distribution",
+]
+
+
+def validate_depth(depth: int) -> int:
+    """``depth`` as an int in 1..MAX_DEPTH, else ``ValueError`` (Cypher cannot bound
+    variable-length patterns by a parameter, so the queries filter a fixed maximum)."""
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise ValueError(f"depth must be an integer, got {depth!r}")
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+    return depth
+
+
+def _paging(skip: int, limit: int) -> tuple[int, int]:
+    if skip < 0:
+        raise ValueError("skip must be >= 0")
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    return int(skip), int(limit)
+
+
+def get_model(model_id: str) -> ModelRecord:
+    rows = read("model_get", id=model_id)
+    if not rows:
+        raise ModelNotFound(model_id)
+    return model_record(rows[0])
+
+
+def find_model(ref: str) -> ModelRecord:
+    """A model by id or by name."""
+    rows = read("model_find", ref=ref)
+    if not rows:
+        raise ModelNotFound(ref)
+    return model_record(rows[0])
+
+
+def list_models(q: str | None = None, family_id: str | None = None, format: str | None = None,
+                status: str | None = None, skip: int = 0, limit: int = 50) -> tuple[list[ModelRecord], int]:
+    """A page of models (newest first) matching the filters, and the total that match."""
+    skip, limit = _paging(skip, limit)
+    rows = read("model_list", q=q or None, familyId=family_id, format=format, status=status,
+                skip=skip, limit=limit)
+    if not rows:
+        return [], 0
+    return [model_record(item) for item in rows[0]["items"]], int(rows[0]["total"])
+
+
+def list_families(skip: int = 0, limit: int = 1000) -> list[FamilyRecord]:
+    """Families, largest first, each with its real member count and root(s)."""
+    skip, limit = _paging(skip, limit)
+    return [family_record(r) for r in read("family_list", skip=skip, limit=limit)]
+
+
+def get_family(family_id: str) -> FamilyRecord:
+    rows = read("family_get", id=family_id)
+    if not rows:
+        raise FamilyNotFound(family_id)
+    return family_record(rows[0])
+
+
+def family_models(family_id: str) -> list[ModelRecord]:
+    get_family(family_id)  # 404 for an unknown family rather than an empty list
+    return [model_record(r) for r in read("family_models", id=family_id)]
+
+
+def genealogy(family_id: str) -> dict[str, Any]:
+    """A family's stored tree.
+
+    Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with parent/confidence),
+    ``nodes`` (``{id, name, parent_id, confidence, generation, is_root, is_leaf,
+    is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name,
+    confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
+    ``statistics`` (:func:`heritage.trees.tree_statistics` over ids), ``validation``
+    (``{valid, issues}``) and ``mean_confidence``.
+    """
+    rows = read("family_genealogy", id=family_id)
+    if not rows:
+        raise FamilyNotFound(family_id)
+    row = rows[0]
+    models = {m["id"]: m for m in row["models"]}
+    edges = [
+        {"parent": e["parent"], "child": e["child"],
+         "parent_name": models.get(e["parent"], {}).get("name"),
+         "child_name": models.get(e["child"], {}).get("name"),
+         "confidence": native(e["confidence"]), "distance": native(e["distance"]),
+         "method": e["method"], "lambda_": e["lambda"], "run_id": e["runId"],
+         "created_at": native(e["createdAt"])}
+        for e in row["edges"]
+    ]
+    parent_of = {e["child"]: e for e in edges}
+    pairs = [(e["parent"], e["child"]) for e in edges]
+    ids = list(models)
+    stats = tree_statistics(pairs, ids)
+    valid, issues = validate_tree(pairs, ids) if ids else (True, [])
+    children = {e["parent"] for e in edges}
+
+    def generation(node: str) -> int:
+        steps, seen = 0, {node}
+        while node in parent_of and steps <= len(ids):
+            node = parent_of[node]["parent"]
+            if node in seen:
+                break
+            seen.add(node)
+            steps += 1
+        return steps
+
+    family = family_record({"family": row["family"], "members": len(models), "roots": [
+        {"id": i, "name": models[i]["name"]} for i in ids if i not in parent_of]})
+    model_records = [
+        model_record({"model": m, "familyId": family_id,
+                      "parentId": parent_of.get(m["id"], {}).get("parent"),
+                      "parentName": parent_of.get(m["id"], {}).get("parent_name"),
+                      "confidence": parent_of.get(m["id"], {}).get("confidence"),
+                      "distance": parent_of.get(m["id"], {}).get("distance"),
+                      "method": parent_of.get(m["id"], {}).get("method")})
+        for m in row["models"]
+    ]
+    nodes = [
+        {"id": i, "name": models[i]["name"], "parent_id": parent_of.get(i, {}).get("parent"),
+         "confidence": parent_of.get(i, {}).get("confidence"), "generation": generation(i),
+         "is_root": i not in parent_of, "is_leaf": i not in children,
+         "is_adapter": bool(models[i].get("isAdapter")), "status": models[i].get("status")}
+        for i in ids
+    ]
+    confidences = [e["confidence"] for e in edges if e["confidence"] is not None]
+    return {
+        "family": family,
+        "models": model_records,
+        "nodes": nodes,
+        "edges": edges,
+        "roots": [n["id"] for n in nodes if n["is_root"]],
+        "statistics": stats,
+        "validation": {"valid": valid, "issues": issues},
+        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
+    }
+
+
+def _light(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
+        "generation": row.get("generation"), "confidence": native(row.get("confidence")),
+        "distance": native(row.get("distance")), "method": row.get("method"),
+    }
+
+
+def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
+    """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50).
+
+    Keys: ``model`` (ModelRecord), ``depth``, ``parent_id``, ``confidence`` (of the
+    model's own parent edge), ``root`` (``{id, name, generations}``), ``ancestors``
+    (``{id, name, status, format, generation, confidence, distance, method, child_id}``;
+    ``confidence`` is that of the edge from ``child_id`` to this ancestor),
+    ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.
+    """
+    depth = validate_depth(depth)
+    model = get_model(model_id)
+    ancestors = [dict(_light(r), child_id=r["childId"]) for r in read("lineage_ancestors", id=model_id, depth=depth)]
+    rows = read("lineage_descendants", id=model_id, depth=depth)
+    nodes = {r["id"]: dict(_light(r), children=[]) for r in rows}
+    top: list[dict[str, Any]] = []
+    for r in rows:  # ordered by generation: a parent is always placed before its children
+        node = nodes[r["id"]]
+        (nodes[r["parentId"]]["children"] if r["parentId"] in nodes else top).append(node)
+    root = read("lineage_root", id=model_id)
+    return {
+        "model": model,
+        "depth": depth,
+        "parent_id": model["parent_id"],
+        "confidence": model["confidence"],
+        "root": dict(root[0]) if root else None,
+        "ancestors": ancestors,
+        "descendants": top,
+        "descendant_count": len(rows),
+    }
+
+
+def root_of(model_id: str) -> dict[str, Any]:
+    """``{id, name, generations}`` of the root of the model's tree."""
+    rows = read("lineage_root", id=model_id)
+    if not rows:
+        raise ModelNotFound(model_id)
+    return dict(rows[0])
+
+
+def _require_models(*ids: str) -> None:
+    for row in read("model_exists", ids=list(ids)):
+        if not row["exists"]:
+            raise ModelNotFound(row["id"])
+
+
+def path_between(a: str, b: str) -> dict[str, Any] | None:
+    """The tree path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent, child,
+    confidence}], length}``, or ``None`` when they are not in the same tree."""
+    _require_models(a, b)
+    rows = read("lineage_path", a=a, b=b)
+    return native(dict(rows[0])) if rows else None
+
+
+def lowest_common_ancestor(a: str, b: str) -> dict[str, Any] | None:
+    """``{id, name, from_a, from_b}`` (generations from each), or ``None`` if unrelated."""
+    _require_models(a, b)
+    rows = read("lineage_lowest_common_ancestor", a=a, b=b)
+    if not rows:
+        return None
+    r = rows[0]
+    return {"id": r["id"], "name": r["name"], "from_a": r["fromA"], "from_b": r["fromB"]}
+
+
+def siblings(model_id: str) -> list[dict[str, Any]]:
+    """Models sharing this model's recovered parent: ``{id, name, status, format,
+    confidence, parent_id, parent_name}``."""
+    _require_models(model_id)
+    return [
+        {"id": r["id"], "name": r["name"], "status": r["status"], "format": r["format"],
+         "confidence": native(r["confidence"]), "parent_id": r["parentId"], "parent_name": r["parentName"]}
+        for r in read("lineage_siblings", id=model_id)
+    ]
+
+
+def declared_mismatches() -> list[dict[str, Any]]:
+    """Models whose declared base is not their recovered parent: ``{id, name, relation,
+    declared_name, declared_id, declared_external, recovered_id, recovered_name,
+    confidence}`` (``declared_external``: the declared base is not in the catalogue)."""
+    return [
+        {"id": r["id"], "name": r["name"], "relation": r["relation"], "declared_name": r["declaredName"],
+         "declared_id": r["declaredId"], "declared_external": bool(r["declaredExternal"]),
+         "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
+         "confidence": native(r["confidence"])}
+        for r in read("lineage_declared_mismatches")
+    ]
+
+
+def statistics() -> dict[str, Any]:
+    """Counts: ``models``, ``adapters``, ``models_by_status`` ({status: n}), ``families``,
+    ``derived_edges``, ``declared_edges``, ``external_models``, ``fingerprints``,
+    ``jobs_by_state``, and consistency checks ``unplaced_models``, ``stale_families``
+    (stored memberCount differs from membership), ``empty_families`` (all 0 when healthy)."""
+    r = read("catalogue_statistics")[0]
+    return {
+        "models": r["models"],
+        "adapters": r["adapters"],
+        "models_by_status": {x["status"]: x["count"] for x in r["modelsByStatus"]},
+        "families": r["families"],
+        "derived_edges": r["derivedEdges"],
+        "declared_edges": r["declaredEdges"],
+        "external_models": r["externalModels"],
+        "fingerprints": r["fingerprints"],
+        "jobs_by_state": {x["state"]: x["count"] for x in r["jobsByState"]},
+        "unplaced_models": r["unplacedModels"],
+        "stale_families": r["staleFamilies"] or 0,
+        "empty_families": r["emptyFamilies"] or 0,
+    }
+
+
+def family_size_distribution() -> dict[int, int]:
+    """{family size: number of families of that size}, from real membership."""
+    return {int(r["size"]): int(r["families"]) for r in read("catalogue_family_sizes")}

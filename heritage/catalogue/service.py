@@ -1,0 +1,258 @@
+"""The catalogue service: models, families and their stored genealogy in Neo4j.
+
+:class:`Catalogue` is the one entry point the API and the CLI use.  Create one per
+process and share it between threads: the Neo4j driver is thread-safe, genealogy
+rewrites are serialised by a lock inside the process and guarded by family versions
+across processes, and reads run in their own transactions.
+
+Writes (import, delete, rebuild, reprocess, recluster) compute trees from stored
+fingerprints (never by reloading weights, except ``reprocess``) and store each change
+with the trees it affects in one transaction.  Reads return stored genealogies.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+
+from graph.driver import check_connectivity, get_driver
+from graph.schema import apply_schema
+from graph.settings import Neo4jSettings
+from heritage.catalogue import importer, jobs, maintenance, reads
+from heritage.catalogue.config import MAX_DEPTH, CatalogueConfig
+from heritage.catalogue.context import Context
+from heritage.catalogue.paths import check_import_path
+from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
+from heritage.errors import ModelLoadError
+from heritage.ingest import model_entries
+
+__all__ = ["Catalogue", "collect_entries"]
+
+log = logging.getLogger(__name__)
+
+
+def collect_entries(paths: Iterable[str | Path], recursive: bool = False) -> list[tuple[str, Path]]:
+    """``(name, path)`` models from files and folders, as ``heritage recover`` reads them.
+
+    A path that is itself a model (a weights file, or a folder with ``config.json``,
+    ``adapter_config.json`` or a shard index) is one model named by its entry name; any
+    other folder contributes every entry inside it (:func:`heritage.ingest.model_entries`),
+    and with ``recursive`` the entries of its sub-folders that are not models themselves.
+    Raises ``ModelLoadError`` for a path that does not exist.
+    """
+    from heritage.loading import model_name_for
+
+    out: list[tuple[str, Path]] = []
+
+    def is_model_folder(folder: Path) -> bool:
+        return any((folder / marker).exists() for marker in ("config.json", "adapter_config.json")) or any(
+            folder.glob("*.index.json"))
+
+    def walk(folder: Path) -> None:
+        for name, entry in model_entries(folder):
+            if recursive and entry.is_dir() and not is_model_folder(entry):
+                walk(entry)
+            else:
+                out.append((name, entry))
+
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise ModelLoadError(f"{path}: no such file or folder")
+        if path.is_dir() and not is_model_folder(path):
+            walk(path)
+        else:
+            out.append((model_name_for(path), path))
+    return out
+
+
+class Catalogue:
+    """Models, families and genealogy stored in Neo4j; see the module docstring.
+
+    ``settings`` points the process-wide driver at a server (default: the environment);
+    ``ensure_schema`` applies ``cypher/schema.cypher`` (idempotent) and marks failed the
+    jobs whose process is gone.
+    """
+
+    def __init__(self, config: CatalogueConfig | None = None, *, settings: Neo4jSettings | None = None,
+                 ensure_schema: bool = True) -> None:
+        self.config = config or CatalogueConfig.from_env()
+        self.settings = settings
+        self._ctx = Context(self.config)
+        self._jobs = jobs.JobRunner()
+        if settings is not None:
+            get_driver(settings)
+        if ensure_schema:
+            self.ensure_schema()
+
+    # ------------------------------------------------------------------ lifecycle
+    def ensure_schema(self) -> None:
+        """Apply the schema (constraints, indexes) and fail orphaned jobs."""
+        apply_schema(settings=self.settings)
+        jobs.fail_orphaned_jobs()
+
+    def ping(self) -> None:
+        """Raise ``graph.errors.DatabaseUnavailable`` unless Neo4j answers."""
+        check_connectivity(self.settings)
+
+    def close(self) -> None:
+        """Wait for background jobs; the driver is process-wide and stays open."""
+        self._jobs.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ writes
+    def import_model(self, path: str | Path, name: str | None = None,
+                     description: str | None = None) -> ImportResult:
+        """Import one model file or folder (see :mod:`heritage.catalogue.importer`).
+
+        Status ``created`` / ``duplicate`` (same SHA-256: the existing id, nothing
+        written) / ``failed`` (unreadable model: ``error``, nothing written).  Raises
+        :class:`~heritage.catalogue.errors.NameTakenError` when another model has the name.
+        """
+        return importer.import_one(self._ctx, path, name, description)
+
+    def import_many(self, entries: Sequence[tuple[str, str | Path]],
+                    progress: Callable[[ImportResult], None] | None = None, *,
+                    description: str | None = None,
+                    stage: Callable[[str], None] | None = None) -> ImportSummary:
+        """Batch import of ``(name, path)`` entries: idempotent by SHA-256, resumable,
+        UNWIND-batched; ``progress`` is called once per entry, ``stage`` between phases.
+        A taken name or a bad model is a ``failed`` result, never an exception."""
+        normalised = [(str(name), Path(path)) for name, path in entries]
+        return importer.import_batch(self._ctx, normalised, description=description,
+                                     progress=progress, stage=stage)
+
+    def register(self, path: str | Path, name: str | None = None,
+                 description: str | None = None) -> ImportResult:
+        """Import a model that already lies on the server, inside HERITAGE_IMPORT_ROOTS;
+        raises :class:`~heritage.catalogue.errors.PathNotAllowedError` otherwise."""
+        resolved = check_import_path(path, self.config.import_roots)
+        return self.import_model(resolved, name, description)
+
+    def delete_model(self, model_id: str) -> dict[str, Any]:
+        """Delete a model; its children are re-attached by its family's rebuilt tree.
+        Returns ``{id, name, family_id, family_deleted, children}``."""
+        return maintenance.delete_model(self._ctx, model_id)
+
+    def rebuild_family(self, family_id: str) -> FamilyRecord:
+        """Recompute one family's tree from stored fingerprints; the updated family."""
+        maintenance.rebuild_family(self._ctx, family_id)
+        return reads.get_family(family_id)
+
+    def reprocess_model(self, model_id: str) -> ModelRecord:
+        """Re-read a model's weights from its path, refresh it and its family's tree; the
+        updated model (``status`` ``error`` with ``error`` set when it cannot be read)."""
+        maintenance.reprocess_model(self._ctx, model_id)
+        return reads.get_model(model_id)
+
+    def recluster(self, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+        """Recompute all families and trees with the configured clustering, in one transaction.
+        Returns ``{models, families, edges, reused_families, new_families, deleted_families, seconds}``."""
+        return maintenance.recluster(self._ctx, progress)
+
+    def place_unplaced(self) -> list[str]:
+        """Put models without a family (e.g. after an interrupted batch) into families."""
+        return importer.place_unplaced(self._ctx)
+
+    # ------------------------------------------------------------------ reads
+    def get_model(self, model_id: str) -> ModelRecord:
+        return reads.get_model(model_id)
+
+    def find_model(self, ref: str) -> ModelRecord:
+        """A model by id or name (the CLI's way of naming one)."""
+        return reads.find_model(ref)
+
+    def list_models(self, q: str | None = None, family_id: str | None = None, format: str | None = None,
+                    status: str | None = None, skip: int = 0, limit: int = 50) -> tuple[list[ModelRecord], int]:
+        return reads.list_models(q, family_id, format, status, skip, limit)
+
+    def list_families(self, skip: int = 0, limit: int = 1000) -> list[FamilyRecord]:
+        return reads.list_families(skip, limit)
+
+    def get_family(self, family_id: str) -> FamilyRecord:
+        return reads.get_family(family_id)
+
+    def family_models(self, family_id: str) -> list[ModelRecord]:
+        return reads.family_models(family_id)
+
+    def genealogy(self, family_id: str) -> dict[str, Any]:
+        return reads.genealogy(family_id)
+
+    def lineage(self, model_id: str, depth: int = 10) -> dict[str, Any]:
+        return reads.lineage(model_id, depth)
+
+    def root(self, model_id: str) -> dict[str, Any]:
+        return reads.root_of(model_id)
+
+    def path(self, a: str, b: str) -> dict[str, Any] | None:
+        return reads.path_between(a, b)
+
+    def lowest_common_ancestor(self, a: str, b: str) -> dict[str, Any] | None:
+        return reads.lowest_common_ancestor(a, b)
+
+    def siblings(self, model_id: str) -> list[dict[str, Any]]:
+        return reads.siblings(model_id)
+
+    def declared_mismatches(self) -> list[dict[str, Any]]:
+        return reads.declared_mismatches()
+
+    def statistics(self) -> dict[str, Any]:
+        return reads.statistics()
+
+    def clustering_statistics(self) -> dict[str, Any]:
+        """``models_by_status``, ``families``, ``family_size_distribution`` ({size: count}),
+        ``largest_family``, ``singleton_families``, ``unplaced_models``, ``stale_families``
+        and ``configuration`` (the settings that shape genealogies)."""
+        stats = reads.statistics()
+        sizes = reads.family_size_distribution()
+        return {
+            "models_by_status": stats["models_by_status"],
+            "models": stats["models"],
+            "families": stats["families"],
+            "family_size_distribution": sizes,
+            "largest_family": max(sizes, default=0),
+            "singleton_families": sizes.get(1, 0),
+            "unplaced_models": stats["unplaced_models"],
+            "stale_families": stats["stale_families"],
+            "configuration": {**self.config.as_dict(), "max_depth": MAX_DEPTH},
+        }
+
+    # ------------------------------------------------------------------ jobs
+    def submit_job(self, kind: str, work: Callable[[jobs.JobContext], Any],
+                   message: str | None = None) -> jobs.JobRecord:
+        """Run ``work(context)`` in the background as a Job; returns the queued job."""
+        return self._jobs.submit(kind, work, message)
+
+    def submit_recluster(self) -> jobs.JobRecord:
+        """``recluster`` as a background job (its result is the recluster summary)."""
+        return self.submit_job("recluster", lambda job: self.recluster(progress=job.progress),
+                               "waiting to recluster")
+
+    def submit_import(self, entries: Sequence[tuple[str, str | Path]]) -> jobs.JobRecord:
+        """``import_many`` as a background job (result: the summary's counts and families)."""
+        entries = list(entries)
+
+        def work(job: jobs.JobContext) -> dict[str, Any]:
+            done = 0
+
+            def tick(_: ImportResult) -> None:
+                nonlocal done
+                done += 1
+                if done % 10 == 0 or done == len(entries):
+                    job.progress(0.9 * done / max(1, len(entries)), f"{done}/{len(entries)} models read")
+
+            summary = self.import_many(entries, progress=tick)
+            result = summary.to_dict()
+            return result
+
+        return self.submit_job("import", work, f"waiting to import {len(entries)} model(s)")
+
+    def get_job(self, job_id: str) -> jobs.JobRecord:
+        return jobs.get_job(job_id)
+
+    def list_jobs(self, state: str | None = None, limit: int = 50) -> list[jobs.JobRecord]:
+        return jobs.list_jobs(state, limit)
+
+    def fail_orphaned_jobs(self) -> list[str]:
+        return jobs.fail_orphaned_jobs()

@@ -1,0 +1,260 @@
+"""Shared pytest fixtures.
+
+Fixtures are grouped by area; add new groups below their own banner.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import neo4j
+import pytest
+
+from graph.driver import close_driver, get_driver
+from graph.schema import apply_schema
+from graph.settings import Neo4jSettings
+
+log = logging.getLogger(__name__)
+
+
+# =========================================================================== Neo4j (graph layer)
+#
+# `neo4j_server` (session) gives a real Neo4j, picked in this order:
+#   1. NEO4J_URI set in the environment: use that server as it is;
+#   2. a Docker engine answers: a throwaway testcontainers `neo4j:5`;
+#   3. otherwise the local server of graph/local_server.py (`heritage neo4j start`):
+#      started if needed, and stopped at the end only if this session started it.
+# The chosen server is exported as NEO4J_* environment variables for the session,
+# so code under test that calls Neo4jSettings.from_env() reaches the same server.
+#
+# `neo4j_db` (function) yields the process-wide driver on an EMPTY database with the
+# schema applied.  It deletes every node: never point the tests at data you keep.
+
+
+@dataclass(frozen=True)
+class Neo4jTestServer:
+    """The server the tests talk to."""
+
+    settings: Neo4jSettings
+    backend: str  # "env", "testcontainers" or "local"
+    browser_url: str
+
+
+def _docker_available() -> bool:
+    """True when a Docker engine answers (quickly; no engine is the common case here)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no client library, no socket, engine down...
+        return False
+
+
+def _export(monkeypatch: pytest.MonkeyPatch, settings: Neo4jSettings) -> None:
+    monkeypatch.setenv("NEO4J_URI", settings.uri)
+    monkeypatch.setenv("NEO4J_USER", settings.user)
+    monkeypatch.setenv("NEO4J_DATABASE", settings.database)
+    monkeypatch.setenv("NEO4J_HTTP_PORT", str(settings.http_port))
+    if settings.password is not None:
+        monkeypatch.setenv("NEO4J_PASSWORD", settings.password)
+
+
+@contextmanager
+def _env_server() -> Iterator[Neo4jTestServer]:
+    settings = Neo4jSettings.from_env()
+    yield Neo4jTestServer(settings, "env", settings.browser_url)
+
+
+@contextmanager
+def _testcontainers_server() -> Iterator[Neo4jTestServer]:
+    try:
+        from testcontainers.community.neo4j import Neo4jContainer
+    except ImportError:  # older testcontainers
+        from testcontainers.neo4j import Neo4jContainer
+
+    password = secrets.token_urlsafe(16)
+    container = Neo4jContainer("neo4j:5", password=password).with_exposed_ports(7474)
+    with container:
+        http_port = int(container.get_exposed_port(7474))
+        host = container.get_container_host_ip()
+        settings = Neo4jSettings(uri=container.get_connection_url(), password=password, http_port=http_port)
+        yield Neo4jTestServer(settings, "testcontainers", f"http://{host}:{http_port}/browser/")
+
+
+@contextmanager
+def _local_server() -> Iterator[Neo4jTestServer]:
+    from graph import local_server
+
+    settings = Neo4jSettings.from_env()
+    started = not local_server.is_running(settings)
+    if started:
+        log.info("starting the local Neo4j server for the tests")
+        settings = local_server.start(settings).settings
+    else:
+        settings = Neo4jSettings.from_env()  # picks up a generated password
+    try:
+        yield Neo4jTestServer(settings, "local", local_server.status(settings).browser_url)
+    finally:
+        if started:
+            close_driver()
+            local_server.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> Iterator[Neo4jTestServer]:
+    """A running Neo4j for the whole session (see the banner above for how it is chosen)."""
+    if os.environ.get("NEO4J_URI"):
+        provide = _env_server
+    elif _docker_available():
+        provide = _testcontainers_server
+    else:
+        provide = _local_server
+    with provide() as server, pytest.MonkeyPatch.context() as monkeypatch:
+        _export(monkeypatch, server.settings)
+        try:
+            yield server
+        finally:
+            close_driver()
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(neo4j_server: Neo4jTestServer) -> Neo4jSettings:
+    """Connection settings of the test server (password included)."""
+    return neo4j_server.settings
+
+
+@pytest.fixture
+def neo4j_db(neo4j_server: Neo4jTestServer) -> Iterator[neo4j.Driver]:
+    """The process-wide driver, on a database emptied and given the schema for this test."""
+    settings = neo4j_server.settings
+    driver = get_driver(settings)
+    with driver.session(database=settings.database) as session:
+        session.run("MATCH (n) DETACH DELETE n").consume()
+    apply_schema(driver, settings=settings)
+    yield driver
+
+
+# =========================================================================== API (heritage.api)
+#
+# `api_factory` builds FastAPI TestClients on the real test database (`neo4j_db`), with
+# explicit settings: a random API key, uploads under tmp_path, nothing read from the
+# HERITAGE_* environment.  `api_client` is the default one; `api_headers` authenticates.
+
+import secrets as _api_secrets  # noqa: E402
+from pathlib import Path as _ApiPath  # noqa: E402
+from typing import Any as _ApiAny, Callable as _ApiCallable  # noqa: E402
+
+
+@pytest.fixture
+def api_key() -> str:
+    """A fresh API key accepted by the apps `api_factory` builds."""
+    return _api_secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def api_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def api_factory(neo4j_db: neo4j.Driver, tmp_path: _ApiPath, api_key: str) -> Iterator[_ApiCallable[..., _ApiAny]]:
+    """``make(keys=..., import_roots=..., max_upload_bytes=..., **settings)`` -> started TestClient."""
+    from fastapi.testclient import TestClient
+
+    from heritage.api.app import create_app
+    from heritage.api.settings import ApiSettings
+    from heritage.catalogue import Catalogue, CatalogueConfig
+
+    clients: list[TestClient] = []
+
+    def make(*, keys: tuple[str, ...] | None = None, import_roots: tuple[_ApiPath, ...] = (),
+             max_upload_bytes: int = 64 * 1024**2, raise_server_exceptions: bool = True,
+             **settings: _ApiAny) -> TestClient:
+        upload_dir = tmp_path / "uploads"
+        config = CatalogueConfig.from_env(
+            {}, import_roots=tuple(_ApiPath(r).resolve() for r in import_roots),
+            upload_dir=upload_dir, max_upload_bytes=max_upload_bytes)
+        api_settings = ApiSettings(api_keys=(api_key,) if keys is None else keys, upload_dir=upload_dir,
+                                   max_upload_bytes=max_upload_bytes, **settings)
+        app = create_app(api_settings, catalogue=Catalogue(config, ensure_schema=False))
+        client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api_client(api_factory: _ApiCallable[..., _ApiAny]) -> _ApiAny:
+    """A started TestClient of an app that accepts `api_key` (send `api_headers` to write)."""
+    return api_factory()
+
+
+# =========================================================================== catalogue (heritage/catalogue)
+#
+# `catalogue` gives a Catalogue with the default configuration (not the environment's
+# HERITAGE_* variables, so results do not depend on the shell) on the clean `neo4j_db`.
+# `synthetic_models` writes two small synthetic families once per session (fast, known
+# parents); `small_zoo` is the real fine-tuned zoo of heritage.zoo (built once, ~3 min,
+# cached under ~/.cache/model-heritage), skipped where PyTorch is not installed.
+
+from pathlib import Path  # noqa: E402  (kept with the fixtures that use it)
+
+
+@dataclass(frozen=True)
+class SyntheticModels:
+    """Model files of two synthetic families and their true parents (None for roots)."""
+
+    directory: Path
+    parents: dict[str, str | None]
+    families: list[list[str]]
+
+    @property
+    def edges(self) -> set:
+        return {(parent, child) for child, parent in self.parents.items() if parent}
+
+
+@pytest.fixture(scope="session")
+def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> SyntheticModels:
+    from heritage.synthetic import family_zoo
+
+    directory = tmp_path_factory.mktemp("synthetic-models")
+    parents: dict = {}
+    families: list = []
+    for seed, prefix in ((1, "a"), (2, "b")):
+        zoo = family_zoo(seed, prefix=prefix)
+        zoo.write(directory)
+        parents.update(zoo.parents)
+        families.append(sorted(zoo.models))
+    return SyntheticModels(directory, parents, families)
+
+
+@pytest.fixture
+def catalogue(neo4j_db: neo4j.Driver, neo4j_settings: Neo4jSettings):
+    from heritage.catalogue import Catalogue, CatalogueConfig
+
+    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
+    service = Catalogue(CatalogueConfig(), settings=neo4j_settings)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="session")
+def small_zoo():
+    try:
+        from heritage.zoo import ensure_zoo
+    except ImportError as exc:  # no torch: the real zoo cannot be built here
+        pytest.skip(f"heritage.zoo is not available: {exc}")
+    return ensure_zoo("small")
