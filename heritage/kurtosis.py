@@ -1,26 +1,37 @@
-"""Direction of training from kurtosis, with the regime decided from the data.
+"""Which way each edge points: kurtosis with its regime decided from the data, or centrality.
 
-Excess kurtosis of weight matrices moves monotonically with training: large-scale
+Excess kurtosis of weight matrices moves monotonically with long training: large-scale
 (pre)training makes weights heavier-tailed (kurtosis rises), fine-tuning with dense
-optimiser updates makes them less so (kurtosis falls). Which of the two regimes holds
-in a family is not a flag the user has to know; we decide it per family:
+optimiser updates makes them less so (kurtosis falls). The MoTHer reference needs a
+per-family flag for that regime; we decide it from the data, and we also check that
+kurtosis carries a signal at all: a short fine-tune moves kurtosis by less than the
+differences between siblings, and then edge directions from kurtosis are a coin toss.
+
+The rule, per family (:func:`decide_direction`):
 
 1. connect the family by its undirected minimum spanning tree over the distance
    (parent-child pairs are the closest pairs);
-2. count the *local maxima* of kurtosis on that tree (models whose kurtosis exceeds
-   every neighbour's) and the *local minima*;
-3. a genealogy has one root and usually several leaves. If kurtosis falls along every
-   edge away from the root (fine-tuning), the root is the only local maximum and the
-   leaves are local minima; if it rises (continued pre-training), the reverse. So the
-   regime whose implied roots are fewer wins: fine-tuning when
-   ``#maxima <= #minima``. A tie (two models, or a chain) carries no topological
-   evidence and falls back to fine-tuning, by far the common case in model hubs.
+2. for each candidate *direction signal* and each choice of root, orient the tree away
+   from the root and count the edges the signal agrees with. The signals are
+   ``fine_tuning`` (the parent has the higher kurtosis), ``pretraining`` (the lower),
+   and ``centrality`` (the parent is closer, on average, to the rest of the family:
+   fine-tunes of one base move in independent directions, so a base sits at the
+   centre of its descendants). A signal's *agreement* is its best count over roots,
+   as a share of the edges;
+3. the kurtosis regime is whichever of ``fine_tuning``/``pretraining`` agrees more
+   (ties: ``fine_tuning``, by far the common case in model hubs);
+4. kurtosis is used when it agrees at least as well as centrality; otherwise the
+   family's kurtosis is inconsistent with any single root and ``centrality`` decides.
+   Because mean distance is convex along the paths of a tree, centrality agrees fully
+   with trees rooted at their centre, so kurtosis must be fully consistent to win that
+   comparison; on a chain (where the centre is not the root) a consistent kurtosis
+   wins the tie. A two-model family has no centre and always uses kurtosis.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import networkx as nx
@@ -30,18 +41,19 @@ import numpy as np
 class Regime(str, enum.Enum):
     FINE_TUNING = "fine_tuning"  # parents have higher kurtosis than children
     PRETRAINING = "pretraining"  # parents have lower kurtosis than children
+    CENTRALITY = "centrality"  # parents are more central in the family than children
 
 
 @dataclass(frozen=True)
 class RegimeDecision:
     regime: Regime
-    local_maxima: int
-    local_minima: int
+    kurtosis_regime: Regime
+    agreement: dict[str, float] = field(default_factory=dict)
 
     @property
     def evidence(self) -> str:
-        return (f"{self.regime.value}: {self.local_maxima} local kurtosis maxima vs "
-                f"{self.local_minima} minima on the family's minimum spanning tree")
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in self.agreement.items())
+        return f"{self.regime.value} (edges explained: {shares})" if shares else self.regime.value
 
 
 def undirected_mst(distances: np.ndarray) -> nx.Graph:
@@ -54,25 +66,49 @@ def undirected_mst(distances: np.ndarray) -> nx.Graph:
     return nx.minimum_spanning_tree(graph)
 
 
-def decide_regime(distances: np.ndarray, kurtosis: Sequence[float]) -> RegimeDecision:
-    """Choose the kurtosis regime of one family (see the module docstring)."""
+def centrality(distances: np.ndarray) -> np.ndarray:
+    """Mean distance of each model to the others (lower = more central)."""
+    n = distances.shape[0]
+    return distances.sum(axis=1) / max(n - 1, 1)
+
+
+def against(regime: Regime, kurtosis: Sequence[float], distances: np.ndarray) -> np.ndarray:
+    """Boolean matrix: ``[i, j]`` is True when the edge i -> j goes against ``regime``."""
+    if regime is Regime.CENTRALITY:
+        score = centrality(distances)
+        return score[None, :] < score[:, None]  # the child would be more central
+    ku = np.asarray(kurtosis, dtype=np.float64)
+    if regime is Regime.FINE_TUNING:
+        return ku[None, :] > ku[:, None]
+    return ku[None, :] < ku[:, None]
+
+
+def best_root_agreement(tree: nx.Graph, wrong: np.ndarray) -> float:
+    """Largest share of tree edges oriented with the signal, over all roots (O(n) rerooting)."""
+    n = tree.number_of_nodes()
+    if n < 2:
+        return 1.0
+    root = next(iter(tree.nodes))
+    agree = {root: sum(1 for p, c in nx.bfs_edges(tree, root) if not wrong[p, c])}
+    for p, c in nx.bfs_edges(tree, root):  # move the root from p to c: edge (p, c) flips
+        agree[c] = agree[p] - (not wrong[p, c]) + (not wrong[c, p])
+    return max(agree.values()) / (n - 1)
+
+
+def decide_direction(distances: np.ndarray, kurtosis: Sequence[float]) -> RegimeDecision:
+    """Choose the direction signal of one family (see the module docstring)."""
     n = len(kurtosis)
-    if n < 3:
-        return RegimeDecision(Regime.FINE_TUNING, min(n, 1), min(n, 1))
+    if n < 2:
+        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
     tree = undirected_mst(distances)
-    maxima = minima = 0
-    for node in tree.nodes:
-        neighbours = [kurtosis[m] for m in tree.neighbors(node)]
-        if not neighbours:
-            continue
-        if all(kurtosis[node] > k for k in neighbours):
-            maxima += 1
-        if all(kurtosis[node] < k for k in neighbours):
-            minima += 1
-    regime = Regime.FINE_TUNING if maxima <= minima else Regime.PRETRAINING
-    return RegimeDecision(regime, maxima, minima)
-
-
-def direction_sign(regime: Regime) -> int:
-    """+1 when the parent should have the higher kurtosis, -1 when the lower."""
-    return 1 if regime is Regime.FINE_TUNING else -1
+    agreement = {
+        regime.value: best_root_agreement(tree, against(regime, kurtosis, distances))
+        for regime in (Regime.FINE_TUNING, Regime.PRETRAINING, Regime.CENTRALITY)
+    }
+    ft, pt = agreement[Regime.FINE_TUNING.value], agreement[Regime.PRETRAINING.value]
+    kurtosis_regime = Regime.FINE_TUNING if ft >= pt else Regime.PRETRAINING
+    if n == 2:
+        agreement.pop(Regime.CENTRALITY.value)
+        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING, agreement)
+    chosen = kurtosis_regime if max(ft, pt) >= agreement[Regime.CENTRALITY.value] else Regime.CENTRALITY
+    return RegimeDecision(chosen, kurtosis_regime, agreement)

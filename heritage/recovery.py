@@ -7,7 +7,8 @@ estimator. It:
 1. groups full models by architecture (structural hash);
 2. clusters each group into families on the scale-free ``l2`` distance;
 3. per family, picks the tree metric (``auto``: rank for merged-LoRA families, else
-   l2), decides the kurtosis regime from the data (:mod:`heritage.kurtosis`) and builds
+   l2), decides the direction signal from the data — kurtosis in the regime that fits,
+   or centrality where kurtosis is inconsistent (:mod:`heritage.kurtosis`) — and builds
    the tree (:mod:`heritage.trees`);
 4. attaches each unmerged LoRA adapter to its base among the full models: the model its
    ``base_model_name_or_path`` names (by name or path basename) when it is one of them
@@ -30,7 +31,7 @@ import numpy as np
 from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
 from heritage.distances import DistanceMetric, choose_metric, distance_matrix
 from heritage.fingerprint import Fingerprint
-from heritage.kurtosis import Regime, decide_regime
+from heritage.kurtosis import Regime, decide_direction
 from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,11 @@ class GenealogyRecovery:
         names = [fp.name for fp in members]
         ku = [fp.kurtosis for fp in members]
         d, metric = self.family_distances(members)
-        decision = decide_regime(d, ku)
+        decision = decide_direction(d, ku)
         regime = self.regime or decision.regime
         evidence = decision.evidence if self.regime is None else f"{regime.value}: set in configuration"
+        if self.tree_method is TreeBuildingMethod.KURTOSIS_ONLY and regime is Regime.CENTRALITY:
+            regime = decision.kurtosis_regime
         edges = build_tree(d, ku, self.tree_method, self.lam, regime)
         return RecoveredFamily(
             index=index,

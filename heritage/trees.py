@@ -5,9 +5,10 @@
 
     M[i, j] = D[i, j] + lambda * mean(D) * [the edge points against the kurtosis regime]
 
-(for fine-tuning: a child with *higher* kurtosis than its parent pays the penalty), and
-the tree is the minimum spanning arborescence of the complete digraph (Chu-Liu/Edmonds,
-``networkx.minimum_spanning_arborescence``). The penalty is asymmetric, so the
+(for fine-tuning: a child with *higher* kurtosis than its parent pays the penalty; for
+the ``centrality`` signal, a child more central than its parent, see
+:mod:`heritage.kurtosis`), and the tree is the minimum spanning arborescence of the
+complete digraph (Chu-Liu/Edmonds, :mod:`heritage.arborescence`). The penalty is asymmetric, so the
 direction of every edge, including the single edge of a two-model family, is decided by
 kurtosis and not by input order.
 
@@ -29,7 +30,8 @@ from typing import Sequence
 import networkx as nx
 import numpy as np
 
-from heritage.kurtosis import Regime, direction_sign, undirected_mst
+from heritage.arborescence import minimum_arborescence
+from heritage.kurtosis import Regime, against, undirected_mst
 
 DEFAULT_LAMBDA = 0.3
 
@@ -52,13 +54,9 @@ def mother_costs(distances: np.ndarray, kurtosis: Sequence[float], lam: float,
                  regime: Regime) -> np.ndarray:
     """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf)."""
     n = distances.shape[0]
-    ku = np.asarray(kurtosis, dtype=np.float64)
     off = distances[~np.eye(n, dtype=bool)]
     mean_d = float(off.mean()) if off.size else 0.0
-    sign = direction_sign(regime)
-    # wrong[i, j]: edge i -> j goes against the regime (child more "pretrained" than parent)
-    wrong = (sign * (ku[None, :] - ku[:, None])) > 0
-    costs = distances + lam * mean_d * wrong
+    costs = distances + lam * mean_d * against(regime, kurtosis, distances)
     np.fill_diagonal(costs, np.inf)
     return costs
 
@@ -73,18 +71,6 @@ def _margin(costs: np.ndarray, parent: int, child: int) -> float:
     return float(max(0.0, min(1.0, 1.0 - chosen / best_alt)))
 
 
-def _arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
-    n = costs.shape[0]
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(n))
-    for i in range(n):
-        for j in range(n):
-            if i != j and np.isfinite(costs[i, j]):
-                graph.add_edge(i, j, weight=float(costs[i, j]))
-    tree = nx.minimum_spanning_arborescence(graph, attr="weight", preserve_attrs=False)
-    return sorted(tree.edges())
-
-
 def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
                lam: float = DEFAULT_LAMBDA,
@@ -96,7 +82,7 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         return []
     if method is TreeBuildingMethod.MOTHER:
         costs = mother_costs(distances, kurtosis, lam, regime)
-        pairs = _arborescence(costs)
+        pairs = minimum_arborescence(costs)
     elif method is TreeBuildingMethod.DISTANCE_ONLY:
         costs = distances.astype(np.float64).copy()
         np.fill_diagonal(costs, np.inf)
@@ -105,7 +91,8 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         pairs = sorted(nx.bfs_edges(mst, root))
     else:
         ku = np.asarray(kurtosis, dtype=np.float64)
-        order = np.argsort(-direction_sign(regime) * ku, kind="stable")
+        sign = -1.0 if regime is Regime.PRETRAINING else 1.0
+        order = np.argsort(-sign * ku, kind="stable")
         pairs = [(int(order[i]), int(order[i + 1])) for i in range(n - 1)]
         spread = float(ku.std()) or 1.0
         # No distances are involved: confidence is the kurtosis step relative to the spread.

@@ -13,7 +13,8 @@ from heritage.distances import DistanceMetric, distance_matrix, distances_to, pa
 from heritage.errors import IncompatibleModelsError
 from heritage.exact import exact_distances
 from heritage.fingerprint import Fingerprint, fingerprint_model
-from heritage.kurtosis import Regime, decide_regime
+from heritage.arborescence import minimum_arborescence
+from heritage.kurtosis import Regime, decide_direction
 from heritage.loading import load_model
 from heritage.recovery import GenealogyRecovery
 from heritage.synthetic import SyntheticZoo, family_zoo, finetune, lora_child, random_root
@@ -135,9 +136,9 @@ def test_regime_is_decided_from_data(two_families) -> None:
     names = [fp.name for fp in members]
     d = distance_matrix(members, "l2")
     ku = [fp.kurtosis for fp in members]
-    assert decide_regime(d, ku).regime is Regime.FINE_TUNING
+    assert decide_direction(d, ku).regime is Regime.FINE_TUNING
     flipped = [-k for k in ku]
-    decision = decide_regime(d, flipped)
+    decision = decide_direction(d, flipped)
     assert decision.regime is Regime.PRETRAINING
     edges = build_tree(d, flipped, "mother", 0.3, decision.regime)
     truth = {(p, c) for c, p in zoo.parents.items() if p}
@@ -195,3 +196,38 @@ def test_adapter_attaches_to_declared_base(two_families) -> None:
     genealogy = GenealogyRecovery().recover([*fps.values(), adapter], declared_bases={"adapter": "hub/unknown"})
     family = genealogy.family_of("adapter")
     assert genealogy.parent_of("adapter") == family.root
+
+
+def test_regime_falls_back_to_centrality_when_kurtosis_is_noise(two_families) -> None:
+    """Shuffled kurtosis explains no single root: the family's centre decides instead."""
+    zoo, fps = two_families
+    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
+    names = [fp.name for fp in members]
+    d = distance_matrix(members, "l2")
+    rng = np.random.default_rng(0)
+    noise = list(rng.permutation([fp.kurtosis for fp in members]))
+    decision = decide_direction(d, noise)
+    assert decision.regime is Regime.CENTRALITY
+    assert decision.agreement["centrality"] == 1.0 > max(decision.agreement["fine_tuning"],
+                                                         decision.agreement["pretraining"])
+    edges = build_tree(d, noise, "mother", 0.3, decision.regime)
+    truth = {(p, c) for c, p in zoo.parents.items() if p}
+    assert {(names[e.parent], names[e.child]) for e in edges} == {e for e in truth if e[0].startswith("a")}
+
+
+def test_arborescence_matches_networkx_on_random_costs() -> None:
+    import networkx as nx
+
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n = int(rng.integers(2, 25))
+        costs = rng.random((n, n))
+        ours = minimum_arborescence(costs)
+        graph = nx.DiGraph()
+        graph.add_weighted_edges_from((i, j, costs[i, j]) for i in range(n) for j in range(n) if i != j)
+        reference = nx.minimum_spanning_arborescence(graph)
+        assert len(ours) == n - 1
+        assert sum(costs[p, c] for p, c in ours) == pytest.approx(
+            sum(costs[p, c] for p, c in reference.edges()), abs=1e-9)
+        valid, issues = validate_tree(ours, list(range(n)))
+        assert valid, issues
