@@ -1,0 +1,354 @@
+"""Pydantic models of every request and response body.
+
+The catalogue returns plain dicts (snake_case keys, see
+:mod:`heritage.catalogue.records`); these models are the public contract built from
+them: documented in OpenAPI, validated on the way out, and free of internals such as
+server file paths or the process that owns a job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorResponse",
+    "ConflictResponse",
+    "ValidationErrorResponse",
+    "Health",
+    "ModelRef",
+    "Model",
+    "ModelPage",
+    "UploadForm",
+    "RegisterRequest",
+    "ImportResponse",
+    "DeleteResponse",
+    "Family",
+    "FamilyList",
+    "TreeNode",
+    "TreeEdge",
+    "TreeValidation",
+    "Genealogy",
+    "LineageNode",
+    "AncestorNode",
+    "Lineage",
+    "PathEdge",
+    "ModelPath",
+    "Job",
+    "JobAccepted",
+    "ClusteringConfiguration",
+    "ClusteringStatistics",
+    "SystemStatistics",
+    "MAX_NAME_LENGTH",
+    "MAX_DESCRIPTION_LENGTH",
+]
+
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 10_000
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class _Out(BaseModel):
+    """Response models: built from catalogue dicts, extra keys ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _In(BaseModel):
+    """Request models: unknown fields are an error (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------------------- generic
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what went wrong, in one line")
+
+
+class ConflictResponse(ErrorResponse):
+    existing_id: str | None = Field(None, description="the model that already holds these weights or this name")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: the request does not match the schema (FastAPI's validation error format)."""
+
+    detail: list[ValidationIssue]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class ModelRef(_Out):
+    id: str
+    name: str
+
+
+class Model(_Out):
+    """A stored model.  Profile facts are read from the weights, never estimated."""
+
+    id: str
+    name: str
+    description: str | None = None
+    sha256: str | None = Field(None, description="SHA-256 of the weight file(s)")
+    format: str | None = None
+    params: int | None = Field(None, description="number of parameters")
+    tensors: int | None = None
+    layers: int | None = None
+    structure_hash: str | None = Field(None, description="hash of tensor names and shapes")
+    dtype: str | None = None
+    is_adapter: bool = False
+    adapter_rank: int | None = None
+    kurtosis: float | None = None
+    status: str | None = Field(None, description="processing | ok | error")
+    error: str | None = None
+    created_at: datetime | None = None
+    processed_at: datetime | None = None
+    declared_base: str | None = Field(None, description="base model named by the model card / adapter config")
+    declared_relation: str | None = None
+    declared_base_id: str | None = None
+    family_id: str | None = None
+    parent_id: str | None = Field(None, description="recovered parent (stored DERIVED_FROM edge)")
+    parent_name: str | None = None
+    confidence: float | None = Field(None, description="confidence of the edge to the parent, 0..1")
+    distance: float | None = None
+    method: str | None = None
+
+
+class ModelPage(_Out):
+    items: list[Model]
+    total: int = Field(description="models matching the filters, over all pages")
+    skip: int
+    limit: int
+
+
+# No control characters; names also without slashes (they become file-like labels).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f/\\]+$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+class UploadForm(_In):
+    """The text fields of ``POST /api/models`` (the file itself is the ``file`` part)."""
+
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN,
+                             description="model name (default: the file name without extension)")
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH, pattern=TEXT_PATTERN)
+
+
+class RegisterRequest(UploadForm):
+    """Register a model that already lies on the server, inside an import root."""
+
+    # No "~": a client must not make the server expand its own (or another user's) home.
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^~\x00][^\x00]*$",
+                      description="file or folder inside one of HERITAGE_IMPORT_ROOTS "
+                                  "(absolute, or relative to a root; no leading '~')")
+
+
+class ImportResponse(_Out):
+    """The outcome of an upload or registration that stored a model."""
+
+    status: Literal["created"]
+    model: Model
+
+
+class DeleteResponse(_Out):
+    id: str
+    name: str | None = None
+    family_id: str | None = None
+    family_deleted: bool = False
+    children: list[str] = Field(default_factory=list, description="former children, re-attached in the family")
+
+
+# --------------------------------------------------------------------------- families
+
+
+class Family(_Out):
+    id: str
+    member_count: int
+    mean_distance: float | None = Field(None, description="mean pairwise distance between members")
+    structure_hash: str | None = None
+    threshold: float | None = None
+    metric: str | None = None
+    regime: str | None = Field(None, description="kurtosis regime deciding edge direction")
+    regime_evidence: str | None = None
+    tree_method: str | None = None
+    lambda_: float | None = Field(None, validation_alias=AliasChoices("lambda_", "lambda"),
+                                  serialization_alias="lambda")
+    version: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    roots: list[ModelRef] = Field(default_factory=list)
+
+
+class FamilyList(_Out):
+    items: list[Family]
+    skip: int
+    limit: int
+
+
+class TreeNode(_Out):
+    id: str
+    name: str
+    parent_id: str | None = None
+    confidence: float | None = None
+    generation: int = 0
+    is_root: bool
+    is_leaf: bool
+    is_adapter: bool = False
+    status: str | None = None
+
+
+class TreeEdge(_Out):
+    parent: str
+    child: str
+    parent_name: str | None = None
+    child_name: str | None = None
+    confidence: float | None = None
+    distance: float | None = None
+    method: str | None = None
+    lambda_: float | None = Field(None, validation_alias=AliasChoices("lambda_", "lambda"),
+                                  serialization_alias="lambda")
+    run_id: str | None = None
+    created_at: datetime | None = None
+
+
+class TreeValidation(_Out):
+    valid: bool
+    issues: list[str] = Field(default_factory=list)
+
+
+class Genealogy(_Out):
+    """A family's STORED tree (nothing is recomputed from weights on read)."""
+
+    family: Family
+    models: list[Model]
+    nodes: list[TreeNode]
+    edges: list[TreeEdge]
+    roots: list[str]
+    statistics: dict[str, Any] = Field(description="roots, leaves, depth, branching of the tree")
+    validation: TreeValidation
+    mean_confidence: float | None = None
+
+
+class _LineageBase(_Out):
+    id: str
+    name: str
+    status: str | None = None
+    format: str | None = None
+    generation: int | None = None
+    confidence: float | None = None
+    distance: float | None = None
+    method: str | None = None
+
+
+class AncestorNode(_LineageBase):
+    child_id: str | None = Field(None, description="the model one generation below this ancestor")
+
+
+class LineageNode(_LineageBase):
+    children: list["LineageNode"] = Field(default_factory=list)
+
+
+class LineageRoot(_Out):
+    id: str
+    name: str
+    generations: int
+
+
+class Lineage(_Out):
+    model: Model
+    depth: int
+    parent_id: str | None = None
+    confidence: float | None = Field(None, description="confidence of the model's own parent edge")
+    root: LineageRoot | None = None
+    ancestors: list[AncestorNode] = Field(description="nearest first")
+    descendants: list[LineageNode] = Field(description="children, each with its own children")
+    descendant_count: int = 0
+
+
+class PathEdge(_Out):
+    parent: str
+    child: str
+    confidence: float | None = None
+
+
+class ModelPath(_Out):
+    """The tree path between two models (through their lowest common ancestor)."""
+
+    related: bool
+    nodes: list[ModelRef] = Field(default_factory=list)
+    edges: list[PathEdge] = Field(default_factory=list)
+    length: int | None = None
+
+
+# ------------------------------------------------------------------------------- jobs
+
+
+class Job(_Out):
+    id: str
+    kind: str | None = None
+    state: JobState
+    progress: float = 0.0
+    message: str | None = None
+    result: Any = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class JobAccepted(_Out):
+    job: Job
+    url: str = Field(description="where to poll the job")
+
+
+# -------------------------------------------------------------------------- statistics
+
+
+class ClusteringConfiguration(_Out):
+    metric: str
+    clustering: str
+    threshold: float
+    tree_method: str
+    lambda_: float = Field(validation_alias=AliasChoices("lambda_", "lambda"), serialization_alias="lambda")
+    max_depth: int | None = None
+    max_upload_bytes: int | None = None
+
+
+class ClusteringStatistics(_Out):
+    models: int
+    models_by_status: dict[str, int]
+    families: int
+    family_size_distribution: dict[int, int] = Field(description="{family size: number of families}")
+    largest_family: int
+    singleton_families: int
+    unplaced_models: int
+    stale_families: int
+    configuration: ClusteringConfiguration
+
+
+class SystemStatistics(_Out):
+    models: int
+    adapters: int
+    models_by_status: dict[str, int]
+    families: int
+    derived_edges: int
+    declared_edges: int
+    external_models: int
+    fingerprints: int
+    jobs_by_state: dict[str, int]
+    unplaced_models: int
+    stale_families: int
+    empty_families: int
