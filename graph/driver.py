@@ -54,6 +54,9 @@ T = TypeVar("T")
 _DRIVER_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5.0,
     "max_transaction_retry_time": 10.0,
+    # "property/label does not exist" hints fire on every query against an empty or
+    # young catalogue (optional properties are normal here); they drown real warnings.
+    "notifications_disabled_classifications": ["UNRECOGNIZED"],
 }
 
 _lock = threading.Lock()

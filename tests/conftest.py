@@ -253,8 +253,6 @@ def catalogue(neo4j_db: neo4j.Driver, neo4j_settings: Neo4jSettings):
 
 @pytest.fixture(scope="session")
 def small_zoo():
-    try:
-        from heritage.zoo import ensure_zoo
-    except ImportError as exc:  # no torch: the real zoo cannot be built here
-        pytest.skip(f"heritage.zoo is not available: {exc}")
+    from heritage.zoo import ensure_zoo  # needs torch: part of the test installation
+
     return ensure_zoo("small")

@@ -230,7 +230,7 @@ def test_memoised_strings_are_followed() -> None:
 
 
 def test_plain_tensor_checkpoints_are_safe(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     state = {"w": torch.randn(3, 3), "h": torch.randn(2).half(), "b": torch.randn(2).bfloat16(),
              "i": torch.arange(4), "mask": torch.ones(2, dtype=torch.bool),
              "p": torch.nn.Parameter(torch.randn(2)), "nested": {"x": torch.zeros(1)}}
@@ -250,7 +250,7 @@ def test_plain_tensor_checkpoints_are_safe(tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", ["protocol0", "protocol2", "protocol5", "torch_zip", "torch_legacy", "register"])
 def test_no_pickle_payload_ever_runs(api_factory: Any, api_headers: dict[str, str], tmp_path: Path,
                                      variant: str) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     root = tmp_path / "root"
     root.mkdir()
     marker = tmp_path / "MARKER"
@@ -362,7 +362,7 @@ def test_no_generated_input_causes_a_server_error(api_factory: Any, api_key: str
                                                   mode: str) -> None:
     """Schemathesis generates requests for every operation from the OpenAPI schema (valid
     ones, then invalid ones); none may get a 5xx or a response outside the schema."""
-    schemathesis = pytest.importorskip("schemathesis")
+    import schemathesis
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (

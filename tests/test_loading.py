@@ -19,7 +19,7 @@ from heritage.loading import ModelFormat, load_model
 from heritage.profile import file_sha256, profile_model
 from heritage.synthetic import family_zoo
 
-torch = pytest.importorskip("torch")
+import torch
 
 
 @pytest.fixture()

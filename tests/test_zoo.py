@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
-pytest.importorskip("gguf")
+import torch
+import onnx  # noqa: F401
+import gguf  # noqa: F401
 
 from safetensors.torch import load_file  # noqa: E402
 

@@ -23,6 +23,18 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
+def _resolve(path: str | Path, roots: Sequence[Path]) -> Path:
+    # No ``~`` expansion: a client's "~user" means nothing on the server.
+    raw = Path(path)
+    if ".." in raw.parts:
+        raise PathNotAllowedError(f"{path}: '..' is not allowed in paths to register")
+    if raw.is_absolute():
+        return raw.resolve()
+    candidates = [(root / raw).resolve() for root in roots]
+    existing = [c for c in candidates if c.exists()]
+    return (existing or candidates)[0]
+
+
 def check_import_path(path: str | Path, roots: Sequence[Path]) -> Path:
     """The resolved ``path`` when it lies inside one of ``roots``; else
     :class:`PathNotAllowedError`.  A relative path is taken relative to each root in turn."""
@@ -31,16 +43,11 @@ def check_import_path(path: str | Path, roots: Sequence[Path]) -> Path:
             "registering server-side paths is disabled: set HERITAGE_IMPORT_ROOTS to the folders it may read"
         )
     resolved_roots = [Path(r).expanduser().resolve() for r in roots]
-    raw = Path(path).expanduser()
-    if ".." in raw.parts:
-        raise PathNotAllowedError(f"{path}: '..' is not allowed in paths to register")
-    if raw.is_absolute():
-        candidates = [raw.resolve()]
-    else:
-        candidates = [(root / raw).resolve() for root in resolved_roots]
-        existing = [c for c in candidates if c.exists()]
-        candidates = existing[:1] or candidates[:1]
-    resolved = candidates[0]
+    try:
+        resolved = _resolve(path, resolved_roots)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PathNotAllowedError(f"{str(path)[:200]}: not a usable path ({reason})") from None
     if not _inside(resolved, resolved_roots):
         raise PathNotAllowedError(f"{path} is outside the import roots ({', '.join(map(str, resolved_roots))})")
     if resolved.is_dir():

@@ -145,7 +145,15 @@ def run(args: argparse.Namespace) -> int:
           "MATCH p=(:Model)-[:DERIVED_FROM*]->(:Model) RETURN p)")
     sys.stdout.flush()
     if args.serve:
+        import os
+        import secrets
+
         from heritage.cli import main
 
+        if not os.environ.get("HERITAGE_API_KEYS"):
+            # The API refuses anonymous writes; a demo session gets its own key.
+            key = secrets.token_urlsafe(24)
+            os.environ["HERITAGE_API_KEYS"] = key
+            print(f"   API key for this session (send as 'Authorization: Bearer <key>'): {key}")
         return main(["serve"])
     return 0
