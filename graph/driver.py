@@ -66,7 +66,7 @@ _owner_pid: int | None = None
 
 
 def resolve_query(query: str) -> str:
-    """Cypher text for ``query``: a query name (``"get_model"``) or Cypher text itself."""
+    """Cypher text for ``query``: a query name (``"model_get"``) or Cypher text itself."""
     return load_query(query) if is_query_name(query) else query
 
 

@@ -48,7 +48,7 @@ def load_query(name: str) -> str:
     Raises :class:`UnknownQueryError` for a name that is malformed or has no file.
     """
     if not is_query_name(name):
-        raise UnknownQueryError(f"invalid Cypher query name {name!r} (expected e.g. 'get_model')")
+        raise UnknownQueryError(f"invalid Cypher query name {name!r} (expected e.g. 'model_get')")
     path = CYPHER_DIR / f"{name}.cypher"
     try:
         return path.read_text(encoding="utf-8").strip()

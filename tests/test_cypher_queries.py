@@ -28,7 +28,7 @@ PARENT = {"a": "r", "b": "r", "a1": "a", "a2": "a", "b1": "b", "b11": "b1", "t":
 CONFIDENCE = {"a": 0.9, "b": 0.8, "a1": 0.7, "a2": 0.6, "b1": 0.5, "b11": 0.4, "t": 0.3}
 FAMILY = {**{n: "f1" for n in ["r", "a", "b", "a1", "a2", "b1", "b11"]}, "s": "f2", "t": "f2"}
 # Files of the graph layer (graph/), not of the catalogue.
-NOT_CATALOGUE = {"schema", "create_model", "get_model"}
+NOT_CATALOGUE = {"schema"}
 
 
 def mid(name: str) -> str:

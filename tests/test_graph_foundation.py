@@ -65,34 +65,41 @@ def test_split_statements_ignores_comments_and_blank_statements() -> None:
 # --------------------------------------------------------------------------- models
 
 
-def test_model_written_and_read_back(neo4j_db: neo4j.Driver) -> None:
-    props = {"id": "m-1", "name": "tiny-mlp", "sha256": "ab" * 32, "num_params": 1234}
-    created = graph.write("create_model", props=props)
-    assert created == [{"model": props}]
+def _rows(*models: dict) -> list[dict]:
+    """Rows for ``model_create``: each model with an (empty) fingerprint payload."""
+    return [{"props": props, "fingerprint": b"", "fingerprintVersion": 1} for props in models]
 
-    assert graph.read("get_model", id="m-1") == [{"model": props}]
-    assert graph.read("get_model", id="missing") == []
+
+def test_model_written_and_read_back(neo4j_db: neo4j.Driver) -> None:
+    props = {"id": "m-1", "name": "tiny-mlp", "sha256": "ab" * 32, "params": 1234, "format": "safetensors"}
+    created = graph.write("model_create", rows=_rows(props))
+    assert created == [{"id": "m-1", "name": "tiny-mlp"}]
+
+    [row] = graph.read("model_get", id="m-1")
+    assert {k: row["model"][k] for k in props} == props
+    assert row["model"]["createdAt"] is not None and row["familyId"] is None
+    assert graph.read("model_get", id="missing") == []
 
 
 def test_duplicate_model_id_raises_project_error(neo4j_db: neo4j.Driver) -> None:
-    graph.write("create_model", props={"id": "dup", "name": "first"})
+    graph.write("model_create", rows=_rows({"id": "dup", "name": "first"}))
     with pytest.raises(DuplicateModelError) as excinfo:
-        graph.write("create_model", props={"id": "dup", "name": "second"})
+        graph.write("model_create", rows=_rows({"id": "dup", "name": "second"}))
     assert isinstance(excinfo.value, ConstraintViolation)
     assert "dup" in str(excinfo.value) and "Model" in str(excinfo.value)
     assert graph.read("MATCH (m:Model {id: $id}) RETURN m.name AS name", id="dup") == [{"name": "first"}]
 
 
 def test_write_transaction_is_all_or_nothing(neo4j_db: neo4j.Driver) -> None:
-    graph.write("create_model", props={"id": "existing"})
+    graph.write("model_create", rows=_rows({"id": "existing", "name": "existing"}))
 
     def work(tx: graph.GraphTransaction) -> None:
-        tx.run("create_model", props={"id": "new-in-tx"})
-        tx.run("create_model", props={"id": "existing"})  # violates the constraint
+        tx.run("model_create", rows=_rows({"id": "new-in-tx", "name": "new-in-tx"}))
+        tx.run("model_create", rows=_rows({"id": "existing", "name": "another"}))  # violates the constraint
 
     with pytest.raises(DuplicateModelError):
         graph.run_in_write_transaction(work)
-    assert graph.read("get_model", id="new-in-tx") == []  # rolled back with the failure
+    assert graph.read("model_get", id="new-in-tx") == []  # rolled back with the failure
 
 
 # --------------------------------------------------------------------------- errors without a server
