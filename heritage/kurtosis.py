@@ -20,12 +20,14 @@ The rule, per family (:func:`decide_direction`):
    as a share of the edges;
 3. the kurtosis regime is whichever of ``fine_tuning``/``pretraining`` agrees more
    (ties: ``fine_tuning``, by far the common case in model hubs);
-4. kurtosis is used when it agrees at least as well as centrality; otherwise the
-   family's kurtosis is inconsistent with any single root and ``centrality`` decides.
-   Because mean distance is convex along the paths of a tree, centrality agrees fully
-   with trees rooted at their centre, so kurtosis must be fully consistent to win that
-   comparison; on a chain (where the centre is not the root) a consistent kurtosis
-   wins the tie. A two-model family has no centre and always uses kurtosis.
+4. kurtosis is used when its regime is decided (one of the two agrees more than the
+   other) and it agrees at least as well as centrality; otherwise ``centrality``
+   decides. Because mean distance is convex along the paths of a tree, centrality
+   agrees fully with trees rooted at their centre, so kurtosis must be fully
+   consistent to win that comparison. Kurtosis that is monotone along a path fits both
+   regimes equally (the root could be either end): such a family, a star of two
+   fine-tunes for instance, carries no regime evidence, and its centre is its root.
+   A two-model family has no centre and always uses kurtosis, in the fine-tuning regime.
 """
 
 from __future__ import annotations
@@ -110,5 +112,6 @@ def decide_direction(distances: np.ndarray, kurtosis: Sequence[float]) -> Regime
     if n == 2:
         agreement.pop(Regime.CENTRALITY.value)
         return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING, agreement)
-    chosen = kurtosis_regime if max(ft, pt) >= agreement[Regime.CENTRALITY.value] else Regime.CENTRALITY
+    decisive = ft != pt and max(ft, pt) >= agreement[Regime.CENTRALITY.value]
+    chosen = kurtosis_regime if decisive else Regime.CENTRALITY
     return RegimeDecision(chosen, kurtosis_regime, agreement)
