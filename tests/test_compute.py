@@ -231,3 +231,19 @@ def test_arborescence_matches_networkx_on_random_costs() -> None:
             sum(costs[p, c] for p, c in reference.edges()), abs=1e-9)
         valid, issues = validate_tree(ours, list(range(n)))
         assert valid, issues
+
+
+def test_kurtosis_monotone_along_a_path_defers_to_the_centre() -> None:
+    """A root with two fine-tunes: kurtosis rising from one child through the root to the
+    other fits both regimes, so the centre (the root) decides."""
+    d = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.4], [1.0, 1.4, 0.0]])  # 0 is the centre
+    ku = [5.0, 5.1, 4.9]
+    decision = decide_direction(d, ku)
+    assert decision.agreement["fine_tuning"] == decision.agreement["pretraining"] == 1.0
+    assert decision.regime is Regime.CENTRALITY
+    edges = build_tree(d, ku, "mother", 0.3, decision.regime)
+    assert {(e.parent, e.child) for e in edges} == {(0, 1), (0, 2)}
+    # Two models have no centre: kurtosis in the fine-tuning regime decides.
+    two = decide_direction(np.array([[0.0, 1.0], [1.0, 0.0]]), [4.0, 5.0])
+    assert two.regime is Regime.FINE_TUNING
+    assert [(e.parent, e.child) for e in build_tree(np.array([[0.0, 1.0], [1.0, 0.0]]), [4.0, 5.0])] == [(1, 0)]
