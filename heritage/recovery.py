@@ -24,7 +24,7 @@ import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
 from heritage.distances import DistanceMetric, choose_metric, distance_matrix
 from heritage.fingerprint import Fingerprint
 from heritage.kurtosis import Regime, decide_direction
+from heritage.layers import FINGERPRINT_ROLES, LayerRole
 from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class GenealogyRecovery:
         tree_method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
         lam: float = DEFAULT_LAMBDA,
         regime: Regime | str | None = None,
+        roles: Iterable[LayerRole | str] | None = None,
     ) -> None:
         self.metric = DistanceMetric(metric)
         if self.metric is DistanceMetric.MOTHER:
@@ -142,6 +144,11 @@ class GenealogyRecovery:
             raise ValueError("lambda must be non-negative")
         self.lam = float(lam)
         self.regime = Regime(regime) if regime else None
+        # Layers compared by every distance; None: each metric's default (heritage.layers).
+        self.roles = frozenset(LayerRole(r) for r in roles) if roles else None
+        if self.roles is not None and not self.roles <= FINGERPRINT_ROLES:
+            outside = ", ".join(sorted(r.value for r in self.roles - FINGERPRINT_ROLES))
+            raise ValueError(f"fingerprints keep attention and MLP matrices only; cannot compare {outside}")
 
     # -- families -------------------------------------------------------------
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
@@ -152,7 +159,7 @@ class GenealogyRecovery:
                 groups[fp.structure_hash].append(fp)
         families: list[list[Fingerprint]] = []
         for group in groups.values():
-            d = distance_matrix(group, DistanceMetric.L2)
+            d = distance_matrix(group, DistanceMetric.L2, self.roles)
             labels = cluster(d, self.clustering, self.threshold)
             for label in range(int(labels.max()) + 1 if len(labels) else 0):
                 families.append([fp for fp, l in zip(group, labels) if l == label])
@@ -160,11 +167,11 @@ class GenealogyRecovery:
 
     # -- trees ----------------------------------------------------------------
     def family_distances(self, members: Sequence[Fingerprint]) -> tuple[np.ndarray, DistanceMetric]:
-        l2 = distance_matrix(members, DistanceMetric.L2)
+        l2 = distance_matrix(members, DistanceMetric.L2, self.roles)
         metric = choose_metric(members, l2) if self.metric is DistanceMetric.AUTO else self.metric
         if metric is DistanceMetric.L2:
             return l2, metric
-        d = distance_matrix(members, metric)
+        d = distance_matrix(members, metric, self.roles)
         if metric is DistanceMetric.RANK:
             d = d + _RANK_TIE_BREAK * l2 / (float(l2.max()) or 1.0)
         return d, metric
@@ -212,7 +219,7 @@ class GenealogyRecovery:
             wanted = {declared_base.lower(), PurePosixPath(declared_base).name.lower()}
             for family in compatible:
                 for member in family.members:
-                    if member.lower() in wanted:
+                    if member.lower() in wanted and not by_name[member].is_adapter:
                         parent, confidence, how = member, 1.0, "declared_base"
         if parent is None:
             family = max(compatible, key=lambda f: len(f.members))
@@ -237,11 +244,14 @@ class GenealogyRecovery:
             raise ValueError("model names must be unique")
         by_name = {fp.name: fp for fp in fingerprints}
         families = [self.build_family(members, i) for i, members in enumerate(self.cluster(fingerprints))]
+        # Bases are full models only: a lone adapter's own family (appended below) is never
+        # a candidate for another adapter, whatever its shapes (as in the catalogue's placement).
+        full_families = list(families)
         declared_bases = declared_bases or {}
         for fp in fingerprints:
             if not fp.is_adapter:
                 continue
-            attached = self.attach_adapter(fp, declared_bases.get(fp.name), families, by_name)
+            attached = self.attach_adapter(fp, declared_bases.get(fp.name), full_families, by_name)
             if attached is None:
                 log.warning("adapter %s fits no full model here; it stands alone", fp.name)
                 families.append(RecoveredFamily(

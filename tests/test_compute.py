@@ -247,3 +247,19 @@ def test_kurtosis_monotone_along_a_path_defers_to_the_centre() -> None:
     two = decide_direction(np.array([[0.0, 1.0], [1.0, 0.0]]), [4.0, 5.0])
     assert two.regime is Regime.FINE_TUNING
     assert [(e.parent, e.child) for e in build_tree(np.array([[0.0, 1.0], [1.0, 0.0]]), [4.0, 5.0])] == [(1, 0)]
+
+
+def test_layer_roles_really_filter(two_families) -> None:
+    _zoo, fps = two_families
+    a, b = fps["a0"], fps["a1"]
+    from heritage.layers import LayerRole
+
+    only_q = pair_distance(a, b, "l2", frozenset({LayerRole.ATTENTION_Q}))
+    only_mlp = pair_distance(a, b, "l2", frozenset({LayerRole.MLP}))
+    assert only_q != only_mlp
+    recovery = GenealogyRecovery(roles=["attention_q"])
+    assert recovery.roles == frozenset({LayerRole.ATTENTION_Q})
+    d, _metric = recovery.family_distances([a, b])
+    assert d[0, 1] == pytest.approx(only_q)
+    with pytest.raises(ValueError, match="cannot compare embedding"):
+        GenealogyRecovery(roles=["embedding"])

@@ -6,6 +6,7 @@ import argparse
 
 from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.distances import DistanceMetric
+from heritage.layers import LayerRole, parse_roles
 from heritage.recovery import GenealogyRecovery
 from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
@@ -20,8 +21,19 @@ def add_recovery_options(parser: argparse.ArgumentParser) -> None:
                        help=f"family threshold, relative weight change (default: {DEFAULT_THRESHOLD})")
     group.add_argument("--tree-method", choices=[m.value for m in TreeBuildingMethod],
                        default=TreeBuildingMethod.MOTHER.value)
+    group.add_argument("--layers", type=_roles, default=None, metavar="ROLES",
+                       help="comma-separated layer roles to compare: attention (all projections), "
+                            "attention_q, attention_k, attention_v, attention_o, attention_qkv, mlp "
+                            "(default: each metric's own choice)")
     group.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
                        help=f"kurtosis penalty weight (default: {DEFAULT_LAMBDA})")
+
+
+def _roles(text: str) -> frozenset[LayerRole]:
+    try:
+        return parse_roles(text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown layer role in {text!r}") from None
 
 
 def recovery_from_args(args: argparse.Namespace) -> GenealogyRecovery:
@@ -29,6 +41,7 @@ def recovery_from_args(args: argparse.Namespace) -> GenealogyRecovery:
 
     try:
         return GenealogyRecovery(metric=args.metric, clustering=args.clustering,
-                                 threshold=args.threshold, tree_method=args.tree_method, lam=args.lam)
+                                 threshold=args.threshold, tree_method=args.tree_method, lam=args.lam,
+                                 roles=args.layers)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
