@@ -165,6 +165,11 @@ def main() -> None:
     bench_large_matrix_memory()
     bench_growth(model)
     if args.zoo:
+        largest = max((p for p in (args.zoo / "models").iterdir()),
+                      key=lambda p: sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*"))))
+        bench_memory(largest)
+        if largest.is_file() and largest.suffix == ".safetensors":
+            bench_ingest(largest, max(3, args.repeat // 2))
         bench_accuracy(args.zoo)
 
 
