@@ -59,6 +59,14 @@ _DRIVER_OPTIONS: dict[str, Any] = {
     "notifications_disabled_classifications": ["UNRECOGNIZED"],
 }
 
+# What the driver raises when the server cannot be reached or is not ready yet.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    neo4j_errors.ServiceUnavailable,
+    neo4j_errors.SessionExpired,
+    neo4j_errors.DatabaseUnavailable,
+    OSError,
+)
+
 _lock = threading.Lock()
 _driver: neo4j.Driver | None = None
 _settings: Neo4jSettings | None = None
@@ -92,12 +100,7 @@ def translate_errors(settings: Neo4jSettings | None = None) -> Iterator[None]:
         raise AuthenticationFailed(
             f"Neo4j at {settings.uri} rejected user {settings.user!r}: {hint}"
         ) from exc
-    except (
-        neo4j_errors.ServiceUnavailable,
-        neo4j_errors.SessionExpired,
-        neo4j_errors.DatabaseUnavailable,
-        OSError,
-    ) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         settings = settings or current_settings()
         raise DatabaseUnavailable(
             f"Neo4j is not reachable at {settings.uri} ({exc.__class__.__name__}: {exc}); "

@@ -40,7 +40,9 @@ from pathlib import Path
 import neo4j
 from neo4j import exceptions as neo4j_errors
 
+from graph.driver import UNAVAILABLE_ERRORS
 from graph.errors import AuthenticationFailed, GraphError, Neo4jServerError
+from graph.processes import process_alive
 from graph.settings import Neo4jSettings, password_file, read_stored_password
 
 __all__ = [
@@ -287,25 +289,9 @@ def _read_pid(layout: ServerLayout) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    """True when ``pid`` is a live process; reaps it first if it is our exited child."""
-    try:
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return False  # our child, just exited: now reaped
-    except ChildProcessError:
-        pass  # not our child: fine
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_server_process(pid: int) -> bool:
     """Alive and (where /proc tells) really a Neo4j JVM, not a recycled pid."""
-    if not _alive(pid):
+    if not process_alive(pid):
         return False
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
@@ -608,12 +594,7 @@ def _wait_for_bolt(
                     "keeps the password it was first started with; set NEO4J_PASSWORD to that password "
                     f"(or stop the server and delete {layout.data} to start over)"
                 ) from exc
-            except (
-                neo4j_errors.ServiceUnavailable,
-                neo4j_errors.SessionExpired,
-                neo4j_errors.DatabaseUnavailable,
-                OSError,
-            ):
+            except UNAVAILABLE_ERRORS:
                 pass  # Bolt is bound but the databases are not ready yet
         if time.monotonic() > deadline:
             _terminate(proc.pid, layout, timeout=STOP_TIMEOUT_S)
@@ -671,9 +652,9 @@ def _terminate(pid: int, layout: ServerLayout, *, timeout: float) -> None:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not _alive(pid):
+        if not process_alive(pid):
             break
         log.warning("Neo4j (pid %d) did not stop within %.0f s; sending SIGKILL", pid, wait)
     else:

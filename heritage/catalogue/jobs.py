@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 from collections.abc import Callable
 
+from graph.processes import process_alive
 from graph.driver import read, write
 from heritage.catalogue.errors import JobNotFound
 from heritage.catalogue.records import native
@@ -111,16 +112,6 @@ def list_jobs(state: str | None = None, limit: int = 50) -> list[JobRecord]:
     return [_job_record(r) for r in read("job_list", state=state, limit=max(1, int(limit)))]
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner_gone(owner: str | None) -> bool:
     """True when ``owner`` is a process of this host that no longer runs."""
     if not owner:
@@ -134,7 +125,7 @@ def _owner_gone(owner: str | None) -> bool:
         return False  # another machine's job: we cannot tell
     if pid == os.getpid():
         return token != _PROCESS_TOKEN
-    return not _process_alive(pid)
+    return not process_alive(pid)
 
 
 def fail_orphaned_jobs() -> list[str]:
