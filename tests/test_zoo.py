@@ -246,3 +246,30 @@ def test_cli_refuses_a_non_empty_out_and_copies_the_cached_zoo(
     assert json.loads((out / "truth.json").read_text()) == json.loads((zoo / "truth.json").read_text())
     assert (out / "keep.txt").is_file()
     assert f"{len(records)} models" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- full spec (not built here)
+
+
+def test_full_spec_is_a_larger_superset() -> None:
+    full = {spec.name: spec for spec in zoo_spec("full")}
+    assert 25 <= len(full) <= 40
+    assert {s.name for s in SMALL} <= set(full)
+
+    def level(name: str) -> int:
+        return 0 if full[name].parent is None else 1 + level(full[name].parent)
+
+    for root in ("all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2"):
+        members = [n for n in full if _root_of(full, n) == root]
+        assert max(level(n) for n in members) >= 2
+        kinds = {full[n].kind for n in members if level(n) >= 1}
+        assert {"full_finetune", "merged_lora"} <= kinds
+    assert sum(s.kind == "pretrained" for s in full.values()) >= 2
+    assert any(s.format == "sharded_folder" and s.shard_backend == "pytorch" for s in full.values())
+    assert any(s.kind == "lora_adapter" for s in full.values())
+
+
+def _root_of(specs: dict, name: str) -> str:
+    while specs[name].parent is not None:
+        name = specs[name].parent
+    return name

@@ -158,11 +158,14 @@ class _Builder:
         return self._record(spec, config, family, params)
 
     def _hub_id(self, name: str) -> str:
-        """A hub-like id for an adapter's base, as a PEFT user would have typed it."""
-        spec = self.specs[name]
-        if spec.kind == "pretrained":
-            return _SOURCES[spec.source][1]
-        return f"zoo-user/{name}"
+        """The id an adapter's config names as its base: its family's Hub id.
+
+        Adapters trained on a fine-tune often still name the famous original, so the
+        metadata is deliberately no better than that: the true parent is in
+        ``truth.json`` only, and recovery has to find it from the weights.
+        """
+        root = self.specs[self.family[name]]
+        return _SOURCES[root.source][1]
 
     def _record(self, spec: ModelSpec, config: ModelConfig, family: str, params: int) -> dict[str, Any]:
         record: dict[str, Any] = {
