@@ -85,7 +85,7 @@ def _catalogue_errors() -> dict[type[BaseException], int]:
     table: dict[type[BaseException], int] = {}
     for name, status in (("ModelNotFound", 404), ("FamilyNotFound", 404), ("JobNotFound", 404),
                          ("NameTakenError", 409), ("DuplicateModel", 409),
-                         ("PathNotAllowedError", 403)):
+                         ("PathNotAllowedError", 403), ("ConcurrentUpdateError", 503)):
         cls = getattr(ce, name, None)
         if isinstance(cls, type):
             table[cls] = status
@@ -139,6 +139,8 @@ def _domain_handler(status: int):  # type: ignore[no-untyped-def]
         existing = getattr(exc, "existing_id", None)
         if existing:
             extra["existing_id"] = existing
-        return _json(status, str(exc) or exc.__class__.__name__, **extra)
+        # 503 here: the data kept changing under the request (ConcurrentUpdateError); retry.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return _json(status, str(exc) or exc.__class__.__name__, headers=headers, **extra)
 
     return handler

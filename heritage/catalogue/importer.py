@@ -10,6 +10,12 @@ then :func:`place_unplaced` puts every model still without a family into one —
 models left unplaced by an interrupted earlier run, which makes the import resumable.
 Within a batch, new models are linked by single linkage (threshold) among themselves and
 to their nearest stored relative; families that the new models connect are merged.
+
+An unmerged adapter joins the family of its declared base when that is stored and its
+shapes fit, else the largest family whose root it fits.  When nothing fits (the base is
+not in the catalogue) the adapter is still stored, status ``ok``, as the only member and
+root of a family of its own, with a logged warning; its declared base stays recorded
+(``DECLARED_BASE`` to the model or an ``ExternalModel`` placeholder).
 """
 
 from __future__ import annotations
@@ -87,6 +93,14 @@ def _family_of(model_ids: Sequence[str]) -> dict[str, str]:
     return {r["id"]: r["familyId"] for r in read("model_families", ids=list(model_ids))} if model_ids else {}
 
 
+def _warn_lone_adapter(name: str, declared_base: str | None) -> None:
+    """An adapter whose base is not stored (or whose shapes fit no stored model) is kept,
+    as the only member and root of its own family: the adapter is a real model and its base
+    may be imported later (a recluster then reconsiders it).  It is never refused."""
+    log.warning("adapter %s fits no stored model (declared base: %s): it stands alone in a new family",
+                name, declared_base or "none")
+
+
 # --------------------------------------------------------------------------- one model
 
 
@@ -95,6 +109,8 @@ def _plan_single(ctx: Context, prepared: Prepared, timings: Timings) -> FamilyPl
     cfg = ctx.config
     if prepared.profile.is_adapter:
         family_id = adapter_family(fp, prepared.profile.declared_base, ctx.cache, timings)
+        if family_id is None:
+            _warn_lone_adapter(prepared.name, prepared.profile.declared_base)
     else:
         relatives = nearest_relatives(fp, ctx.cache, exact_limit=cfg.exact_placement_limit,
                                       candidates=cfg.placement_candidates,
@@ -428,6 +444,7 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
         for family_id, group in by_family.items():
             if family_id is None:
                 for m in group:  # an adapter that fits no stored model stands alone
+                    _warn_lone_adapter(m.name, m.declared_base)
                     touched.append(_commit_component(ctx, [m], set(), fps, timings))
             else:
                 touched.append(_commit_component(ctx, group, {family_id}, fps, timings))

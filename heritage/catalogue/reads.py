@@ -7,11 +7,13 @@ stored parents).  Tree statistics and validation are computed from the stored ed
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from graph.driver import read
+from graph.driver import GraphTransaction, read, run_in_read_transaction
 from heritage.catalogue.config import MAX_DEPTH
-from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
+from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
 from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
 from heritage.trees import tree_statistics, validate_tree
 
@@ -33,6 +35,13 @@ __all__ = [
     "statistics",
     "family_size_distribution",
 ]
+
+
+log = logging.getLogger(__name__)
+
+# A lineage or genealogy read that overlapped a rewrite of its tree is read again, up to
+# this many times (see _lineage_rows).
+_CONSISTENT_READ_ATTEMPTS = 6
 
 
 def validate_depth(depth: int) -> int:
@@ -107,10 +116,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
     ``statistics`` (:func:`heritage.trees.tree_statistics` over ids), ``validation``
     (``{valid, issues}``) and ``mean_confidence``.
     """
-    rows = read("family_genealogy", id=family_id)
-    if not rows:
-        raise FamilyNotFound(family_id)
-    row = rows[0]
+    row = _genealogy_row(family_id)
     models = {m["id"]: m for m in row["models"]}
     edges = [
         {"parent": e["parent"], "child": e["child"],
@@ -169,6 +175,50 @@ def genealogy(family_id: str) -> dict[str, Any]:
     }
 
 
+def _genealogy_row(family_id: str) -> dict[str, Any]:
+    """The ``family_genealogy`` row of ONE stored tree (see :func:`_lineage_rows` for why):
+    read again while the family's version moved during the read, or while the edges are
+    not one whole tree written by one run (a commit seen half-applied)."""
+    def once(tx: GraphTransaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return tx.run("family_genealogy", id=family_id), tx.run("family_stamp", id=family_id)
+
+    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+        rows, after = run_in_read_transaction(once)
+        if not rows:
+            raise FamilyNotFound(family_id)
+        row = rows[0]
+        stable = bool(after) and after[0]["version"] == (row["family"] or {}).get("version")
+        ids = [m["id"] for m in row["models"]]
+        whole = len({e["runId"] for e in row["edges"]}) <= 1 and (
+            not ids or validate_tree([(e["parent"], e["child"]) for e in row["edges"]], ids)[0])
+        last = attempt == _CONSISTENT_READ_ATTEMPTS - 1
+        if stable and (whole or last):  # stored as such when it stays so: report, do not hide
+            return row
+        log.debug("genealogy of %s overlapped a rewrite; reading it again", family_id)
+        time.sleep(0.005 * 2**attempt)
+    raise ConcurrentUpdateError(f"the tree of family {family_id} kept changing while it was read; try again")
+
+
+def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], descendants: list[dict[str, Any]],
+                   root: list[dict[str, Any]], depth: int) -> bool:
+    """Do the parts of a lineage describe one tree? (parent = nearest ancestor, one chain up
+    to the root, descendants hanging below the model, nobody twice)."""
+    model_id = model["model"]["id"]
+    chain = [model_id, *(a["id"] for a in ancestors)]
+    if model["parentId"] != (ancestors[0]["id"] if ancestors else None):
+        return False
+    if any(a["childId"] != below for a, below in zip(ancestors, chain)):
+        return False
+    if root and len(ancestors) < depth and root[0]["id"] != chain[-1]:
+        return False
+    placed = {model_id}
+    for d in descendants:  # ordered by generation: each hangs below one already placed
+        if d["parentId"] not in placed or d["id"] in placed:
+            return False
+        placed.add(d["id"])
+    return not placed & set(chain[1:])
+
+
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
@@ -187,15 +237,14 @@ def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
     ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.
     """
     depth = validate_depth(depth)
-    model = get_model(model_id)
-    ancestors = [dict(_light(r), child_id=r["childId"]) for r in read("lineage_ancestors", id=model_id, depth=depth)]
-    rows = read("lineage_descendants", id=model_id, depth=depth)
+    model_row, ancestor_rows, rows, root = _lineage_rows(model_id, depth)
+    model = model_record(model_row)
+    ancestors = [dict(_light(r), child_id=r["childId"]) for r in ancestor_rows]
     nodes = {r["id"]: dict(_light(r), children=[]) for r in rows}
     top: list[dict[str, Any]] = []
     for r in rows:  # ordered by generation: a parent is always placed before its children
         node = nodes[r["id"]]
         (nodes[r["parentId"]]["children"] if r["parentId"] in nodes else top).append(node)
-    root = read("lineage_root", id=model_id)
     return {
         "model": model,
         "depth": depth,
@@ -206,6 +255,38 @@ def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
         "descendants": top,
         "descendant_count": len(rows),
     }
+
+
+def _lineage_rows(model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                      list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model, ancestor, descendant and root rows of one lineage, all from ONE tree.
+
+    Neo4j reads are read-committed: four queries (even in one transaction) may straddle a
+    rewrite of the tree that commits between them, and the lineage would then mix the old
+    tree and the new one (say, a parent that is not the nearest ancestor).  So the queries
+    run in one read transaction between two reads of the tree's stamp (family id and
+    version, bumped by every rewrite); when the stamps differ, or the parts do not fit
+    together (a commit seen half-applied), the lineage is read again.  A stable stamp
+    with parts that still do not fit is what is stored, and is returned as such.
+    """
+    def once(tx: GraphTransaction) -> tuple[Any, ...]:
+        before = tx.run("lineage_stamp", id=model_id)
+        model = tx.run("model_get", id=model_id)
+        ancestors = tx.run("lineage_ancestors", id=model_id, depth=depth)
+        descendants = tx.run("lineage_descendants", id=model_id, depth=depth)
+        root = tx.run("lineage_root", id=model_id)
+        return before, model, ancestors, descendants, root, tx.run("lineage_stamp", id=model_id)
+
+    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+        before, model, ancestors, descendants, root, after = run_in_read_transaction(once)
+        if not model:
+            raise ModelNotFound(model_id)
+        whole = _lineage_whole(model[0], ancestors, descendants, root, depth)
+        if before == after and (whole or attempt == _CONSISTENT_READ_ATTEMPTS - 1):
+            return model[0], ancestors, descendants, root
+        log.debug("lineage of %s overlapped a rewrite of its tree; reading it again", model_id)
+        time.sleep(0.005 * 2**attempt)
+    raise ConcurrentUpdateError(f"the tree of model {model_id} kept changing while it was read; try again")
 
 
 def root_of(model_id: str) -> dict[str, Any]:
