@@ -132,7 +132,8 @@ def test_adapter_folder_is_a_peft_adapter(zoo: Path, records: dict[str, dict]) -
     assert config["peft_type"] == "LORA" and config["task_type"] == "FEATURE_EXTRACTION"
     assert config["target_modules"] == ["query", "value"]
     assert config["r"] == adapter["train"]["lora_rank"] and config["lora_alpha"] > 0
-    assert config["base_model_name_or_path"] not in records  # a hub-like id, not a zoo entry
+    # What PEFT records: the repository id of the model it was trained on (its parent).
+    assert config["base_model_name_or_path"].rsplit("/", 1)[-1] == adapter["parent"]
     state = load_file(str(folder / "adapter_model.safetensors"))
     parent = weights(zoo, records, adapter["parent"])
     layers = {k.split(".")[4] for k in state}

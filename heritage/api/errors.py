@@ -77,19 +77,19 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None, **ext
 
 
 def _catalogue_errors() -> dict[type[BaseException], int]:
-    """Status codes of the catalogue's errors (resolved lazily: it may not be importable yet)."""
-    try:
-        from heritage.catalogue import errors as ce
-    except ImportError:  # pragma: no cover - only while the catalogue is being written
-        return {}
-    table: dict[type[BaseException], int] = {}
-    for name, status in (("ModelNotFound", 404), ("FamilyNotFound", 404), ("JobNotFound", 404),
-                         ("NameTakenError", 409), ("DuplicateModel", 409),
-                         ("PathNotAllowedError", 403), ("ConcurrentUpdateError", 503)):
-        cls = getattr(ce, name, None)
-        if isinstance(cls, type):
-            table[cls] = status
-    return table
+    """Status codes of the catalogue's errors."""
+    from heritage.catalogue import errors as ce
+
+    return {
+        ce.ModelNotFound: 404,
+        ce.FamilyNotFound: 404,
+        ce.JobNotFound: 404,
+        ce.NameTakenError: 409,
+        ce.DuplicateModel: 409,
+        ce.PathNotAllowedError: 403,
+        ce.UnusablePathError: 400,
+        ce.ConcurrentUpdateError: 503,
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from heritage.catalogue.errors import (
     ModelNotFound,
     NameTakenError,
     PathNotAllowedError,
+    UnusablePathError,
 )
 from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
 from heritage.catalogue.service import Catalogue, collect_entries
@@ -43,6 +44,7 @@ __all__ = [
     "JobNotFound",
     "NameTakenError",
     "PathNotAllowedError",
+    "UnusablePathError",
     "DuplicateModel",
     "ConcurrentUpdateError",
 ]

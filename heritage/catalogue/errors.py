@@ -15,6 +15,7 @@ __all__ = [
     "JobNotFound",
     "NameTakenError",
     "PathNotAllowedError",
+    "UnusablePathError",
     "DuplicateModel",
     "ConcurrentUpdateError",
 ]
@@ -63,6 +64,10 @@ class NameTakenError(CatalogueError):
 
 class PathNotAllowedError(CatalogueError, PermissionError):
     """A path to register lies outside every HERITAGE_IMPORT_ROOTS folder."""
+
+
+class UnusablePathError(CatalogueError, ValueError):
+    """A path to register that cannot even be resolved (a name too long, a link loop)."""
 
 
 class DuplicateModel(CatalogueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from collections.abc import Sequence
 
-from heritage.catalogue.errors import PathNotAllowedError
+from heritage.catalogue.errors import PathNotAllowedError, UnusablePathError
 
 __all__ = ["check_import_path"]
 
@@ -37,7 +37,7 @@ def _resolve(path: str | Path, roots: Sequence[Path]) -> Path:
 
 def check_import_path(path: str | Path, roots: Sequence[Path]) -> Path:
     """The resolved ``path`` when it lies inside one of ``roots``; else
-    :class:`PathNotAllowedError`.  A relative path is taken relative to each root in turn."""
+    :class:`PathNotAllowedError` (or :class:`UnusablePathError` when it cannot be resolved).  A relative path is taken relative to each root in turn."""
     if not roots:
         raise PathNotAllowedError(
             "registering server-side paths is disabled: set HERITAGE_IMPORT_ROOTS to the folders it may read"
@@ -45,9 +45,11 @@ def check_import_path(path: str | Path, roots: Sequence[Path]) -> Path:
     resolved_roots = [Path(r).expanduser().resolve() for r in roots]
     try:
         resolved = _resolve(path, resolved_roots)
+    except PathNotAllowedError:
+        raise
     except (OSError, RuntimeError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise PathNotAllowedError(f"{str(path)[:200]}: not a usable path ({reason})") from None
+        raise UnusablePathError(f"{str(path)[:200]}: not a usable path ({reason})") from None
     if not _inside(resolved, resolved_roots):
         raise PathNotAllowedError(f"{path} is outside the import roots ({', '.join(map(str, resolved_roots))})")
     if resolved.is_dir():

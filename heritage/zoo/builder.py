@@ -158,14 +158,12 @@ class _Builder:
         return self._record(spec, config, family, params)
 
     def _hub_id(self, name: str) -> str:
-        """The id an adapter's config names as its base: its family's Hub id.
-
-        Adapters trained on a fine-tune often still name the famous original, so the
-        metadata is deliberately no better than that: the true parent is in
-        ``truth.json`` only, and recovery has to find it from the weights.
-        """
-        root = self.specs[self.family[name]]
-        return _SOURCES[root.source][1]
+        """What an adapter's config names as its base: what PEFT records, the id or path
+        the base was loaded from — the family's Hub id for a pretrained root, the
+        publisher's repository id for a fine-tune (``zoo-user/<name>``)."""
+        if name == self.family[name]:
+            return _SOURCES[self.specs[name].source][1]
+        return f"zoo-user/{name}"
 
     def _record(self, spec: ModelSpec, config: ModelConfig, family: str, params: int) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -25,7 +25,7 @@ from heritage.zoo.training import TrainConfig
 
 __all__ = ["SPEC_VERSION", "SIZES", "KINDS", "FORMATS", "ModelSpec", "zoo_spec"]
 
-SPEC_VERSION = 3
+SPEC_VERSION = 4
 SIZES = ("small", "full")
 KINDS = ("pretrained", "full_finetune", "merged_lora", "lora_adapter", "unrelated")
 FORMATS = ("safetensors", "pytorch", "hf_folder", "sharded_folder", "peft_adapter")
