@@ -627,3 +627,19 @@ def test_small_zoo_genealogy_through_rest(api_factory: Any, api_headers: dict[st
     by_name = {m["name"]: m["id"] for m in client.get("/api/models", params={"limit": 100}).json()["items"]}
     lineage = client.get(f"/api/models/{by_name['minilm-l6-reviews']}/lineage").json()
     assert lineage["root"]["name"] == "all-MiniLM-L6-v2"
+
+
+def test_web_front_end_is_served(api_client: Any) -> None:
+    """The seed's web front end (model list, lineage, upload form) over the same API."""
+    home = api_client.get("/", follow_redirects=False)
+    assert home.status_code in (302, 307) and home.headers["location"] == "/ui/"
+    page = api_client.get("/ui/")
+    assert page.status_code == 200 and "Model Heritage" in page.text
+    assert 'id="upload-form"' in page.text and 'id="lineage"' in page.text
+    script = api_client.get("/ui/app.js")
+    assert script.status_code == 200
+    # It only calls endpoints the API has, and never inserts API values as HTML.
+    for endpoint in ("/models?", "/models/${encodeURIComponent(id)}/lineage", "/models`"):
+        assert endpoint in script.text
+    assert "innerHTML" not in script.text
+    assert api_client.get("/ui/style.css").status_code == 200

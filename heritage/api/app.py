@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heritage.api.deps import Db
@@ -72,6 +75,22 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _mount_front_end(app: FastAPI) -> None:
+    """The small web front end (model list and search, lineage, upload form) at ``/ui/``.
+
+    Plain files over the same REST API, so it needs no build step and shows nothing the
+    API does not; ``/`` redirects there.
+    """
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def _home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
 
 
 def _default_catalogue() -> Any:
@@ -156,6 +175,7 @@ def create_app(settings: ApiSettings | None = None, *, catalogue: Any | None = N
     for module in (routes_models, routes_families, routes_clustering, routes_jobs):
         app.include_router(module.router, prefix=API_PREFIX, responses=unavailable)
     app.include_router(routes_health.router, prefix=API_PREFIX)
+    _mount_front_end(app)
 
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
