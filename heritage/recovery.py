@@ -160,10 +160,22 @@ class GenealogyRecovery:
         families: list[list[Fingerprint]] = []
         for group in groups.values():
             d = distance_matrix(group, DistanceMetric.L2, self.roles)
-            labels = cluster(d, self.clustering, self.threshold)
+            labels = self._cluster_with_fallback(d)
             for label in range(int(labels.max()) + 1 if len(labels) else 0):
                 families.append([fp for fp, l in zip(group, labels) if l == label])
         return families
+
+    def _cluster_with_fallback(self, distances: np.ndarray) -> np.ndarray:
+        """The configured clustering; if that method fails on these distances (k-means or
+        DBSCAN on degenerate input), single linkage at the threshold, with a warning."""
+        try:
+            return cluster(distances, self.clustering, self.threshold)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            if self.clustering is ClusteringMethod.THRESHOLD:
+                raise
+            log.warning("%s clustering failed (%s); falling back to threshold clustering",
+                        self.clustering.value, exc)
+            return cluster(distances, ClusteringMethod.THRESHOLD, self.threshold)
 
     # -- trees ----------------------------------------------------------------
     def family_distances(self, members: Sequence[Fingerprint]) -> tuple[np.ndarray, DistanceMetric]:

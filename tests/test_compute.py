@@ -263,3 +263,17 @@ def test_layer_roles_really_filter(two_families) -> None:
     assert d[0, 1] == pytest.approx(only_q)
     with pytest.raises(ValueError, match="cannot compare embedding"):
         GenealogyRecovery(roles=["embedding"])
+
+
+def test_failing_clustering_falls_back_to_threshold(two_families, monkeypatch, caplog) -> None:
+    import heritage.clustering as clustering_module
+
+    def broken(*args, **kwargs):
+        raise ValueError("degenerate input")
+
+    monkeypatch.setattr(clustering_module, "_kmeans", broken)
+    _zoo, fps = two_families
+    with caplog.at_level("WARNING", logger="heritage.recovery"):
+        families = GenealogyRecovery(clustering="kmeans").cluster(list(fps.values()))
+    assert sorted(len(f) for f in families) == [7, 10]
+    assert "falling back to threshold clustering" in caplog.text
