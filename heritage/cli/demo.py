@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             print_family_tree(genealogy)
             print()
-        rows = read("MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")
+        rows = read("lineage_all_edges")
     correct, total = directed_edge_accuracy({(r["parent"], r["child"]) for r in rows}, truth["edges"])
     share = correct / total if total else 0.0
     print(f"5. Directed-edge accuracy against truth.json: {correct}/{total} = {share:.0%}")
