@@ -39,6 +39,14 @@ def two_families(tmp_path_factory) -> tuple[SyntheticZoo, dict[str, Fingerprint]
     return zoo, _fingerprints(zoo, tmp_path_factory.mktemp("two"))
 
 
+@pytest.fixture(scope="module")
+def family_a(two_families) -> tuple[list[str], np.ndarray, list[float]]:
+    """Names, l2 distances and kurtosis of the members of family ``a``."""
+    _zoo, fps = two_families
+    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
+    return [fp.name for fp in members], distance_matrix(members, "l2"), [fp.kurtosis for fp in members]
+
+
 def test_fingerprint_round_trip(two_families) -> None:
     _zoo, fps = two_families
     fp = fps["a0"]
@@ -129,13 +137,10 @@ def test_recovery_accuracy_on_synthetic_families(two_families) -> None:
         assert family.regime == Regime.FINE_TUNING.value
 
 
-def test_regime_is_decided_from_data(two_families) -> None:
+def test_regime_is_decided_from_data(two_families, family_a) -> None:
     """Reverse every model's kurtosis: the regime flips and the tree stays correct."""
-    zoo, fps = two_families
-    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
-    names = [fp.name for fp in members]
-    d = distance_matrix(members, "l2")
-    ku = [fp.kurtosis for fp in members]
+    zoo, _fps = two_families
+    names, d, ku = family_a
     assert decide_direction(d, ku).regime is Regime.FINE_TUNING
     flipped = [-k for k in ku]
     decision = decide_direction(d, flipped)
@@ -153,12 +158,8 @@ def test_two_model_family_direction_does_not_depend_on_order(two_families, order
     assert 0 < family.edges[0].confidence <= 1
 
 
-def test_tree_methods_validation_and_statistics(two_families) -> None:
-    _zoo, fps = two_families
-    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
-    names = [fp.name for fp in members]
-    d = distance_matrix(members, "l2")
-    ku = [fp.kurtosis for fp in members]
+def test_tree_methods_validation_and_statistics(family_a) -> None:
+    names, d, ku = family_a
     for method in TreeBuildingMethod:
         edges = build_tree(d, ku, method)
         pairs = [(names[e.parent], names[e.child]) for e in edges]
@@ -198,14 +199,12 @@ def test_adapter_attaches_to_declared_base(two_families) -> None:
     assert genealogy.parent_of("adapter") == family.root
 
 
-def test_regime_falls_back_to_centrality_when_kurtosis_is_noise(two_families) -> None:
+def test_regime_falls_back_to_centrality_when_kurtosis_is_noise(two_families, family_a) -> None:
     """Shuffled kurtosis explains no single root: the family's centre decides instead."""
-    zoo, fps = two_families
-    members = [fps[n] for n in sorted(fps) if n.startswith("a")]
-    names = [fp.name for fp in members]
-    d = distance_matrix(members, "l2")
+    zoo, _fps = two_families
+    names, d, ku = family_a
     rng = np.random.default_rng(0)
-    noise = list(rng.permutation([fp.kurtosis for fp in members]))
+    noise = list(rng.permutation(ku))
     decision = decide_direction(d, noise)
     assert decision.regime is Regime.CENTRALITY
     assert decision.agreement["centrality"] == 1.0 > max(decision.agreement["fine_tuning"],
