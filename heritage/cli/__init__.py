@@ -44,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"heritage.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command whose module is not there yet
-            if exc.name == f"heritage.cli.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"heritage.cli.{name}").register(subparsers)
     return parser
 
 
