@@ -1,7 +1,7 @@
 """Compact per-model fingerprints, read once at ingest, so that comparisons never reload weights.
 
-For every weight matrix with a fingerprint role (attention projections and MLP
-matrices, see :mod:`heritage.layers`) a fingerprint keeps:
+For every attention projection (or, in a model without attention, every MLP matrix:
+see :func:`fingerprint_roles`) a fingerprint keeps:
 
 * exact statistics: Frobenius norm, mean, standard deviation, excess kurtosis
   (the moments only for the kurtosis roles, where direction is decided);
@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from heritage.errors import InvalidWeightsError
-from heritage.layers import FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
+from heritage.layers import ATTENTION_ROLES, FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
 from heritage.loading import LoadedModel
 from heritage.profile import structure_hash
 
@@ -204,7 +204,7 @@ def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
             s2 += float(np.dot(flat, flat))
             if with_moments:
                 x2 = flat * flat
-                s1 += float(flat.sum(dtype=np.float64))
+                s1 += float(flat.sum())  # float32 pairwise summation: ample for the mean
                 s3 += float(np.dot(x2, flat))
                 s4 += float(np.dot(x2, x2))
         if not math.isfinite(s2) or (with_moments and not math.isfinite(s4 + s1)):
@@ -229,14 +229,29 @@ def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
     )
 
 
+def fingerprint_roles(model: LoadedModel) -> frozenset[LayerRole]:
+    """The roles a model's fingerprint keeps: its attention projections, or, for a model
+    without attention (an MLP, a CNN head), its MLP matrices.
+
+    Attention alone is what fine-tuning lineage needs (on the real zoo it recovers every
+    edge; MLP matrices alone recover under half, since LoRA leaves them untouched), and
+    skipping the MLP matrices, most of a transformer's weights, keeps ingest near the
+    speed of reading the file.
+    """
+    roles = {classify(n) for n, ref in model.tensors.items() if len(ref.shape) == 2}
+    return ATTENTION_ROLES if roles & ATTENTION_ROLES else frozenset({LayerRole.MLP})
+
+
 def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
-                      roles: frozenset[LayerRole] = FINGERPRINT_ROLES) -> Fingerprint:
+                      roles: frozenset[LayerRole] | None = None) -> Fingerprint:
     """Read each selected matrix of ``model`` once and build its fingerprint.
 
-    Tensors are processed one at a time, in row chunks, so peak memory stays near the
-    largest selected tensor (zero-copy for memory-mapped float32) plus fixed buffers.
-    Raises :class:`InvalidWeightsError` for NaN/Inf weights or when no layer is selected.
+    ``roles`` defaults to :func:`fingerprint_roles`. Tensors are processed one at a time,
+    in row chunks, so peak memory stays near the largest selected tensor (zero-copy for
+    memory-mapped float32) plus fixed buffers. Raises :class:`InvalidWeightsError` for
+    NaN/Inf weights or when no layer is selected.
     """
+    roles = roles if roles is not None else fingerprint_roles(model)
     layers: dict[str, LayerFingerprint] = {}
     for name, ref in model.tensors.items():
         if len(ref.shape) != 2 or min(ref.shape) == 0:

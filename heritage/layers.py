@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 
@@ -44,8 +45,12 @@ _PATTERNS: Sequence[tuple[LayerRole, re.Pattern[str]]] = [
 ]
 
 
+@lru_cache(maxsize=65536)
 def classify(name: str) -> LayerRole:
-    """The role of the parameter called ``name`` (a canonical name)."""
+    """The role of the parameter called ``name`` (a canonical name).
+
+    Cached: the same names recur in every model of a family and in every pass over them.
+    """
     for role, pattern in _PATTERNS:
         if pattern.search(name):
             return role
@@ -64,7 +69,8 @@ def parse_roles(values: Iterable[str]) -> frozenset[LayerRole]:
     return frozenset(roles)
 
 
-# Weights that every fingerprint sketches: the matrices fine-tuning actually moves.
+# Roles a fingerprint can hold: attention projections, or MLP matrices for models without
+# attention (heritage.fingerprint.fingerprint_roles). Distances compare what both hold.
 FINGERPRINT_ROLES = ATTENTION_ROLES | {LayerRole.MLP}
 
 # Default comparison layers per distance metric (see heritage.distances).

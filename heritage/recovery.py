@@ -148,7 +148,7 @@ class GenealogyRecovery:
         self.roles = frozenset(LayerRole(r) for r in roles) if roles else None
         if self.roles is not None and not self.roles <= FINGERPRINT_ROLES:
             outside = ", ".join(sorted(r.value for r in self.roles - FINGERPRINT_ROLES))
-            raise ValueError(f"fingerprints keep attention and MLP matrices only; cannot compare {outside}")
+            raise ValueError(f"fingerprints keep attention (or MLP) matrices only; cannot compare {outside}")
 
     # -- families -------------------------------------------------------------
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:

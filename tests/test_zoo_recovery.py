@@ -13,7 +13,6 @@ from heritage.distances import distance_matrix
 from heritage.evaluate import Truth, evaluate_zoo
 from heritage.exact import exact_distances
 from heritage.ingest import ingest_many, model_entries
-from heritage.layers import FINGERPRINT_ROLES
 from heritage.loading import load_model
 
 
@@ -56,7 +55,8 @@ def test_sketch_ranks_parents_like_the_exact_distance(zoo: Path) -> None:
         if len(group) < 3:
             continue
         sketch = distance_matrix([m.fingerprint for m in group], "l2")
-        exact = exact_distances([load_model(m.path, m.name) for m in group], FINGERPRINT_ROLES).relative_l2
+        roles = frozenset(layer.role for layer in group[0].fingerprint.layers.values())
+        exact = exact_distances([load_model(m.path, m.name) for m in group], roles).relative_l2
         off = ~np.eye(len(group), dtype=bool)
         assert np.max(np.abs(sketch[off] - exact[off]) / exact[off]) < 0.15
         for i in range(len(group)):
