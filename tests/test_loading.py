@@ -221,3 +221,16 @@ def test_missing_shard_and_missing_adapter_weights(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(UnsupportedFormatError):
         load_model(empty)
+
+
+def test_half_precision_widening_is_exact_for_every_value() -> None:
+    from heritage.loading.dtypes import bf16_to_float32, f16_to_float32
+
+    every = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    reference = every.view(np.float16).astype(np.float32)
+    widened = f16_to_float32(every)
+    nan = np.isnan(reference)
+    np.testing.assert_array_equal(widened.view(np.uint32)[~nan], reference.view(np.uint32)[~nan])
+    assert np.isnan(widened[nan]).all()
+    as_bf16 = torch.from_numpy(every.view(np.int16).copy()).view(torch.bfloat16).float().numpy()
+    np.testing.assert_array_equal(bf16_to_float32(every).view(np.uint32), as_bf16.view(np.uint32))

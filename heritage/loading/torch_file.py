@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from heritage.errors import ModelLoadError, UnsafeCheckpointError
-from heritage.loading.dtypes import bf16_to_float32
+from heritage.loading.dtypes import bf16_to_float32, f16_to_float32
 from heritage.loading.model import TensorRef
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ def _to_numpy(tensor: Any) -> np.ndarray:
         return tensor.numpy()
     if tensor.dtype == torch.bfloat16:
         return bf16_to_float32(tensor.view(torch.int16).numpy().view(np.uint16))
+    if tensor.dtype == torch.float16:
+        return f16_to_float32(tensor.numpy())
     return tensor.numpy().astype(np.float32)
 
 
