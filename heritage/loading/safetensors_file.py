@@ -4,13 +4,14 @@ We parse the header ourselves instead of calling ``safetensors.safe_open`` becau
 want (1) a precise error for each kind of corruption (truncated file, header length
 beyond the file, invalid JSON, unknown dtype, overlapping or out-of-range offsets),
 checked before any tensor is touched, and (2) bfloat16 support without torch. Tensor
-data is never read into RAM up front: each tensor is its own ``np.memmap``, mapped
+data is never read into RAM up front: each tensor is its own memory mapping, made
 when it is loaded and unmapped when it is dropped.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def _validate_entry(name: str, entry: object, data_size: int) -> None:
         )
 
 
+def _map_tensor(path: Path, offset: int, nbytes: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only view of ``nbytes`` at ``offset`` through a mapping of its own.
+
+    The array keeps the mapping alive; when the array is dropped the pages are unmapped,
+    so resident memory follows the tensor being processed, not the whole file. (Plain
+    ``mmap`` rather than ``np.memmap``: a third of the cost per tensor, which counts for
+    models with hundreds of small matrices.)
+    """
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    with path.open("rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), offset - start + nbytes, offset=start, access=mmap.ACCESS_READ)
+    return np.frombuffer(mapping, dtype=dtype, count=nbytes // dtype.itemsize,
+                         offset=offset - start).reshape(shape)
+
+
 def open_safetensors(path: Path) -> tuple[dict[str, TensorRef], dict[str, str]]:
     """Open ``path`` and return lazy tensor references (raw names) and the metadata."""
     header, metadata, data_start = read_header(path)
@@ -105,12 +121,9 @@ def open_safetensors(path: Path) -> tuple[dict[str, TensorRef], dict[str, str]]:
         begin, end = entry["data_offsets"]
 
         def load(begin=begin, end=end, code=code, shape=shape) -> np.ndarray:
-            dtype = SAFETENSORS_DTYPES[code]
             if end == begin:
                 return np.zeros(shape, dtype=np.float32)
-            # One mapping per tensor: when the array is dropped the pages are unmapped,
-            # so resident memory follows the tensor being processed, not the whole file.
-            raw = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+            raw = _map_tensor(path, data_start + begin, end - begin, SAFETENSORS_DTYPES[code], shape)
             return to_float32(raw, code)
 
         refs[name] = TensorRef(name=name, shape=shape, dtype=code, loader=load)
