@@ -32,7 +32,7 @@ from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score
 
 from heritage.clustering import cluster as cluster_distances
-from heritage.exact import exact_distances, mean_tensor_l2
+from heritage.exact import ExactDistances, exact_distances, mean_tensor_l2
 from heritage.fingerprint import Fingerprint
 from heritage.ingest import IngestedModel, IngestFailure, ingest_many, model_entries
 from heritage.kurtosis import Regime
@@ -100,30 +100,23 @@ def score(recipe: str, truth: Truth, edges: Sequence[tuple[str, str]],
     return Score(recipe, directed, undirected_acc, float(ari), len(truth.edges), len(families))
 
 
-def _arch_groups(models: Sequence[LoadedModel], fps: Sequence[Fingerprint]) -> list[list[int]]:
+def _arch_groups(fps: Sequence[Fingerprint]) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i, fp in enumerate(fps):
         groups.setdefault(fp.structure_hash, []).append(i)
     return list(groups.values())
 
 
-def _blockwise(n: int, groups: list[list[int]], fill: np.ndarray, per_group) -> np.ndarray:
-    """An N x N matrix from per-architecture blocks; pairs across architectures get ``fill``."""
-    out = np.array(fill, dtype=np.float64)
-    for g in groups:
-        block = per_group(g)
-        out[np.ix_(g, g)] = block
-    return out
-
-
 def reference_recipe(models: Sequence[LoadedModel], fps: Sequence[Fingerprint],
                      k: int) -> tuple[list[tuple[str, str]], list[list[str]]]:
     n = len(models)
-    groups = _arch_groups(models, fps)
+    groups = _arch_groups(fps)
     mean_abs = np.zeros((n, n))
+    exact_of: dict[int, tuple[ExactDistances, int]] = {}  # model -> its group's distances, its index there
     for g in groups:
         ex = exact_distances([models[i] for i in g])
         mean_abs[np.ix_(g, g)] = ex.mean_abs
+        exact_of.update((i, (ex, local)) for local, i in enumerate(g))
     big = (mean_abs.max() or 1.0) * 10
     for a in groups:
         for b in groups:
@@ -139,7 +132,8 @@ def reference_recipe(models: Sequence[LoadedModel], fps: Sequence[Fingerprint],
         families.append([models[i].name for i in idx])
         if len(idx) < 2 or len({fps[i].structure_hash for i in idx}) > 1:
             continue
-        d = exact_distances([models[i] for i in idx]).mother()
+        ex = exact_of[idx[0]][0]
+        d = ex.subset([exact_of[i][1] for i in idx]).mother()
         for e in build_tree(d, [ku_out[i] for i in idx], "mother", REFERENCE_LAMBDA, Regime.FINE_TUNING):
             edges.append((models[idx[e.parent]].name, models[idx[e.child]].name))
     return edges, families
@@ -147,7 +141,7 @@ def reference_recipe(models: Sequence[LoadedModel], fps: Sequence[Fingerprint],
 
 def seed_recipe(models: Sequence[LoadedModel], fps: Sequence[Fingerprint]) -> tuple[list[tuple[str, str]], list[list[str]]]:
     n = len(models)
-    groups = _arch_groups(models, fps)
+    groups = _arch_groups(fps)
     d = np.full((n, n), np.inf)
     for g in groups:
         d[np.ix_(g, g)] = mean_tensor_l2([models[i] for i in g])

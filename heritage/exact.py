@@ -32,6 +32,14 @@ class ExactDistances:
     mean_abs: np.ndarray  # (N, N) sum over layers of mean |W_u - W_v|
     relative_l2: np.ndarray  # (N, N) mean over layers of ||W_u - W_v|| / rms norm
 
+    def subset(self, indices: Sequence[int]) -> "ExactDistances":
+        """The same statistics restricted to the models at ``indices`` (no weights reread)."""
+        idx = list(indices)
+        grid = np.ix_(idx, idx)
+        return ExactDistances([self.names[i] for i in idx], self.layers,
+                              self.max_abs[(slice(None), *grid)], self.mean_abs[grid],
+                              self.relative_l2[grid])
+
     def mother(self) -> np.ndarray:
         """The reference distance: per-layer max-entry, min-max normalised over pairs, max over layers."""
         n = len(self.names)

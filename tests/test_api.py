@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from heritage.synthetic import family_zoo
+from lineage_invariants import wait_for_job
 
 pytestmark = pytest.mark.usefixtures("neo4j_db")
 
@@ -45,18 +46,6 @@ def upload_family(client: Any, headers: dict[str, str], directory: Path, seed: i
         assert response.status_code == 201, response.text
         ids[name] = response.json()["model"]["id"]
     return ids, parents
-
-
-def wait_for_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/api/jobs/{job_id}")
-        assert job.status_code == 200, job.text
-        body = job.json()
-        if body["state"] in ("succeeded", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"job {job_id} still {body['state']}"
-        time.sleep(0.2)
 
 
 def stored_parents(client: Any, family_id: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from heritage.kurtosis import Regime, decide_direction
 from heritage.layers import ATTENTION_ROLES
 from heritage.loading import load_model
 from heritage.recovery import GenealogyRecovery
-from heritage.synthetic import SyntheticZoo, family_zoo, finetune, lora_child, random_root
+from heritage.synthetic import SyntheticZoo, family_zoo, lora_child, random_root
 from heritage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 
