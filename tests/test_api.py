@@ -1,6 +1,6 @@
 """REST API against a real Neo4j: every endpoint's happy path and its errors.
 
-Small synthetic families (:func:`heritage.synthetic.family_zoo`) are uploaded through
+Small synthetic families (:func:`heritage.evaluation.synthetic.family_zoo`) are uploaded through
 the API exactly as a client would; their true parents are known, so the stored
 genealogy read back through REST is checked against the truth.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from heritage.synthetic import family_zoo
+from heritage.evaluation.synthetic import family_zoo
 from lineage_invariants import wait_for_job
 
 pytestmark = pytest.mark.usefixtures("neo4j_db")
@@ -585,12 +585,12 @@ def test_unexpected_errors_are_500_without_internals(api_factory: Any, monkeypat
 
 
 def test_small_zoo_genealogy_through_rest(api_factory: Any, api_headers: dict[str, str]) -> None:
-    """Real fine-tunes (heritage.zoo, built once into the shared cache) registered through
+    """Real fine-tunes (heritage.evaluation.zoo, built once into the shared cache) registered through
     REST: families and every stored DERIVED_FROM edge read back match truth.json."""
     import json
 
     import torch  # noqa: F401
-    from heritage.zoo import ensure_zoo
+    from heritage.evaluation.zoo import ensure_zoo
 
     zoo = ensure_zoo("small")
     truth = json.loads((zoo / "truth.json").read_text())

@@ -17,7 +17,7 @@ from hypothesis.errors import Unsatisfiable
 
 from heritage.api.security import KeyVerifier, unsafe_globals_in_checkpoint, unsafe_globals_in_pickle
 from heritage.api.settings import ApiSettings, ConfigurationError
-from heritage.synthetic import family_zoo
+from heritage.evaluation.synthetic import family_zoo
 
 WRITE_ENDPOINTS = [
     ("post", "/api/models", {"files": {"file": ("a.safetensors", b"x")}}),

@@ -1,6 +1,6 @@
 """The catalogue service against a real Neo4j: import, placement, trees, maintenance, jobs.
 
-Models are small synthetic families (heritage.synthetic) unless a test says otherwise;
+Models are small synthetic families (heritage.evaluation.synthetic) unless a test says otherwise;
 the real fine-tuned zoo is used by the accuracy test at the end.
 """
 
@@ -28,7 +28,7 @@ from heritage.catalogue import (
 from heritage.catalogue import commit, importer, jobs
 from heritage.catalogue.paths import check_import_path
 from heritage.catalogue.reads import validate_depth
-from heritage.synthetic import family_zoo, finetune, random_root
+from heritage.evaluation.synthetic import family_zoo, finetune, random_root
 
 # --------------------------------------------------------------------------- helpers
 

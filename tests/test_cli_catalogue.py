@@ -11,7 +11,7 @@ import pytest
 import graph
 from graph.driver import close_driver
 from heritage.cli import main
-from heritage.synthetic import family_zoo
+from heritage.evaluation.synthetic import family_zoo
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

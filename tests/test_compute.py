@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heritage.clustering import ClusteringMethod, cluster
-from heritage.distances import DistanceMetric, distance_matrix, distances_to, pair_distance
+from heritage.lineage.clustering import ClusteringMethod, cluster
+from heritage.lineage.distances import DistanceMetric, distance_matrix, distances_to, pair_distance
 from heritage.errors import IncompatibleModelsError
-from heritage.exact import exact_distances
-from heritage.fingerprint import Fingerprint, fingerprint_model
-from heritage.arborescence import minimum_arborescence
-from heritage.kurtosis import Regime, decide_direction
-from heritage.layers import ATTENTION_ROLES
-from heritage.loading import load_model
-from heritage.recovery import GenealogyRecovery
-from heritage.synthetic import SyntheticZoo, family_zoo, lora_child, random_root
-from heritage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.exact import exact_distances
+from heritage.reading.fingerprint import Fingerprint, fingerprint_model
+from heritage.lineage.arborescence import minimum_arborescence
+from heritage.lineage.direction import Regime, decide_direction
+from heritage.reading.layers import ATTENTION_ROLES
+from heritage.reading.loader import load_model
+from heritage.lineage.recovery import GenealogyRecovery
+from heritage.evaluation.synthetic import SyntheticZoo, family_zoo, lora_child, random_root
+from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 
 def _fingerprints(zoo: SyntheticZoo, directory: Path) -> dict[str, Fingerprint]:
@@ -260,7 +260,7 @@ def test_kurtosis_monotone_along_a_path_defers_to_the_centre() -> None:
 def test_layer_roles_really_filter(two_families) -> None:
     _zoo, fps = two_families
     a, b = fps["a0"], fps["a1"]
-    from heritage.layers import LayerRole
+    from heritage.reading.layers import LayerRole
 
     only_q = pair_distance(a, b, "l2", frozenset({LayerRole.ATTENTION_Q}))
     only_o = pair_distance(a, b, "l2", frozenset({LayerRole.ATTENTION_O}))
@@ -277,14 +277,14 @@ def test_layer_roles_really_filter(two_families) -> None:
 
 
 def test_failing_clustering_falls_back_to_threshold(two_families, monkeypatch, caplog) -> None:
-    import heritage.clustering as clustering_module
+    import heritage.lineage.clustering as clustering_module
 
     def broken(*args, **kwargs):
         raise ValueError("degenerate input")
 
     monkeypatch.setattr(clustering_module, "_kmeans", broken)
     _zoo, fps = two_families
-    with caplog.at_level("WARNING", logger="heritage.recovery"):
+    with caplog.at_level("WARNING", logger="heritage.lineage.recovery"):
         families = GenealogyRecovery(clustering="kmeans").cluster(list(fps.values()))
     assert sorted(len(f) for f in families) == [7, 10]
     assert "falling back to threshold clustering" in caplog.text
@@ -293,7 +293,7 @@ def test_failing_clustering_falls_back_to_threshold(two_families, monkeypatch, c
 def test_models_without_attention_are_fingerprinted_by_their_mlp(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
-    from heritage.layers import LayerRole
+    from heritage.reading.layers import LayerRole
 
     rng = np.random.default_rng(0)
     weights = {"mlp.fc1.weight": rng.standard_normal((32, 16)).astype(np.float32),

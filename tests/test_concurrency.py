@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -37,9 +36,10 @@ from lineage_invariants import (
     lineage_problems,
     wait_for_job,
 )
+from neo4j_servers import free_port
 
 import graph
-from heritage.synthetic import random_root
+from heritage.evaluation.synthetic import random_root
 
 REQUEST_TIMEOUT_S = 120.0
 
@@ -66,16 +66,10 @@ class LiveServer:
             return [r for r in self.responses if r[1] >= 500]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(neo4j_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``heritage serve`` on 127.0.0.1:<free port>, configured only by the variables set here."""
-    port = _free_port()
+    port = free_port()
     key = secrets.token_urlsafe(24)
     upload_dir = tmp_path_factory.mktemp("live-uploads")
     log_path = upload_dir.parent / f"serve-{port}.log"
@@ -203,7 +197,7 @@ def test_same_file_twice_at_the_same_moment(server: LiveServer, tmp_path: Path) 
 def test_reads_during_reclusters_always_see_whole_trees(server: LiveServer, catalogue: Any,
                                                         synthetic_models: Any) -> None:
     from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries
-    from heritage.trees import TreeBuildingMethod
+    from heritage.lineage.trees import TreeBuildingMethod
 
     summary = catalogue.import_many(collect_entries([synthetic_models.directory]))
     assert summary.created == 20
@@ -283,7 +277,7 @@ def test_a_rewrite_landing_inside_a_read_makes_it_read_again(catalogue: Any, syn
     one genealogy read; both answers must be the NEW tree, whole, read a second time."""
     from graph.driver import GraphTransaction
     from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries, reads
-    from heritage.trees import TreeBuildingMethod
+    from heritage.lineage.trees import TreeBuildingMethod
 
     summary = catalogue.import_many(collect_entries([synthetic_models.directory]))
     ids = {r.name: r.model_id for r in summary.results}

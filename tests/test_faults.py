@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -33,22 +32,17 @@ from typing import Any
 
 import pytest
 from lineage_invariants import graph_counts, integrity_problems, snapshot, wait_for_job
+from neo4j_servers import free_port, private_server
 
 import graph
 from graph.driver import close_driver
-from graph.settings import DEFAULT_HOME_DIR, Neo4jSettings
+from graph.settings import Neo4jSettings
 
 FORBIDDEN_IN_BODY = ("Traceback", 'File "', "site-packages")
 MARKER_TIMEOUT_S = 90.0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Child:
@@ -93,38 +87,16 @@ def assert_clean_503(response: Any) -> None:
 # ----------------------------------------------------------------- Neo4j going away
 
 
-def _fetched_lib(*homes: Path) -> Path | None:
-    """A ``lib`` folder with a complete fetch, to reuse instead of fetching with Maven."""
-    from graph.local_server import NEO4J_VERSION, ServerLayout
-
-    for home in homes:
-        layout = ServerLayout(Path(home))
-        if layout.fetch_marker.is_file() and (layout.lib / f"neo4j-{NEO4J_VERSION}.jar").is_file():
-            return layout.lib.resolve()
-    return None
-
-
 @pytest.fixture
-def throwaway_neo4j(neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Iterator[Neo4jSettings]:
-    """A local Neo4j of this test alone (own home under tmp, free ports), sharing the jars
-    already fetched for the main server through a symlinked ``lib``; stopped at the end."""
-    from graph import local_server
-
-    lib = _fetched_lib(neo4j_settings.home_dir, Neo4jSettings.from_env().home_dir, DEFAULT_HOME_DIR)
-    if lib is None or shutil.which("java") is None:
-        pytest.skip("needs Java and Neo4j jars fetched once by `heritage neo4j start`")
-    home = tmp_path_factory.mktemp("neo4j-throwaway")
-    (home / "lib").symlink_to(lib, target_is_directory=True)
-    settings = Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}", password=secrets.token_urlsafe(18),
-                             http_port=free_port(), home_dir=home)
-    settings = local_server.start(settings, timeout=120).settings
-    try:
-        yield settings
-    finally:
-        close_driver()  # the process-wide driver pointed here; the next test builds its own
-        local_server.stop(settings)
-        shutil.rmtree(home / "data", ignore_errors=True)
+def throwaway_neo4j(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jSettings]:
+    """A local Neo4j of this test alone (own home, free ports), stopped and removed at the end."""
+    if shutil.which("java") is None:
+        pytest.fail("these tests need Java 17+ (the project's setup installs what Neo4j needs)")
+    with private_server(tmp_path_factory.mktemp("neo4j-throwaway") / "home") as settings:
+        try:
+            yield settings
+        finally:
+            close_driver()  # the process-wide driver pointed here; the next test builds its own
 
 
 def test_neo4j_down_is_503_and_the_same_app_recovers(throwaway_neo4j: Neo4jSettings, tmp_path: Path,

@@ -21,14 +21,7 @@ from graph.queries import load_query, split_statements
 from graph.schema import apply_schema
 from graph.settings import Neo4jSettings, password_file
 from heritage.cli import main as cli_main
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from neo4j_servers import free_port
 
 
 # --------------------------------------------------------------------------- schema
@@ -113,7 +106,7 @@ def test_unknown_query_name_is_a_clear_error() -> None:
 
 
 def test_unreachable_database_raises_database_unavailable() -> None:
-    settings = Neo4jSettings(uri=f"bolt://127.0.0.1:{_free_port()}", password="irrelevant")
+    settings = Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}", password="irrelevant")
     with pytest.raises(DatabaseUnavailable, match="not reachable"):
         with (
             translate_errors(settings),

@@ -32,7 +32,7 @@ from lineage_invariants import graph_counts, integrity_problems, snapshot, wait_
 from safetensors.numpy import save_file
 
 import graph
-from heritage.synthetic import family_zoo, random_root
+from heritage.evaluation.synthetic import family_zoo, random_root
 
 pytestmark = pytest.mark.usefixtures("neo4j_db")
 

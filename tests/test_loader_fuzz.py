@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from safetensors.numpy import save as save_safetensors_bytes
 
 from heritage.errors import HeritageError, ModelLoadError
-from heritage.ingest import ingest
-from heritage.synthetic import family_zoo
+from heritage.reading.ingest import ingest
+from heritage.evaluation.synthetic import family_zoo
 
 import torch
 

@@ -13,11 +13,11 @@ import pytest
 from safetensors.numpy import save_file
 
 from heritage.errors import InvalidWeightsError, ModelLoadError, UnsafeCheckpointError, UnsupportedFormatError
-from heritage.fingerprint import fingerprint_model
-from heritage.ingest import ingest
-from heritage.loading import ModelFormat, load_model
-from heritage.profile import file_sha256, profile_model
-from heritage.synthetic import family_zoo
+from heritage.reading.fingerprint import fingerprint_model
+from heritage.reading.ingest import ingest
+from heritage.reading.loader import ModelFormat, load_model
+from heritage.reading.profile import file_sha256, profile_model
+from heritage.evaluation.synthetic import family_zoo
 
 import torch
 
@@ -231,7 +231,7 @@ def test_missing_shard_and_missing_adapter_weights(tmp_path: Path) -> None:
 
 
 def test_half_precision_widening_is_exact_for_every_value() -> None:
-    from heritage.loading.dtypes import bf16_to_float32, f16_to_float32
+    from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
 
     every = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     reference = every.view(np.float16).astype(np.float32)

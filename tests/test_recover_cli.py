@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from heritage.cli import main
-from heritage.synthetic import family_zoo
+from heritage.evaluation.synthetic import family_zoo
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_recover_fails_when_nothing_is_readable(tmp_path: Path, capsys) -> None:
 
 def test_compute_core_does_not_import_the_database() -> None:
     code = (
-        "import sys, heritage.recovery, heritage.ingest, heritage.evaluate, heritage.exact, "
+        "import sys, heritage.lineage.recovery, heritage.reading.ingest, heritage.evaluation.scoring, heritage.lineage.exact, "
         "heritage.cli.recover; bad = [m for m in sys.modules if m.split('.')[0] in ('neo4j', 'graph')]; "
         "assert not bad, bad"
     )

@@ -17,7 +17,7 @@ import gguf  # noqa: F401
 
 from safetensors.torch import load_file  # noqa: E402
 
-from heritage.zoo import build_zoo, ensure_zoo, zoo_spec  # noqa: E402
+from heritage.evaluation.zoo import build_zoo, ensure_zoo, zoo_spec  # noqa: E402
 
 SMALL = zoo_spec("small")
 FULL_CHECKPOINTS = [s.name for s in SMALL if s.kind != "lora_adapter"]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from heritage.cli import main
-from heritage.distances import distance_matrix
-from heritage.evaluate import Truth, evaluate_zoo
-from heritage.exact import exact_distances
-from heritage.ingest import ingest_many, model_entries
-from heritage.loading import load_model
+from heritage.lineage.distances import distance_matrix
+from heritage.evaluation.scoring import Truth, evaluate_zoo
+from heritage.lineage.exact import exact_distances
+from heritage.reading.ingest import ingest_many, model_entries
+from heritage.reading.loader import load_model
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ async def model_path(model_id: ModelId, other_id: ModelId, db: DbDep) -> ModelPa
 
 def _default_name(filename: str | None, sha256: str) -> str:
     """A model name from the client's file name: base name, no extension, no odd characters."""
-    from heritage.loading import model_name_for
+    from heritage.reading.loader import model_name_for
 
     base = PureWindowsPath(PurePosixPath(filename or "").name).name
     stem = model_name_for(Path(base)) if base else ""

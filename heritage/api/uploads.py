@@ -278,7 +278,7 @@ def detect_format(path: Path) -> DetectedFormat:
     :class:`BadUpload` (400).  Reads headers and pickle opcodes only: no tensor data,
     and no pickle is ever loaded.
     """
-    from heritage.loading.sniff import FileKind, sniff_bytes
+    from heritage.reading.sniff import FileKind, sniff_bytes
 
     size = path.stat().st_size
     with path.open("rb") as fh:

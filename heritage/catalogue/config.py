@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
-from heritage.distances import DistanceMetric
-from heritage.recovery import GenealogyRecovery
-from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
+from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
+from heritage.lineage.distances import DistanceMetric
+from heritage.lineage.recovery import GenealogyRecovery
+from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
 __all__ = ["CatalogueConfig", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "MAX_DEPTH"]
 

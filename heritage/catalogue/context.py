@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from heritage.catalogue.config import CatalogueConfig
 from heritage.catalogue.fingerprints import FingerprintCache
-from heritage.recovery import GenealogyRecovery
+from heritage.lineage.recovery import GenealogyRecovery
 
 __all__ = ["Context", "MAX_ATTEMPTS"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from collections.abc import Iterable
 
 from heritage.catalogue.rawread import read_rows
-from heritage.fingerprint import Fingerprint
+from heritage.reading.fingerprint import Fingerprint
 
 __all__ = ["FingerprintCache", "FINGERPRINT_QUERY_CHUNK", "read_fingerprint_rows"]
 

@@ -39,9 +39,9 @@ from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, pla
 from heritage.catalogue.prepare import Opened, Prepared, open_model, prepare_model
 from heritage.catalogue.records import ImportResult, ImportSummary
 from heritage.catalogue.timing import Timings
-from heritage.distances import DistanceMetric, distances_to
+from heritage.lineage.distances import DistanceMetric, distances_to
 from heritage.errors import HeritageError, ModelLoadError
-from heritage.fingerprint import Fingerprint
+from heritage.reading.fingerprint import Fingerprint
 
 __all__ = ["import_one", "import_batch", "place_unplaced", "read_family", "create_models",
            "ImportProgress", "constraint_kind"]

@@ -34,7 +34,7 @@ from heritage.catalogue.placement import adapter_family, declared_base_candidate
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family, plan_from_recovered
 from heritage.catalogue.prepare import Prepared, open_model, prepare_model
 from heritage.errors import HeritageError, ModelLoadError
-from heritage.fingerprint import FINGERPRINT_VERSION
+from heritage.reading.fingerprint import FINGERPRINT_VERSION
 
 __all__ = ["delete_model", "rebuild_family", "reprocess_model", "recluster"]
 

@@ -25,8 +25,8 @@ from graph.driver import read
 from heritage.catalogue.rawread import read_rows
 from heritage.catalogue.fingerprints import FingerprintCache
 from heritage.catalogue.timing import Timings
-from heritage.distances import DistanceMetric, distances_to
-from heritage.fingerprint import Fingerprint
+from heritage.lineage.distances import DistanceMetric, distances_to
+from heritage.reading.fingerprint import Fingerprint
 
 __all__ = [
     "Relative",

@@ -14,8 +14,8 @@ from typing import Any
 from collections.abc import Mapping, Sequence
 
 from heritage.catalogue.placement import declared_base_candidates
-from heritage.fingerprint import Fingerprint
-from heritage.recovery import GenealogyRecovery, RecoveredEdge, RecoveredFamily
+from heritage.reading.fingerprint import Fingerprint
+from heritage.lineage.recovery import GenealogyRecovery, RecoveredEdge, RecoveredFamily
 
 __all__ = ["Member", "FamilyPlan", "plan_family", "plan_from_recovered", "member_from_row"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from heritage.catalogue.placement import declared_base_candidates, placement_vector
 from heritage.catalogue.planning import Member
-from heritage.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_model
-from heritage.loading import LoadedModel, load_model
-from heritage.profile import ModelProfile, file_sha256, profile_model
+from heritage.reading.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_model
+from heritage.reading.loader import LoadedModel, load_model
+from heritage.reading.profile import ModelProfile, file_sha256, profile_model
 
 __all__ = ["Opened", "Prepared", "open_model", "prepare_model"]
 

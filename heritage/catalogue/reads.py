@@ -15,7 +15,7 @@ from graph.driver import GraphTransaction, read, run_in_read_transaction
 from heritage.catalogue.config import MAX_DEPTH
 from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
 from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
-from heritage.trees import tree_statistics, validate_tree
+from heritage.lineage.trees import tree_statistics, validate_tree
 
 __all__ = [
     "validate_depth",
@@ -113,7 +113,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
     ``nodes`` (``{id, name, parent_id, confidence, generation, is_root, is_leaf,
     is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name,
     confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
-    ``statistics`` (:func:`heritage.trees.tree_statistics` over ids), ``validation``
+    ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids), ``validation``
     (``{valid, issues}``) and ``mean_confidence``.
     """
     row = _genealogy_row(family_id)

@@ -26,7 +26,7 @@ from heritage.catalogue.context import Context
 from heritage.catalogue.paths import check_import_path
 from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
 from heritage.errors import ModelLoadError
-from heritage.ingest import model_entries
+from heritage.reading.ingest import model_entries
 
 __all__ = ["Catalogue", "collect_entries"]
 
@@ -38,11 +38,11 @@ def collect_entries(paths: Iterable[str | Path], recursive: bool = False) -> lis
 
     A path that is itself a model (a weights file, or a folder with ``config.json``,
     ``adapter_config.json`` or a shard index) is one model named by its entry name; any
-    other folder contributes every entry inside it (:func:`heritage.ingest.model_entries`),
+    other folder contributes every entry inside it (:func:`heritage.reading.ingest.model_entries`),
     and with ``recursive`` the entries of its sub-folders that are not models themselves.
     Raises ``ModelLoadError`` for a path that does not exist.
     """
-    from heritage.loading import model_name_for
+    from heritage.reading.loader import model_name_for
 
     out: list[tuple[str, Path]] = []
 

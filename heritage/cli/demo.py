@@ -79,7 +79,7 @@ def _zoo(size: str, folder: Path | None) -> Path:
         print(f"   using {folder}")
         return folder
     try:
-        from heritage.zoo import ensure_zoo, zoo_cache_dir
+        from heritage.evaluation.zoo import ensure_zoo, zoo_cache_dir
     except ImportError as exc:
         raise CLIError(f"the model zoo needs PyTorch (pip install 'model-heritage[torch,zoo]'): {exc}") from None
     target = zoo_cache_dir(size)

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from heritage.evaluate import evaluate_zoo, format_scores
+    from heritage.evaluation.scoring import evaluate_zoo, format_scores
 
     if not (args.zoo / "truth.json").is_file() or not (args.zoo / "models").is_dir():
         raise CLIError(f"{args.zoo}: expected a zoo folder with models/ and truth.json "

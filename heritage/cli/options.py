@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
-from heritage.distances import DistanceMetric
-from heritage.layers import LayerRole, parse_roles
-from heritage.recovery import GenealogyRecovery
-from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
+from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
+from heritage.lineage.distances import DistanceMetric
+from heritage.reading.layers import LayerRole, parse_roles
+from heritage.lineage.recovery import GenealogyRecovery
+from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
 
 def add_recovery_options(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from heritage.cli import CLIError
 from heritage.cli.options import add_recovery_options, recovery_from_args
 from heritage.cli.render import render_genealogy
 from heritage.errors import ModelLoadError
-from heritage.ingest import IngestFailure, IngestedModel, ingest_many, model_entries
+from heritage.reading.ingest import IngestFailure, IngestedModel, ingest_many, model_entries
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

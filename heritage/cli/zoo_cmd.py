@@ -1,7 +1,7 @@
 """``heritage zoo OUT``: build (or copy from the cache) a ground-truth model zoo.
 
 The zoo is deterministic, so by default it is built once into the shared cache (see
-:func:`heritage.zoo.ensure_zoo`) and copied into ``OUT``; ``--no-cache`` trains
+:func:`heritage.evaluation.zoo.ensure_zoo`) and copied into ``OUT``; ``--no-cache`` trains
 straight into ``OUT`` instead.
 """
 
@@ -66,8 +66,8 @@ def _prepare(out: Path, force: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from heritage.zoo import build_zoo, ensure_zoo, zoo_spec
-        from heritage.zoo.pretrained import PretrainedNotFound
+        from heritage.evaluation.zoo import build_zoo, ensure_zoo, zoo_spec
+        from heritage.evaluation.zoo.pretrained import PretrainedNotFound
     except ImportError as exc:
         raise CLIError(f"the model zoo needs PyTorch, onnx and gguf ({exc.name} is missing)") from exc
     from tqdm import tqdm

@@ -1,6 +1,6 @@
 """Distances computed exactly from weights (for the reference recipes and for checks).
 
-The product compares fingerprints (:mod:`heritage.distances`); these exact versions exist
+The product compares fingerprints (:mod:`heritage.lineage.distances`); these exact versions exist
 because the published reference recipe (MoTHer's max-entry distance with per-layer
 min-max normalisation, Ward clustering on mean-absolute differences) and the seed
 system's recipe (mean per-tensor L2 over every tensor) cannot be computed from a sketch,
@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from heritage.layers import DEFAULT_ROLES, LayerRole, classify
-from heritage.loading import LoadedModel
+from heritage.reading.layers import DEFAULT_ROLES, LayerRole, classify
+from heritage.reading.loader import LoadedModel
 
 _COLUMN_CHUNK = 1 << 20
 

@@ -17,24 +17,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from heritage.errors import ModelLoadError, UnsupportedFormatError
-from heritage.loading.folders import (
+from heritage.reading.folders import (
     adapter_info,
     lora_deltas,
     shard_files,
     shard_index,
     single_weight_file,
 )
-from heritage.loading.model import (
+from heritage.reading.model import (
     AdapterInfo,
     LoadedModel,
     ModelFormat,
     TensorRef,
     canonical_name,
 )
-from heritage.loading.model_card import read_model_card
-from heritage.loading.safetensors_file import open_safetensors
-from heritage.loading.sniff import FileKind, read_json, sniff_file
-from heritage.loading.torch_file import open_torch
+from heritage.reading.model_card import read_model_card
+from heritage.reading.safetensors_file import open_safetensors
+from heritage.reading.sniff import FileKind, read_json, sniff_file
+from heritage.reading.torch_file import open_torch
 
 __all__ = [
     "AdapterInfo",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heritage.zoo.training import TrainConfig
+from heritage.evaluation.zoo.training import TrainConfig
 
 __all__ = ["SPEC_VERSION", "SIZES", "KINDS", "FORMATS", "ModelSpec", "zoo_spec"]
 

@@ -2,7 +2,7 @@
 
 A root gets heavy-tailed (Student-t) weights, as pretraining produces; each fine-tune
 adds a dense Gaussian update, which lowers kurtosis as real fine-tuning does, and a
-"LoRA" child adds a low-rank update. Real fine-tuned models (see :mod:`heritage.zoo`)
+"LoRA" child adds a low-rank update. Real fine-tuned models (see :mod:`heritage.evaluation.zoo`)
 are the ground truth for accuracy; these are for fast checks of the machinery.
 """
 

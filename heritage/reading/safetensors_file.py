@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from heritage.errors import ModelLoadError
-from heritage.loading.dtypes import SAFETENSORS_DTYPES, to_float32
-from heritage.loading.model import TensorRef
+from heritage.reading.dtypes import SAFETENSORS_DTYPES, to_float32
+from heritage.reading.model import TensorRef
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 SAFETENSORS_MAGIC_MIN = 8 + 2  # length prefix plus at least "{}"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Iterator
 
 from heritage.errors import ModelLoadError
-from heritage.fingerprint import DEFAULT_SKETCH_DIM, Fingerprint, fingerprint_model
-from heritage.loading import load_model, model_name_for
-from heritage.profile import ModelProfile, profile_model
+from heritage.reading.fingerprint import DEFAULT_SKETCH_DIM, Fingerprint, fingerprint_model
+from heritage.reading.loader import load_model, model_name_for
+from heritage.reading.profile import ModelProfile, profile_model
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from heritage.zoo.bert import mean_pool
+from heritage.evaluation.zoo.bert import mean_pool
 
 __all__ = ["TrainConfig", "TASKS", "LoraWeights", "full_finetune", "lora_finetune", "make_batch"]
 

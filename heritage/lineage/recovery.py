@@ -8,8 +8,8 @@ estimator. It:
 2. clusters each group into families on the scale-free ``l2`` distance;
 3. per family, picks the tree metric (``auto``: rank for merged-LoRA families, else
    l2), decides the direction signal from the data — kurtosis in the regime that fits,
-   or centrality where kurtosis is inconsistent (:mod:`heritage.kurtosis`) — and builds
-   the tree (:mod:`heritage.trees`);
+   or centrality where kurtosis is inconsistent (:mod:`heritage.lineage.direction`) — and builds
+   the tree (:mod:`heritage.lineage.trees`);
 4. attaches each unmerged LoRA adapter to its base among the full models: the model its
    ``base_model_name_or_path`` names (by name or path basename) when it is one of them
    and its shapes fit; otherwise — weights alone cannot tell which of several
@@ -28,12 +28,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from heritage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
-from heritage.distances import DistanceMetric, choose_metric, distance_matrix
-from heritage.fingerprint import Fingerprint
-from heritage.kurtosis import Regime, decide_direction
-from heritage.layers import FINGERPRINT_ROLES, LayerRole
-from heritage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
+from heritage.lineage.distances import DistanceMetric, choose_metric, distance_matrix
+from heritage.reading.fingerprint import Fingerprint
+from heritage.lineage.direction import Regime, decide_direction
+from heritage.reading.layers import FINGERPRINT_ROLES, LayerRole
+from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class GenealogyRecovery:
     ) -> None:
         self.metric = DistanceMetric(metric)
         if self.metric is DistanceMetric.MOTHER:
-            raise ValueError("the exact 'mother' distance needs weights: use heritage.exact")
+            raise ValueError("the exact 'mother' distance needs weights: use heritage.lineage.exact")
         self.clustering = ClusteringMethod(clustering)
         if not threshold > 0:
             raise ValueError("threshold must be positive")
@@ -144,7 +144,7 @@ class GenealogyRecovery:
             raise ValueError("lambda must be non-negative")
         self.lam = float(lam)
         self.regime = Regime(regime) if regime else None
-        # Layers compared by every distance; None: each metric's default (heritage.layers).
+        # Layers compared by every distance; None: each metric's default (heritage.reading.layers).
         self.roles = frozenset(LayerRole(r) for r in roles) if roles else None
         if self.roles is not None and not self.roles <= FINGERPRINT_ROLES:
             outside = ", ".join(sorted(r.value for r in self.roles - FINGERPRINT_ROLES))

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from heritage.loading import LoadedModel
+from heritage.reading.loader import LoadedModel
 
 _BLOCK_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block)\.(\d+)\.")
 _CHUNK = 8 * 1024 * 1024

@@ -70,10 +70,10 @@ def parse_roles(values: Iterable[str]) -> frozenset[LayerRole]:
 
 
 # Roles a fingerprint can hold: attention projections, or MLP matrices for models without
-# attention (heritage.fingerprint.fingerprint_roles). Distances compare what both hold.
+# attention (heritage.reading.fingerprint.fingerprint_roles). Distances compare what both hold.
 FINGERPRINT_ROLES = ATTENTION_ROLES | {LayerRole.MLP}
 
-# Default comparison layers per distance metric (see heritage.distances).
+# Default comparison layers per distance metric (see heritage.lineage.distances).
 DEFAULT_ROLES: dict[str, frozenset[LayerRole]] = {
     "l2": FINGERPRINT_ROLES,
     "cosine": FINGERPRINT_ROLES,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from heritage.errors import ModelLoadError, UnsupportedFormatError
-from heritage.loading.model import AdapterInfo, TensorRef, canonical_name
-from heritage.loading.sniff import read_json
+from heritage.reading.model import AdapterInfo, TensorRef, canonical_name
+from heritage.reading.sniff import read_json
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")

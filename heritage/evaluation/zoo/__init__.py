@@ -6,15 +6,15 @@ and, in the full zoo, SmolLM2-135M), fine-tunes them with AdamW (fully and with 
 on synthetic tasks, and writes the results in the checkpoint layouts found in the wild,
 together with ``truth.json`` describing who descends from whom.
 
-Modules: :mod:`~heritage.zoo.bert` / :mod:`~heritage.zoo.llama` (plain-torch models with
-Hugging Face key names), :mod:`~heritage.zoo.pretrained` (reading the packaged weights),
-:mod:`~heritage.zoo.training` (fine-tuning), :mod:`~heritage.zoo.writers` (checkpoint
-layouts), :mod:`~heritage.zoo.spec` (the genealogies) and :mod:`~heritage.zoo.builder`
+Modules: :mod:`~heritage.evaluation.zoo.bert` / :mod:`~heritage.evaluation.zoo.llama` (plain-torch models with
+Hugging Face key names), :mod:`~heritage.evaluation.zoo.pretrained` (reading the packaged weights),
+:mod:`~heritage.evaluation.zoo.training` (fine-tuning), :mod:`~heritage.evaluation.zoo.writers` (checkpoint
+layouts), :mod:`~heritage.evaluation.zoo.spec` (the genealogies) and :mod:`~heritage.evaluation.zoo.builder`
 (building and caching).  PyTorch is required (the ``torch`` extra), plus ``onnx`` and
 ``gguf`` (the ``zoo`` extra) for the roots.
 """
 
-from heritage.zoo.builder import build_zoo, ensure_zoo, zoo_cache_dir
-from heritage.zoo.spec import SIZES, SPEC_VERSION, ModelSpec, zoo_spec
+from heritage.evaluation.zoo.builder import build_zoo, ensure_zoo, zoo_cache_dir
+from heritage.evaluation.zoo.spec import SIZES, SPEC_VERSION, ModelSpec, zoo_spec
 
 __all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "zoo_spec", "ModelSpec", "SIZES", "SPEC_VERSION"]

@@ -2,7 +2,7 @@
 
 Used for the zoo's optional third family (SmolLM2-135M), whose point is a second
 architecture with grouped-query attention and a quantised-then-dequantised root.  As
-with :mod:`heritage.zoo.bert`, the attribute tree mirrors ``transformers`` so that
+with :mod:`heritage.evaluation.zoo.bert`, the attribute tree mirrors ``transformers`` so that
 ``state_dict()`` keys read ``model.layers.N.self_attn.q_proj.weight`` etc.; the
 embedding matrix is tied to the (unsaved) LM head, as in SmolLM2.
 """

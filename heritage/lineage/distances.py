@@ -1,7 +1,7 @@
 """Pairwise distances between fingerprints.
 
 All distances here are computed from the fingerprints' sketches (see
-:mod:`heritage.fingerprint`) and are scale-free, so one family threshold serves
+:mod:`heritage.reading.fingerprint`) and are scale-free, so one family threshold serves
 models of any size:
 
 * ``l2``: mean over compared layers of ``||W_u - W_v||_F / rms(||W_u||_F, ||W_v||_F)``
@@ -14,7 +14,7 @@ models of any size:
 * ``auto``: ``rank`` for a family whose differences are all low-rank (merged LoRA
   fine-tunes), ``l2`` otherwise (see :func:`choose_metric`).
 
-The reference ``mother`` distance is exact and lives in :mod:`heritage.exact`.
+The reference ``mother`` distance is exact and lives in :mod:`heritage.lineage.exact`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from heritage.errors import IncompatibleModelsError
-from heritage.fingerprint import Fingerprint
-from heritage.layers import DEFAULT_ROLES, LayerRole
+from heritage.reading.fingerprint import Fingerprint
+from heritage.reading.layers import DEFAULT_ROLES, LayerRole
 
 
 class DistanceMetric(str, enum.Enum):

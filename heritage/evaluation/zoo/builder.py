@@ -27,11 +27,11 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from heritage.zoo import pretrained, writers
-from heritage.zoo.bert import BertConfig, BertModel, parameter_count
-from heritage.zoo.llama import LlamaConfig, LlamaForCausalLM
-from heritage.zoo.spec import SPEC_VERSION, ModelSpec, zoo_spec
-from heritage.zoo.training import full_finetune, lora_finetune
+from heritage.evaluation.zoo import pretrained, writers
+from heritage.evaluation.zoo.bert import BertConfig, BertModel, parameter_count
+from heritage.evaluation.zoo.llama import LlamaConfig, LlamaForCausalLM
+from heritage.evaluation.zoo.spec import SPEC_VERSION, ModelSpec, zoo_spec
+from heritage.evaluation.zoo.training import full_finetune, lora_finetune
 
 __all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "ProgressCallback"]
 

@@ -7,8 +7,8 @@
 
 (for fine-tuning: a child with *higher* kurtosis than its parent pays the penalty; for
 the ``centrality`` signal, a child more central than its parent, see
-:mod:`heritage.kurtosis`), and the tree is the minimum spanning arborescence of the
-complete digraph (Chu-Liu/Edmonds, :mod:`heritage.arborescence`). The penalty is asymmetric, so the
+:mod:`heritage.lineage.direction`), and the tree is the minimum spanning arborescence of the
+complete digraph (Chu-Liu/Edmonds, :mod:`heritage.lineage.arborescence`). The penalty is asymmetric, so the
 direction of every edge, including the single edge of a two-model family, is decided by
 kurtosis and not by input order.
 
@@ -30,8 +30,8 @@ from typing import Sequence
 import networkx as nx
 import numpy as np
 
-from heritage.arborescence import minimum_arborescence
-from heritage.kurtosis import Regime, against, undirected_mst
+from heritage.lineage.arborescence import minimum_arborescence
+from heritage.lineage.direction import Regime, against, undirected_mst
 
 DEFAULT_LAMBDA = 0.3
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from heritage.errors import ModelLoadError, UnsafeCheckpointError
-from heritage.loading.dtypes import bf16_to_float32, f16_to_float32
-from heritage.loading.model import TensorRef
+from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
+from heritage.reading.model import TensorRef
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,38 @@
+"""Lineage algorithms: from fingerprints to families and directed genealogy trees.
+
+Pure functions and estimators over NumPy arrays and networkx graphs; no file reading
+(that is :mod:`heritage.reading`) and no database.
+
+* :mod:`~heritage.lineage.distances` — scale-free distances between fingerprints;
+* :mod:`~heritage.lineage.exact` — the reference max-entry distance, from weights;
+* :mod:`~heritage.lineage.clustering` — families without knowing how many there are;
+* :mod:`~heritage.lineage.direction` — which way edges point (kurtosis or centrality);
+* :mod:`~heritage.lineage.arborescence` — Chu-Liu/Edmonds on a dense cost matrix;
+* :mod:`~heritage.lineage.trees` — a family's tree, its validation and statistics;
+* :mod:`~heritage.lineage.recovery` — :class:`GenealogyRecovery`, all of the above.
+"""
+
+from heritage.lineage.arborescence import minimum_arborescence
+from heritage.lineage.clustering import ClusteringMethod, cluster
+from heritage.lineage.direction import Regime, decide_direction
+from heritage.lineage.distances import DistanceMetric, distance_matrix
+from heritage.lineage.recovery import Genealogy, GenealogyRecovery, RecoveredEdge, RecoveredFamily
+from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+
+__all__ = [
+    "ClusteringMethod",
+    "DistanceMetric",
+    "Genealogy",
+    "GenealogyRecovery",
+    "RecoveredEdge",
+    "RecoveredFamily",
+    "Regime",
+    "TreeBuildingMethod",
+    "build_tree",
+    "cluster",
+    "decide_direction",
+    "distance_matrix",
+    "minimum_arborescence",
+    "tree_statistics",
+    "validate_tree",
+]
