@@ -61,12 +61,25 @@ def auto_threshold(distances: np.ndarray, threshold: float = DEFAULT_THRESHOLD) 
     n = distances.shape[0]
     if n < 2:
         return threshold
-    heights = np.sort(linkage(squareform(distances, checks=False), method="single")[:, 2])
+    heights = linkage(squareform(distances, checks=False), method="single")[:, 2]
+    return auto_cut(heights, threshold)[0]
+
+
+def auto_cut(heights: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[float, tuple[float, float], float]:
+    """The ``auto`` rule on single-linkage merge heights (any order).
+
+    Returns the cut, the gap ``(a, b)`` it sits in, and the widest log-gap below ``a``
+    (``-inf`` if none): the sparse path (:mod:`heritage.lineage.candidates`) needs the
+    last two to certify that heights it does not know could not have moved the cut.
+    """
+    heights = np.sort(np.asarray(heights, dtype=np.float64))
     lo, hi = threshold / _WINDOW, threshold * _WINDOW
     points = np.concatenate([[lo], heights[(heights > lo) & (heights < hi)], [hi]])
     gaps = np.log(points[1:]) - np.log(points[:-1])
     best = int(np.argmax(gaps))
-    return float(math.sqrt(points[best] * points[best + 1]))
+    below = float(gaps[:best].max()) if best else -math.inf
+    a, b = float(points[best]), float(points[best + 1])
+    return float(math.sqrt(a * b)), (a, b), below
 
 
 def _kmeans(distances: np.ndarray, threshold: float, seed: int = 0) -> np.ndarray:

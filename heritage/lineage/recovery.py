@@ -22,20 +22,30 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch, SparseFamilies, group_pairs
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
 from heritage.lineage.distances import DistanceMetric, choose_metric, distance_matrix
+from heritage.lineage.sources import FingerprintSource, InMemorySource, pair_l2
 from heritage.reading.fingerprint import Fingerprint
 from heritage.lineage.direction import Regime, decide_direction
 from heritage.reading.layers import FINGERPRINT_ROLES, LayerRole
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 log = logging.getLogger(__name__)
+
+# Families whose trees are built together (one task with a Dask mapper); bounded by models.
+_TREE_BATCH_MODELS = 512
+
+# ``map``-like callable: ``mapper(fn, iterable)`` yields ``fn(item)`` for each item, in order
+# (the builtin ``map`` in process; :func:`heritage.distributed.dask_mapper` on a Dask cluster).
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 # A tie-breaker mixed into integer-valued rank distances so that equal ranks are
 # resolved by the size of the change rather than by input order.
@@ -131,6 +141,9 @@ class GenealogyRecovery:
         lam: float = DEFAULT_LAMBDA,
         regime: Regime | str | None = None,
         roles: Iterable[LayerRole | str] | None = None,
+        search: FamilySearch | str = FamilySearch.SPARSE,
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        margin: float = 2.0,
     ) -> None:
         self.metric = DistanceMetric(metric)
         if self.metric is DistanceMetric.MOTHER:
@@ -149,21 +162,64 @@ class GenealogyRecovery:
         if self.roles is not None and not self.roles <= FINGERPRINT_ROLES:
             outside = ", ".join(sorted(r.value for r in self.roles - FINGERPRINT_ROLES))
             raise ValueError(f"fingerprints keep attention (or MLP) matrices only; cannot compare {outside}")
+        # Families: ``sparse`` (nearest-neighbour candidates, heritage.lineage.candidates) or
+        # ``exact`` (every pairwise distance; k-means always uses it).
+        self.search = FamilySearch(search)
+        if neighbours < 1:
+            raise ValueError("neighbours must be at least 1")
+        self.neighbours = int(neighbours)
+        if not margin >= 1:
+            raise ValueError("margin must be at least 1")
+        self.margin = float(margin)
 
     # -- families -------------------------------------------------------------
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
         """Families of full models (adapters excluded), each a list of fingerprints."""
-        groups: dict[str, list[Fingerprint]] = defaultdict(list)
-        for fp in fingerprints:
-            if not fp.is_adapter:
-                groups[fp.structure_hash].append(fp)
-        families: list[list[Fingerprint]] = []
-        for group in groups.values():
-            d = distance_matrix(group, DistanceMetric.L2, self.roles)
-            labels = self._cluster_with_fallback(d)
-            for label in range(int(labels.max()) + 1 if len(labels) else 0):
-                families.append([fp for fp, l in zip(group, labels) if l == label])
+        fingerprints = list(fingerprints)
+        return [[fingerprints[i] for i in family] for family in self.cluster_source(InMemorySource(fingerprints))]
+
+    def cluster_source(self, source: FingerprintSource, mapper: Mapper | None = None) -> list[np.ndarray]:
+        """Families of the full models of ``source``, as arrays of indices into its entries.
+
+        Per architecture (structural hash, in order of first appearance), labels in order
+        of first appearance: the same families, in the same order, by either search.
+        ``mapper`` runs the candidate searches (placement vectors only) elsewhere.
+        """
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, entry in enumerate(source.entries):
+            if not entry.is_adapter:
+                groups[entry.structure_hash].append(i)
+        indices = [np.asarray(g, dtype=np.int64) for g in groups.values()]
+        exact = self.search is FamilySearch.EXACT or self.clustering is ClusteringMethod.KMEANS
+        searcher = None if exact else SparseFamilies(self.clustering, self.threshold, neighbours=self.neighbours,
+                                                     margin=self.margin)
+        nearest: Iterator[Any] | None = None
+        if searcher is not None and mapper is not None:
+            nearest = iter(mapper(searcher.nearest, (source.placement_vectors(g) for g in indices)))
+        families: list[np.ndarray] = []
+        for group in indices:
+            if searcher is None:
+                labels = self._cluster_with_fallback(
+                    distance_matrix(source.fingerprints(group), DistanceMetric.L2, self.roles))
+            else:
+                labels = self._sparse_labels(searcher, source, group, None if nearest is None else next(nearest))
+            families.extend(group[members] for members in group_pairs(labels))
         return families
+
+    def _sparse_labels(self, searcher: SparseFamilies, source: FingerprintSource, group: np.ndarray,
+                       nearest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        def pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            unique = np.unique(np.concatenate([i, j]))
+            fps = source.fingerprints(group[unique])
+            pi, pj = np.searchsorted(unique, i), np.searchsorted(unique, j)
+            return pair_l2([fps[p] for p in pi], [fps[p] for p in pj], self.roles)
+
+        def dense(idx: np.ndarray) -> np.ndarray:
+            return distance_matrix(source.fingerprints(group[idx]), DistanceMetric.L2, self.roles)
+
+        labels, report = searcher.fit(source.placement_vectors(group), pairs, dense, nearest)
+        log.debug("sparse families: %s", report)
+        return labels
 
     def _cluster_with_fallback(self, distances: np.ndarray) -> np.ndarray:
         """The configured clustering; if that method fails on these distances (k-means or
@@ -222,8 +278,12 @@ class GenealogyRecovery:
 
     def attach_adapter(self, adapter: Fingerprint, declared_base: str | None,
                        families: Sequence[RecoveredFamily],
-                       by_name: dict[str, Fingerprint]) -> tuple[RecoveredFamily, RecoveredEdge] | None:
-        compatible = [f for f in families if self._fits(adapter, by_name[f.members[0]])]
+                       by_name: Mapping[str, Fingerprint],
+                       fits: Callable[[RecoveredFamily], bool] | None = None,
+                       ) -> tuple[RecoveredFamily, RecoveredEdge] | None:
+        """``fits(family)``: whether the adapter fits the family (default: its first member's shapes)."""
+        fits = fits or (lambda f: self._fits(adapter, by_name[f.members[0]]))
+        compatible = [f for f in families if fits(f)]
         if not compatible:
             return None
         parent, confidence, how = None, 0.0, "adapter_base"
@@ -251,19 +311,45 @@ class GenealogyRecovery:
     def recover(self, fingerprints: Sequence[Fingerprint],
                 declared_bases: dict[str, str | None] | None = None) -> Genealogy:
         """Families and trees for ``fingerprints`` (names must be unique)."""
-        names = [fp.name for fp in fingerprints]
+        return self.recover_source(InMemorySource(fingerprints), declared_bases)
+
+    def recover_source(self, source: FingerprintSource, declared_bases: dict[str, str | None] | None = None,
+                       mapper: Mapper | None = None) -> Genealogy:
+        """Families and trees of the models of ``source`` (names must be unique).
+
+        Fingerprints are read per candidate batch and per family, never all at once;
+        ``mapper`` (a ``map``-like callable, e.g. a Dask cluster's) runs the candidate
+        searches and the family trees.
+        """
+        names = [e.name for e in source.entries]
         if len(set(names)) != len(names):
             raise ValueError("model names must be unique")
-        by_name = {fp.name: fp for fp in fingerprints}
-        families = [self.build_family(members, i) for i, members in enumerate(self.cluster(fingerprints))]
+        index_of = {name: i for i, name in enumerate(names)}
+        kurtosis: dict[int, float] = {}
+        families: list[RecoveredFamily] = []
+        batches = self._tree_batches(source, self.cluster_source(source, mapper), kurtosis)
+        for built in (mapper or map)(_build_families, ((self, batch) for batch in batches)):
+            for family in built:
+                family.index = len(families)
+                families.append(family)
         # Bases are full models only: a lone adapter's own family (appended below) is never
         # a candidate for another adapter, whatever its shapes (as in the catalogue's placement).
         full_families = list(families)
         declared_bases = declared_bases or {}
-        for fp in fingerprints:
-            if not fp.is_adapter:
+        by_name = _LazyFingerprints(source, index_of)
+        for i, entry in enumerate(source.entries):
+            if not entry.is_adapter:
                 continue
-            attached = self.attach_adapter(fp, declared_bases.get(fp.name), full_families, by_name)
+            fp = source.fingerprints([i])[0]
+            fit_by_structure: dict[str, bool] = {}
+
+            def fits(family: RecoveredFamily, fp: Fingerprint = fp, cache: dict[str, bool] = fit_by_structure) -> bool:
+                # One architecture, one set of shapes: check one member per structural hash.
+                if family.structure_hash not in cache:
+                    cache[family.structure_hash] = self._fits(fp, by_name[family.members[0]])
+                return cache[family.structure_hash]
+
+            attached = self.attach_adapter(fp, declared_bases.get(fp.name), full_families, by_name, fits)
             if attached is None:
                 log.warning("adapter %s fits no full model here; it stands alone", fp.name)
                 families.append(RecoveredFamily(
@@ -274,5 +360,46 @@ class GenealogyRecovery:
             family, edge = attached
             family.members.append(fp.name)
             family.edges.append(edge)
-        kurtosis = {fp.name: fp.kurtosis for fp in fingerprints if not math.isnan(fp.kurtosis)}
-        return Genealogy(families=families, kurtosis=kurtosis)
+        return Genealogy(families=families, kurtosis={names[i]: kurtosis[i] for i in sorted(kurtosis)})
+
+    @staticmethod
+    def _tree_batches(source: FingerprintSource, families: list[np.ndarray],
+                      kurtosis: dict[int, float]) -> Iterator[list[list[Fingerprint]]]:
+        """Families' fingerprints, a few hundred models at a time (read lazily as consumed)."""
+        batch: list[list[Fingerprint]] = []
+        size = 0
+        for members in families:
+            fps = source.fingerprints(members)
+            for i, fp in zip(members, fps):
+                if not math.isnan(fp.kurtosis):
+                    kurtosis[int(i)] = fp.kurtosis
+            batch.append(fps)
+            size += len(fps)
+            if size >= _TREE_BATCH_MODELS:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+
+def _build_families(task: tuple[GenealogyRecovery, list[list[Fingerprint]]]) -> list[RecoveredFamily]:
+    """Trees of a batch of families (a module-level function, so a Dask worker can run it)."""
+    recovery, batch = task
+    return [recovery.build_family(members) for members in batch]
+
+
+class _LazyFingerprints(Mapping[str, Fingerprint]):
+    """Fingerprints by name, read from the source only when looked up."""
+
+    def __init__(self, source: FingerprintSource, index_of: dict[str, int]) -> None:
+        self._source = source
+        self._index_of = index_of
+
+    def __getitem__(self, name: str) -> Fingerprint:
+        return self._source.fingerprints([self._index_of[name]])[0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index_of)
+
+    def __len__(self) -> int:
+        return len(self._index_of)
