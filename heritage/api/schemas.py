@@ -325,6 +325,8 @@ class ClusteringConfiguration(_Out):
     lambda_: float = Field(validation_alias=AliasChoices("lambda_", "lambda"), serialization_alias="lambda")
     max_depth: int | None = None
     max_upload_bytes: int | None = None
+    family_search: str | None = Field(None, description="sparse (nearest-neighbour candidates) or exact")
+    neighbours: int | None = Field(None, description="candidate neighbours per model in the sparse search")
 
 
 class ClusteringStatistics(_Out):

@@ -5,6 +5,10 @@
 ``HERITAGE_THRESHOLD``     family threshold, relative weight change (default 0.5)
 ``HERITAGE_TREE_METHOD``   mother|distance_only|kurtosis_only (default mother)
 ``HERITAGE_LAMBDA``        kurtosis penalty weight (default 0.3)
+``HERITAGE_FAMILY_SEARCH`` families for ``recluster``: sparse (nearest-neighbour candidates) | exact
+``HERITAGE_NEIGHBOURS``    candidate neighbours per model in the sparse search (default 16)
+``HERITAGE_DASK_SCHEDULER`` address of a Dask scheduler (``tcp://host:8786``): fingerprinting of
+                           imports and recluster's candidate searches and trees run there
 ``HERITAGE_IMPORT_ROOTS``  folders (os.pathsep-separated) that ``register`` may read from
 ``HERITAGE_UPLOAD_DIR``    where the API stores uploaded files (default ~/.cache/model-heritage/uploads)
 ``HERITAGE_MAX_UPLOAD_BYTES`` largest accepted upload (default 20 GiB)
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
+from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.lineage.distances import DistanceMetric
 from heritage.lineage.recovery import GenealogyRecovery
@@ -83,6 +88,11 @@ class CatalogueConfig:
     batch_size: int = 32
     # Parsed fingerprints kept in memory (bytes of serialised data).
     fingerprint_cache_bytes: int = 512 * 1024**2
+    # Families in ``recluster``: sparse candidates (``neighbours`` per model) or every pair.
+    family_search: FamilySearch = FamilySearch.SPARSE
+    neighbours: int = DEFAULT_NEIGHBOURS
+    # A Dask scheduler's address: imports fingerprint there, recluster searches and builds there.
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         # Validate eagerly: a bad setting fails at start-up, not on the first request.
@@ -94,7 +104,8 @@ class CatalogueConfig:
             raise ValueError(f"invalid HERITAGE_* setting: {exc}") from None
         if not self.placement_margin >= 1.0:
             raise ValueError("placement_margin must be at least 1")
-        for name in ("exact_placement_limit", "placement_candidates", "batch_size", "fingerprint_cache_bytes"):
+        for name in ("exact_placement_limit", "placement_candidates", "batch_size", "fingerprint_cache_bytes",
+                     "neighbours"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -116,6 +127,9 @@ class CatalogueConfig:
             import_roots=roots,
             upload_dir=Path(env.get("HERITAGE_UPLOAD_DIR") or DEFAULT_UPLOAD_DIR).expanduser(),
             max_upload_bytes=_number(env, "HERITAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int),
+            family_search=_enum(env, "HERITAGE_FAMILY_SEARCH", FamilySearch, FamilySearch.SPARSE),
+            neighbours=_number(env, "HERITAGE_NEIGHBOURS", DEFAULT_NEIGHBOURS, int),
+            dask_scheduler=(env.get("HERITAGE_DASK_SCHEDULER") or "").strip() or None,
         )
         values.update(overrides)
         return cls(**values)
@@ -128,7 +142,9 @@ class CatalogueConfig:
     def recovery(self) -> GenealogyRecovery:
         """A recovery engine configured like this catalogue."""
         return GenealogyRecovery(metric=self.metric, clustering=self.clustering,
-                                 threshold=self.threshold, tree_method=self.tree_method, lam=self.lam)
+                                 threshold=self.threshold, tree_method=self.tree_method, lam=self.lam,
+                                 search=self.family_search, neighbours=self.neighbours,
+                                 margin=self.placement_margin)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that shape genealogies (reported by ``clustering_statistics``)."""
@@ -140,4 +156,6 @@ class CatalogueConfig:
             "lambda": self.lam,
             "import_roots": [str(p) for p in self.import_roots],
             "max_upload_bytes": self.max_upload_bytes,
+            "family_search": self.family_search.value,
+            "neighbours": self.neighbours,
         }

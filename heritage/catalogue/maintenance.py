@@ -33,7 +33,9 @@ from heritage.catalogue.importer import constraint_kind, read_family
 from heritage.catalogue.placement import adapter_family, declared_base_candidates, nearest_relatives
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family, plan_from_recovered
 from heritage.catalogue.prepare import Prepared, open_model, prepare_model
+from heritage.catalogue.recluster_source import CatalogueSource
 from heritage.errors import HeritageError, ModelLoadError
+from heritage.lineage.recovery import Mapper
 from heritage.reading.fingerprint import FINGERPRINT_VERSION
 
 __all__ = ["delete_model", "rebuild_family", "reprocess_model", "recluster"]
@@ -233,23 +235,36 @@ def _mark_error(ctx: Context, model_id: str, message: str) -> None:
 
 
 def _reuse_ids(new_families: list[list[str]], old: dict[str, set[str]]) -> list[str]:
-    """An id per new family: the old family it overlaps most (each old id used once),
-    largest new families first; a fresh id when none overlaps."""
+    """An id per new family: the old family it overlaps most (each old id used once; ties:
+    the larger id), largest new families first; a fresh id when none overlaps."""
+    old_of = {model: fid for fid, members in old.items() for model in members}
     ids: list[str | None] = [None] * len(new_families)
     used: set[str] = set()
     for i in sorted(range(len(new_families)), key=lambda i: -len(new_families[i])):
-        members = set(new_families[i])
-        best = max(((len(members & m), fid) for fid, m in old.items() if fid not in used and members & m),
-                   default=None)
-        if best is not None:
-            ids[i] = best[1]
-            used.add(best[1])
+        overlap: dict[str, int] = {}
+        for model in new_families[i]:
+            fid = old_of.get(model)
+            if fid is not None and fid not in used:
+                overlap[fid] = overlap.get(fid, 0) + 1
+        if overlap:
+            best = max((count, fid) for fid, count in overlap.items())[1]
+            ids[i] = best
+            used.add(best)
     return [fid or uuid.uuid4().hex for fid in ids]
 
 
-def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+# Families written per statement inside recluster's one transaction (bounded parameters).
+_WRITE_CHUNK = 2000
+
+
+def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None,
+              mapper: Mapper | None = None) -> dict[str, Any]:
     """Recompute every family and tree from the stored fingerprints with the configured
     clustering, and replace the whole genealogy in one transaction.
+
+    Families come from the configured search (sparse nearest-neighbour candidates by
+    default, :mod:`heritage.lineage.candidates`); ``mapper`` (e.g. a Dask cluster's, see
+    :mod:`heritage.distributed`) runs the candidate searches and family trees elsewhere.
 
     Family ids are kept for new families that overlap an old one; families no longer
     needed are deleted.  Returns counts: ``models``, ``families``, ``edges``,
@@ -261,17 +276,18 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
 
     def once() -> dict[str, Any]:
         started = time.perf_counter()
-        report(0.05, "reading fingerprints")
-        members = [member_from_row(r) for r in read("model_keys_all")]
-        fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
-        members = [m for m in members if m.id in fps]
+        report(0.05, "reading model keys")
+        rows = [r for r in read("model_keys_all") if r["hasFingerprint"]]
+        members = [member_from_row(r) for r in rows]
         name_to_id = {m.name: m.id for m in members if not m.is_adapter}
         declared = {
             m.id: next((name_to_id[n] for n in declared_base_candidates(m.declared_base) if n in name_to_id), None)
             for m in members if m.is_adapter
         }
-        report(0.3, f"recovering families and trees of {len(members)} models")
-        genealogy = ctx.recovery.recover([fps[m.id] for m in members], declared_bases=declared)
+        report(0.1, f"recovering families and trees of {len(members)} models")
+        # Fingerprints are read per candidate batch and per family, never all at once.
+        source = CatalogueSource(members, [r["structureHash"] for r in rows], ctx.cache)
+        genealogy = ctx.recovery.recover_source(source, declared_bases=declared, mapper=mapper)
         old = {r["id"]: set(r["members"]) for r in read("catalogue_family_memberships")}
         ids = _reuse_ids([f.members for f in genealogy.families], old)
         plans = [plan_from_recovered(ctx.recovery, fid, family) for fid, family in zip(ids, genealogy.families)]
@@ -280,8 +296,11 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
         def replace_all(tx: GraphTransaction) -> int:
             tx.run("catalogue_clear_genealogy")
             lock_families(tx, ids)
-            write_trees(tx, plans, ctx.recovery.lam, new_run_id())
-            update_stats(tx, plans)
+            run_id = new_run_id()
+            for start in range(0, len(plans), _WRITE_CHUNK):
+                chunk = plans[start : start + _WRITE_CHUNK]
+                write_trees(tx, chunk, ctx.recovery.lam, run_id)
+                update_stats(tx, chunk)
             deleted = delete_empty_families(tx, None)
             if tx.run("model_unplaced"):
                 raise StaleFamilyError("models were added while reclustering")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.lineage.distances import DistanceMetric
 from heritage.reading.layers import LayerRole, parse_roles
@@ -27,6 +28,11 @@ def add_recovery_options(parser: argparse.ArgumentParser) -> None:
                             "(default: each metric's own choice)")
     group.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
                        help=f"kurtosis penalty weight (default: {DEFAULT_LAMBDA})")
+    group.add_argument("--search", choices=[s.value for s in FamilySearch], default=FamilySearch.SPARSE.value,
+                       help="families from nearest-neighbour candidates (sparse, default) or from every "
+                            "pairwise distance (exact: quadratic, for checks)")
+    group.add_argument("--neighbours", type=int, default=DEFAULT_NEIGHBOURS, metavar="K",
+                       help=f"candidate neighbours per model in the sparse search (default: {DEFAULT_NEIGHBOURS})")
 
 
 def _roles(text: str) -> frozenset[LayerRole]:
@@ -42,6 +48,6 @@ def recovery_from_args(args: argparse.Namespace) -> GenealogyRecovery:
     try:
         return GenealogyRecovery(metric=args.metric, clustering=args.clustering,
                                  threshold=args.threshold, tree_method=args.tree_method, lam=args.lam,
-                                 roles=args.layers)
+                                 roles=args.layers, search=args.search, neighbours=args.neighbours)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None

@@ -11,6 +11,7 @@ from heritage.cli import CLIError
 from heritage.cli.options import add_recovery_options, recovery_from_args
 from heritage.cli.render import render_genealogy
 from heritage.errors import ModelLoadError
+from heritage.lineage.sources import SpooledSource
 from heritage.reading.ingest import IngestFailure, IngestedModel, ingest_many, model_entries
 
 
@@ -58,18 +59,24 @@ def run(args: argparse.Namespace) -> int:
     recovery = recovery_from_args(args)
     models: list[IngestedModel] = []
     failures: list[IngestFailure] = []
-    for result in ingest_many(entries):
-        if isinstance(result, IngestFailure):
-            failures.append(result)
-            print(f"skipped {result.name}: {result.error}", file=sys.stderr)
-        else:
-            models.append(result)
-    if not models:
-        raise CLIError(f"no model in {args.directory} could be read ({len(failures)} failed)")
-    genealogy = recovery.recover(
-        [m.fingerprint for m in models],
-        declared_bases={m.name: m.profile.declared_base for m in models},
-    )
+    # Fingerprints wait in a temporary file, parsed back per candidate batch and family
+    # through a bounded cache: a folder of thousands of models never holds them all.
+    source = SpooledSource()
+    try:
+        for result in ingest_many(entries):
+            if isinstance(result, IngestFailure):
+                failures.append(result)
+                print(f"skipped {result.name}: {result.error}", file=sys.stderr)
+            else:
+                source.add(result.fingerprint)
+                result.fingerprint = None  # type: ignore[assignment]  # spooled: not kept in memory
+                models.append(result)
+        if not models:
+            raise CLIError(f"no model in {args.directory} could be read ({len(failures)} failed)")
+        genealogy = recovery.recover_source(
+            source, declared_bases={m.name: m.profile.declared_base for m in models})
+    finally:
+        source.close()
     print(render_genealogy(genealogy))
     if args.out:
         document = recovery_document(models, genealogy)
