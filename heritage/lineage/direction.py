@@ -59,13 +59,25 @@ class RegimeDecision:
 
 
 def undirected_mst(distances: np.ndarray) -> nx.Graph:
+    """Minimum spanning tree of the complete graph on ``distances`` (Prim's algorithm in
+    NumPy: O(n^2) vector steps rather than n^2 / 2 Python graph edges)."""
     n = distances.shape[0]
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            graph.add_edge(i, j, weight=float(distances[i, j]))
-    return nx.minimum_spanning_tree(graph)
+    tree = nx.Graph()
+    tree.add_nodes_from(range(n))
+    if n < 2:
+        return tree
+    inside = np.zeros(n, dtype=bool)
+    inside[0] = True
+    best = distances[0].astype(np.float64).copy()
+    link = np.zeros(n, dtype=int)
+    for _ in range(n - 1):
+        j = int(np.argmin(np.where(inside, np.inf, best)))
+        tree.add_edge(int(link[j]), j, weight=float(best[j]))
+        inside[j] = True
+        closer = distances[j] < best
+        best = np.where(closer, distances[j], best)
+        link = np.where(closer, j, link)
+    return tree
 
 
 def centrality(distances: np.ndarray) -> np.ndarray:
