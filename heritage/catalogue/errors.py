@@ -18,6 +18,7 @@ __all__ = [
     "UnusablePathError",
     "DuplicateModel",
     "ConcurrentUpdateError",
+    "SchedulerUnavailable",
 ]
 
 
@@ -84,3 +85,7 @@ class DuplicateModel(CatalogueError):
 
 class ConcurrentUpdateError(CatalogueError):
     """A family kept changing under us (another writer) after several retries."""
+
+
+class SchedulerUnavailable(CatalogueError):
+    """The configured Dask scheduler cannot be reached (or Dask is not installed)."""

@@ -37,6 +37,7 @@ from heritage.catalogue.errors import ConcurrentUpdateError, NameTakenError
 from heritage.catalogue.placement import adapter_family, nearest_relatives
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family
 from heritage.catalogue.prepare import Opened, Prepared, open_model, prepare_model
+from heritage.catalogue.readers import LocalReader, ModelReader, ReadFailure
 from heritage.catalogue.records import ImportResult, ImportSummary
 from heritage.catalogue.timing import Timings
 from heritage.lineage.distances import DistanceMetric, distances_to
@@ -234,8 +235,14 @@ def import_batch(
     description: str | None = None,
     progress: ImportProgress | None = None,
     stage: Callable[[str], None] | None = None,
+    reader: ModelReader | None = None,
 ) -> ImportSummary:
-    """Import ``(name, path)`` entries; see the module docstring.  Never raises for a bad model."""
+    """Import ``(name, path)`` entries; see the module docstring.  Never raises for a bad model.
+
+    ``reader`` hashes and fingerprints the entries (default: in this process; a
+    :class:`heritage.distributed.DaskReader` on a cluster's workers); the writes are the same.
+    """
+    reader = reader or LocalReader()
     started = time.perf_counter()
     timings = Timings()
     results: dict[int, ImportResult] = {}
@@ -251,38 +258,54 @@ def import_batch(
     for start in range(0, len(entries), batch_size):
         batch = list(enumerate(entries[start : start + batch_size], start))
         opened: list[tuple[int, Opened]] = []
-        for i, (name, path) in batch:
-            try:
-                with timings.measure("hash"):
-                    opened.append((i, open_model(path, name)))
-            except (ModelLoadError, OSError) as exc:
-                done(i, ImportResult(model_id=None, name=name, status="failed", error=str(exc), path=str(path)))
+        with timings.measure("hash"):
+            hashed = reader.open_many([entry for _, entry in batch])
+        for (i, (name, path)), result in zip(batch, hashed):
+            if isinstance(result, ReadFailure):
+                done(i, ImportResult(model_id=None, name=name, status="failed", error=str(result), path=str(path)))
+            else:
+                opened.append((i, result))
         with timings.measure("neo4j"):
             existing = _existing_by_sha(o.sha256 for _, o in opened)
             taken = _taken_names(o.name for _, o in opened)
         prepared: list[Prepared] = []
         index_of: dict[str, int] = {}
+        new: list[tuple[int, Opened]] = []
+        copies: list[tuple[int, Opened]] = []
+        failed_reads: dict[str, str] = {}
         for i, o in opened:
             if o.sha256 in existing:
                 row = existing[o.sha256]
                 done(i, ImportResult(model_id=row["id"], name=row["name"], status="duplicate", path=str(o.path)))
+            elif o.sha256 in run_sha and not run_sha[o.sha256]:
+                copies.append((i, o))  # a copy of a model of this batch: resolved once that one is read
             elif o.sha256 in run_sha:
                 done(i, ImportResult(model_id=run_sha[o.sha256], name=o.name, status="duplicate", path=str(o.path)))
             elif o.name in taken or o.name in run_names:
                 done(i, ImportResult(model_id=None, name=o.name, status="failed", path=str(o.path),
                                      error=str(NameTakenError(o.name, taken.get(o.name, {}).get("id")))))
             else:
-                try:
-                    with timings.measure("fingerprint"):
-                        p = prepare_model(o, description)
-                except (HeritageError, OSError) as exc:
-                    done(i, ImportResult(model_id=None, name=o.name, status="failed", error=str(exc),
-                                         path=str(o.path)))
-                    continue
-                prepared.append(p)
-                index_of[p.id] = i
-                run_sha[o.sha256] = p.id
+                new.append((i, o))
+                run_sha[o.sha256] = ""  # claimed: a later copy in this run is a duplicate
                 run_names.add(o.name)
+        with timings.measure("fingerprint"):
+            results_of_new = reader.prepare_many([o for _, o in new], description)
+        for (i, o), p in zip(new, results_of_new):
+            if isinstance(p, ReadFailure):
+                done(i, ImportResult(model_id=None, name=o.name, status="failed", error=str(p), path=str(o.path)))
+                del run_sha[o.sha256]
+                run_names.discard(o.name)
+                failed_reads[o.sha256] = str(p)
+                continue
+            prepared.append(p)
+            index_of[p.id] = i
+            run_sha[o.sha256] = p.id
+        for i, o in copies:
+            if o.sha256 in failed_reads:
+                done(i, ImportResult(model_id=None, name=o.name, status="failed", error=failed_reads[o.sha256],
+                                     path=str(o.path)))
+            else:
+                done(i, ImportResult(model_id=run_sha[o.sha256], name=o.name, status="duplicate", path=str(o.path)))
         stored = _store_batch(prepared, results, index_of, timings)
         stored_ids = {p.id for p in stored}
         for p in prepared:

@@ -82,6 +82,7 @@ class Catalogue:
         self.settings = settings
         self._ctx = Context(self.config)
         self._jobs = jobs.JobRunner()
+        self._dask: Any = None  # a distributed.Client, connected on first use
         if settings is not None:
             get_driver(settings)
         if ensure_schema:
@@ -100,6 +101,20 @@ class Catalogue:
     def close(self) -> None:
         """Wait for background jobs; the driver is process-wide and stays open."""
         self._jobs.shutdown(wait=True)
+        if self._dask is not None:
+            self._dask.close()
+            self._dask = None
+
+    def _dask_client(self) -> Any:
+        """The Dask client of ``config.dask_scheduler`` (None without one)."""
+        if self.config.dask_scheduler is None:
+            return None
+        if self._dask is None:
+            from heritage.distributed import connect
+
+            self._dask = connect(self.config.dask_scheduler)
+            log.info("reading and recovery tasks go to the Dask scheduler at %s", self.config.dask_scheduler)
+        return self._dask
 
     # ------------------------------------------------------------------ writes
     def import_model(self, path: str | Path, name: str | None = None,
@@ -120,8 +135,14 @@ class Catalogue:
         UNWIND-batched; ``progress`` is called once per entry, ``stage`` between phases.
         A taken name or a bad model is a ``failed`` result, never an exception."""
         normalised = [(str(name), Path(path)) for name, path in entries]
+        client = self._dask_client()
+        reader = None
+        if client is not None:
+            from heritage.distributed import DaskReader
+
+            reader = DaskReader(client)
         return importer.import_batch(self._ctx, normalised, description=description,
-                                     progress=progress, stage=stage)
+                                     progress=progress, stage=stage, reader=reader)
 
     def register(self, path: str | Path, name: str | None = None,
                  description: str | None = None) -> ImportResult:
@@ -148,8 +169,15 @@ class Catalogue:
 
     def recluster(self, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
         """Recompute all families and trees with the configured clustering, in one transaction.
-        Returns ``{models, families, edges, reused_families, new_families, deleted_families, seconds}``."""
-        return maintenance.recluster(self._ctx, progress)
+        Returns ``{models, families, edges, reused_families, new_families, deleted_families, seconds}``.
+        With a Dask scheduler configured, candidate searches and family trees run there."""
+        client = self._dask_client()
+        mapper = None
+        if client is not None:
+            from heritage.distributed import dask_mapper
+
+            mapper = dask_mapper(client)
+        return maintenance.recluster(self._ctx, progress, mapper=mapper)
 
     def place_unplaced(self) -> list[str]:
         """Put models without a family (e.g. after an interrupted batch) into families."""

@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--batch-size", type=int, default=None, metavar="N",
                      help="models hashed, fingerprinted and written per batch (default 32)")
     imp.add_argument("--description", default=None, help="description stored with every imported model")
+    _scheduler_option(imp, "hashing and fingerprinting run on its workers, which read the weights where "
+                           "they are (paths must be readable there)")
     imp.set_defaults(handler=_import)
 
     lin = subparsers.add_parser("lineage", help="ancestors and descendants of a stored model")
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
     tree.set_defaults(handler=_tree)
 
     rec = subparsers.add_parser("recluster", help="recompute every family and tree from stored fingerprints")
+    _scheduler_option(rec, "candidate searches and family trees run on its workers")
     rec.set_defaults(handler=_recluster)
 
     stats = subparsers.add_parser("stats", help="catalogue statistics")
@@ -56,6 +59,16 @@ def register(subparsers: Any) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _scheduler_option(parser: Any, what: str) -> None:
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help=f"a Dask scheduler, e.g. tcp://host:8786 (default: HERITAGE_DASK_SCHEDULER; "
+                             f"none: everything in this process): {what}")
+
+
+def _scheduler_override(args: argparse.Namespace) -> dict[str, Any]:
+    return {"dask_scheduler": args.scheduler} if getattr(args, "scheduler", None) else {}
 
 
 @contextmanager
@@ -154,8 +167,12 @@ def _import(args: argparse.Namespace) -> int:
     if not entries:
         raise CLIError(f"no models found in {', '.join(map(str, args.paths))}")
     overrides = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    catalogue = open_catalogue(**overrides)
-    summary = import_with_progress(catalogue, entries, args.description)
+    catalogue = open_catalogue(**overrides, **_scheduler_override(args))
+    try:
+        with catalogue_errors():
+            summary = import_with_progress(catalogue, entries, args.description)
+    finally:
+        catalogue.close()
     print_import_summary(summary)
     return 0 if summary.created + summary.duplicates > 0 else EXIT_ALL_FAILED
 
@@ -249,13 +266,16 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _recluster(args: argparse.Namespace) -> int:
-    catalogue = open_catalogue()
+    catalogue = open_catalogue(**_scheduler_override(args))
 
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
-    with catalogue_errors():
-        result = catalogue.recluster(progress=progress)
+    try:
+        with catalogue_errors():
+            result = catalogue.recluster(progress=progress)
+    finally:
+        catalogue.close()
     print("\n".join(_table([(k.replace("_", " "), str(v)) for k, v in result.items()], ("recluster", "value"))))
     return 0
 
