@@ -139,7 +139,7 @@ def store_catalogue(families: int, size: int, seed: int, keep: int = 5) -> dict[
         if len(rows) >= WRITE_CHUNK:
             flush()
     flush()
-    graph.write("CALL db.awaitIndexes(300)")
+    graph.read("CALL db.awaitIndexes(300)")
     return {"members": members, "kept": kept, "seconds": time.perf_counter() - started}
 
 

@@ -42,6 +42,9 @@ def apply_schema(driver: neo4j.Driver | None = None, *, settings: Neo4jSettings 
     with translate_errors(settings), driver.session(database=settings.database) as session:
         for statement in schema_statements():
             log.debug("schema: %s", statement.splitlines()[0])
-            session.run(statement).consume()  # auto-commit: schema needs its own transaction
-        session.run("CALL db.awaitIndexes($seconds)", seconds=_INDEX_WAIT_SECONDS).consume()
+            # One write transaction per statement (schema changes cannot share one with
+            # data): routed to the leader of a cluster, retried on a leader switch.
+            session.execute_write(lambda tx, statement=statement: tx.run(statement).consume())
+        session.execute_read(lambda tx: tx.run("CALL db.awaitIndexes($seconds)",
+                                               seconds=_INDEX_WAIT_SECONDS).consume())
     log.info("Neo4j schema applied to database %s", settings.database)
