@@ -46,7 +46,7 @@ from heritage.reading.loader import LoadedModel, ModelFormat, TensorRef
 ARCHITECTURES = (16, 20, 24)  # hidden sizes: three structural hashes
 MAX_DEPTH = 8
 FAMILY_SIZES = (1, 1, 1, 2, 2, 3, 4, 5, 8, 12, 20, 40, 100, 400)
-ATTENTION = ("query", "key", "value")
+BULK_ROWS = 1000  # models per UNWIND write when bulk-loading
 
 
 def _rss_mb() -> float:
@@ -129,6 +129,7 @@ def one_size(n: int, seed: int, exact_up_to: int) -> dict[str, Any]:
         "edges": len(genealogy.edges), "generate_s": generated, "recover_s": seconds,
         "peak_rss_mb": _rss_mb(), "peak_rss_before_recover_mb": rss_before,
         **_scores(genealogy, names, parents, family),
+        "digest": _digest([f.members for f in genealogy.families], [(e.parent, e.child) for e in genealogy.edges]),
     }
     if n <= exact_up_to:
         started = time.perf_counter()
@@ -140,6 +141,114 @@ def one_size(n: int, seed: int, exact_up_to: int) -> dict[str, Any]:
         out["exact_scores"] = _scores(exact, names, parents, family)
     source.close()
     return out
+
+
+def _digest(families: list[list[str]], edges: list[tuple[str, str]]) -> str:
+    """A fingerprint of a genealogy (families as name sets, edges) to compare two runs."""
+    import hashlib
+
+    text = json.dumps([sorted(sorted(f) for f in families), sorted(edges)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
+    """Bulk-load the catalogue of ``n`` models with batched UNWIND writes, then recluster it."""
+    import uuid
+
+    import graph
+    from heritage.catalogue import Catalogue, CatalogueConfig
+    from heritage.catalogue.placement import placement_vector
+    from heritage.reading.fingerprint import FINGERPRINT_VERSION
+
+    wipe()
+    catalogue = Catalogue(CatalogueConfig())
+    rows: list[dict[str, Any]] = []
+    written = {"rows": 0, "seconds": 0.0}
+
+    def flush() -> None:
+        started = time.perf_counter()
+        graph.write("model_create", rows=rows)
+        written["seconds"] += time.perf_counter() - started
+        written["rows"] += len(rows)
+        rows.clear()
+
+    def sink(fp: Any) -> None:
+        model_id = uuid.uuid4().hex
+        rows.append({"props": {"id": model_id, "name": fp.name, "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
+                               "status": "ok", "isAdapter": False, "structureHash": fp.structure_hash,
+                               "format": "safetensors", "kurtosis": fp.kurtosis, "placement": placement_vector(fp),
+                               "path": None, "declaredBase": None},
+                     "fingerprint": fp.to_bytes(), "fingerprintVersion": FINGERPRINT_VERSION})
+        if len(rows) >= BULK_ROWS:
+            flush()
+
+    names, parents, family = generate(n, seed, sink)
+    if rows:
+        flush()
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    result = catalogue.recluster()
+    seconds = time.perf_counter() - started
+    stored_families = [r["names"] for r in graph.read(
+        "MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS id, collect(m.name) AS names")]
+    stored_edges = [(r["parent"], r["child"]) for r in graph.read(
+        "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")]
+    label = {m: i for i, fam in enumerate(stored_families) for m in fam}
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = {(p, c) for c, p in parents.items() if p}
+    out = {"models": n, "bulk_rows_per_s": written["rows"] / written["seconds"], "bulk_s": written["seconds"],
+           "recluster_s": seconds, "families": result["families"], "edges": result["edges"],
+           "peak_rss_mb": _rss_mb(), "peak_rss_before_recluster_mb": rss_before,
+           "ari": float(adjusted_rand_score(family, [label[m] for m in names])),
+           "directed": len(truth & set(stored_edges)) / max(1, len(truth)),
+           "digest": _digest(stored_families, stored_edges)}
+    catalogue.close()
+    wipe()
+    return out
+
+
+def wipe() -> None:
+    """Empty the database in chunks (one huge transaction would need a huge heap)."""
+    import graph
+
+    while graph.write("MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n")[0]["n"]:
+        pass
+
+
+def bench_dask_ingest(zoo: Path, repeat: int) -> None:
+    """Fingerprinting the zoo's real model files: in process vs a LocalCluster of 1 and 2 workers."""
+    from distributed import Client, LocalCluster
+
+    from heritage.catalogue import collect_entries
+    from heritage.catalogue.readers import LocalReader
+    from heritage.distributed import DaskReader
+
+    entries = collect_entries([zoo / "models"])
+    size_mb = sum(f.stat().st_size for _, p in entries for f in ([p] if p.is_file() else p.rglob("*"))
+                  if f.is_file()) / 1e6
+
+    def run(reader: Any) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            opened = reader.open_many(entries)
+            prepared = reader.prepare_many([o for o in opened if not isinstance(o, str)], None)
+            assert all(not isinstance(p, str) for p in prepared), prepared
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    print(f"\n== 3. ingest of the small zoo ({len(entries)} real models, {size_mb:.0f} MB on disk): "
+          f"hash + profile + fingerprint, best of {repeat}")
+    run(LocalReader())  # warm the page cache
+    base = run(LocalReader())
+    print(f"  in process                 {base:6.1f} s  {len(entries) / base:5.2f} models/s  {size_mb / base:6.0f} MB/s")
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit="2GiB",
+                          dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+            seconds = run(DaskReader(client))
+        print(f"  Dask, {workers} worker process(es)  {seconds:6.1f} s  {len(entries) / seconds:5.2f} models/s  "
+              f"{size_mb / seconds:6.0f} MB/s  (x{base / seconds:.2f} of in process)")
 
 
 def _child(args: list[str]) -> dict[str, Any]:
@@ -169,15 +278,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exact-up-to", type=int, default=1000)
+    parser.add_argument("--neo4j", action="store_true", help="also bulk-load and recluster through Neo4j")
+    parser.add_argument("--neo4j-up-to", type=int, default=10_000)
+    parser.add_argument("--wipe", action="store_true", help="allow emptying a non-empty database")
+    parser.add_argument("--dask", action="store_true", help="also measure Dask ingest on the small zoo")
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
+    parser.add_argument("--one-neo4j", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one_size(args.one, args.seed, args.exact_up_to)))
         return 0
+    if args.one_neo4j:
+        print(json.dumps(one_size_neo4j(args.one_neo4j, args.seed)))
+        return 0
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared machine)")
+    if args.neo4j:
+        import graph
+
+        existing = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+        if existing and not args.wipe:
+            print(f"the database holds {existing} nodes; rerun with --wipe to empty it", file=sys.stderr)
+            return 2
     results = [_child(["--one", str(n), "--seed", str(args.seed), "--exact-up-to", str(args.exact_up_to)])
                for n in args.sizes]
     report_in_process(results)
+    if args.neo4j:
+        print("\n== 2. through Neo4j: bulk load (UNWIND model_create, "
+              f"{BULK_ROWS} models per write) and Catalogue.recluster()")
+        print(f"{'models':>8} {'load models/s':>14} {'recluster s':>12} {'x per 10x':>10} {'peak RSS MB':>12} "
+              f"{'ARI':>6} {'directed':>9} {'same as in process':>19}")
+        previous = None
+        for r in results:
+            if r["models"] > args.neo4j_up_to:
+                continue
+            g = _child(["--one-neo4j", str(r["models"]), "--seed", str(args.seed)])
+            growth = f"{g['recluster_s'] / previous['recluster_s']:.1f}" if previous else "-"
+            print(f"{g['models']:>8} {g['bulk_rows_per_s']:>14.0f} {g['recluster_s']:>12.1f} {growth:>10} "
+                  f"{g['peak_rss_mb']:>12.0f} {g['ari']:>6.3f} {g['directed']:>9.3f} "
+                  f"{'yes' if g['digest'] == r['digest'] else 'NO':>19}")
+            previous = g
+    if args.dask:
+        from heritage.evaluation.zoo import ensure_zoo
+
+        bench_dask_ingest(Path(ensure_zoo("small")), args.repeat)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
