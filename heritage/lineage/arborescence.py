@@ -6,8 +6,9 @@ joins a family, so this module does the same optimisation with NumPy on the matr
 
 The root is not given: a virtual root is added with an edge of prohibitive cost to
 every model, so the optimum uses exactly one of them and its target is the root.
-All cycles of a level are contracted at once, each level O(n^2) in vectorised NumPy,
-iteratively (no recursion), O(n^3) only in the worst case of one new cycle per level.
+All cycles of a level are contracted at once, iteratively (no recursion), each level
+O(n^2) in vectorised NumPy and O(n) kept for the expansion; O(n^3) time when, as with
+the virtual root, one cycle forms per level.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ def _find_cycles(parent: np.ndarray, root: int) -> list[np.ndarray]:
 
 
 def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
-    """Chu-Liu/Edmonds: cheapest parent per node; contract EVERY cycle of that choice into
-    one node at once (entering a cycle costs the edge minus the cycle edge it replaces);
-    repeat on the contracted matrix until no cycle is left, then expand level by level.
-    Contracting all cycles of a level at once keeps the number of levels small (each
-    level at least halves the nodes that sit in cycles), where one cycle per level needed
-    as many levels, and matrices, as there were cycles."""
+    """Chu-Liu/Edmonds: cheapest parent per node; contract every cycle of that choice into
+    one node (entering a cycle costs the edge minus the cycle edge it replaces); repeat on
+    the contracted matrix until no cycle is left; then expand level by level.
+
+    Iterative, and each level keeps only O(n) for its expansion (its cycles' rows and
+    columns of the adjusted costs, the grouping): with the virtual root of
+    :func:`minimum_arborescence` a family typically contracts one cycle per level, so a
+    matrix per level (what a recursive formulation holds) would be O(n^3) memory.
+    """
     levels = []
     c = costs.copy()
     while True:
@@ -63,30 +67,36 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
         for k, cyc in enumerate(cycles):
             group[cyc] = others.size + k
         cycle_nodes = np.flatnonzero(in_cycle)
-        adjusted = c.copy()
-        adjusted[:, cycle_nodes] -= c[parent[cycle_nodes], cycle_nodes][None, :]
+        c[:, cycle_nodes] -= c[parent[cycle_nodes], cycle_nodes][None, :]  # c is now the adjusted cost
         for cyc in cycles:
-            adjusted[np.ix_(cyc, cyc)] = np.inf
+            c[np.ix_(cyc, cyc)] = np.inf
         order = np.argsort(group, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-        contracted = np.minimum.reduceat(np.minimum.reduceat(adjusted[order][:, order], starts, axis=0),
-                                         starts, axis=1)
-        members = np.split(order, starts[1:])
-        levels.append((adjusted, members, parent))
+        contracted = np.minimum.reduceat(np.minimum.reduceat(c[order][:, order], starts, axis=0), starts, axis=1)
+        levels.append((parent, order, starts, cycle_nodes, c[cycle_nodes, :].copy(), c[:, cycle_nodes].copy()))
         c, root = contracted, int(group[root])
     solution = parent
-    for adjusted, members, parent in reversed(levels):
+    for parent, order, starts, cycle_nodes, cycle_rows, cycle_cols in reversed(levels):
+        n = parent.size
+        sizes = np.diff(np.r_[starts, n])
+        first = order[starts]
+        position = np.full(n, -1)
+        position[cycle_nodes] = np.arange(cycle_nodes.size)
         result = parent.copy()  # members of a cycle keep their cycle parent...
-        for v_group, u_group in enumerate(solution):
-            if u_group == -1:
-                continue
-            us, vs = members[u_group], members[v_group]
-            block = adjusted[np.ix_(us, vs)]
+        has = solution >= 0
+        plain = has & (sizes == 1) & (sizes[np.where(has, solution, 0)] == 1)
+        result[first[plain]] = first[solution[plain]]
+        result[first[solution == -1]] = -1
+        for v_group in np.flatnonzero(has & ~plain):  # ...except the one the cheapest entering edge reaches
+            u_group = solution[v_group]
+            us = order[starts[u_group] : starts[u_group] + sizes[u_group]]
+            vs = order[starts[v_group] : starts[v_group] + sizes[v_group]]
+            if vs.size > 1:  # entering a cycle: its columns were kept
+                block = cycle_cols[np.ix_(us, position[vs])]
+            else:  # leaving a cycle for a single node: its rows were kept
+                block = cycle_rows[np.ix_(position[us], vs)]
             u, v = np.unravel_index(int(np.argmin(block)), block.shape)
-            result[vs[v]] = us[u]  # ...except the one the cheapest entering edge reaches
-        root_group = int(np.flatnonzero(solution == -1)[0])
-        result[members[root_group]] = np.where(parent[members[root_group]] == -1, -1,
-                                               result[members[root_group]])
+            result[vs[v]] = us[u]
         solution = result
     return solution
 
