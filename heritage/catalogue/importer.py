@@ -41,7 +41,7 @@ from heritage.catalogue.readers import LocalReader, ModelReader, ReadFailure
 from heritage.catalogue.records import ImportResult, ImportSummary
 from heritage.catalogue.timing import Timings
 from heritage.lineage.distances import DistanceMetric, distances_to
-from heritage.errors import HeritageError, ModelLoadError
+from heritage.errors import ModelLoadError
 from heritage.reading.fingerprint import Fingerprint
 
 __all__ = ["import_one", "import_batch", "place_unplaced", "read_family", "create_models",

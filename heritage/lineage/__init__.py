@@ -6,6 +6,10 @@ Pure functions and estimators over NumPy arrays and networkx graphs; no file rea
 * :mod:`~heritage.lineage.distances` — scale-free distances between fingerprints;
 * :mod:`~heritage.lineage.exact` — the reference max-entry distance, from weights;
 * :mod:`~heritage.lineage.clustering` — families without knowing how many there are;
+* :mod:`~heritage.lineage.candidates` — the same families from nearest-neighbour
+  candidates, without the N x N matrix (hub scale);
+* :mod:`~heritage.lineage.sources` — fingerprints read in bounded batches (in memory, a
+  spool file, or the catalogue);
 * :mod:`~heritage.lineage.direction` — which way edges point (kurtosis or centrality);
 * :mod:`~heritage.lineage.arborescence` — Chu-Liu/Edmonds on a dense cost matrix;
 * :mod:`~heritage.lineage.trees` — a family's tree, its validation and statistics;
