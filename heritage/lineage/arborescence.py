@@ -70,9 +70,19 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
         c[:, cycle_nodes] -= c[parent[cycle_nodes], cycle_nodes][None, :]  # c is now the adjusted cost
         for cyc in cycles:
             c[np.ix_(cyc, cyc)] = np.inf
-        order = np.argsort(group, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-        contracted = np.minimum.reduceat(np.minimum.reduceat(c[order][:, order], starts, axis=0), starts, axis=1)
+        # Contract with one copy of the block between nodes outside cycles, and reductions
+        # over the cycles' rows and columns only.
+        k0 = others.size
+        cycle_order = np.concatenate(cycles)
+        cycle_starts = np.r_[0, np.cumsum([cyc.size for cyc in cycles])[:-1]]
+        order = np.concatenate([others, cycle_order])
+        starts = np.concatenate([np.arange(k0), k0 + cycle_starts])
+        contracted = np.empty((k0 + len(cycles), k0 + len(cycles)))
+        contracted[:k0, :k0] = c[np.ix_(others, others)]
+        cycle_rows = np.minimum.reduceat(c[cycle_order, :], cycle_starts, axis=0)
+        contracted[k0:, :k0] = cycle_rows[:, others]
+        contracted[:k0, k0:] = np.minimum.reduceat(c[np.ix_(others, cycle_order)], cycle_starts, axis=1)
+        contracted[k0:, k0:] = np.minimum.reduceat(cycle_rows[:, cycle_order], cycle_starts, axis=1)
         levels.append((parent, order, starts, cycle_nodes, c[cycle_nodes, :].copy(), c[:, cycle_nodes].copy()))
         c, root = contracted, int(group[root])
     solution = parent
