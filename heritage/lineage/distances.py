@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from heritage.errors import IncompatibleModelsError
+from heritage.lineage.alignment import Alignment, align
 from heritage.reading.fingerprint import Fingerprint
 from heritage.reading.layers import DEFAULT_ROLES, LayerRole
 
@@ -45,17 +46,16 @@ RANK_ABS_CUT = 1e-3
 LOW_RANK_SHARE = 0.25
 
 
-def compared_layers(a: Fingerprint, b: Fingerprint, roles: frozenset[LayerRole]) -> list[str]:
-    """Layers both fingerprints have, with a role in ``roles`` and the same shape."""
-    names = [
-        n for n, layer in a.layers.items()
-        if layer.role in roles and n in b.layers and b.layers[n].shape == layer.shape
-    ]
-    if not names:
+def compared_pairs(a: Fingerprint, b: Fingerprint, roles: frozenset[LayerRole],
+                   alignment: Alignment | None = None) -> tuple[tuple[str, str], ...]:
+    """Matrices of ``a`` and ``b`` compared with each other (name in a, name in b), by
+    :func:`heritage.lineage.alignment.align` unless an alignment is given."""
+    pairs = (alignment or align(a, b, roles)).pairs
+    if not pairs:
         raise IncompatibleModelsError(
             f"{a.name} and {b.name} share no comparable weight matrices (different architectures?)"
         )
-    return names
+    return pairs
 
 
 def sketch_rank(diff: np.ndarray, scale: float, rel_cut: float = RANK_REL_CUT,
@@ -68,16 +68,16 @@ def sketch_rank(diff: np.ndarray, scale: float, rel_cut: float = RANK_REL_CUT,
 
 
 def pair_distance(a: Fingerprint, b: Fingerprint, metric: DistanceMetric,
-                  roles: frozenset[LayerRole] | None = None) -> float:
-    """Distance between two fingerprints under ``metric`` (not ``mother``/``auto``)."""
+                  roles: frozenset[LayerRole] | None = None, alignment: Alignment | None = None) -> float:
+    """Distance between two fingerprints under ``metric`` (not ``mother``/``auto``), over
+    their aligned matrices."""
     metric = DistanceMetric(metric)
     if metric in (DistanceMetric.MOTHER, DistanceMetric.AUTO):
         raise ValueError(f"{metric.value} is not a sketch distance")
     roles = roles or DEFAULT_ROLES[metric.value]
-    names = compared_layers(a, b, roles)
     values = []
-    for name in names:
-        la, lb = a.layers[name], b.layers[name]
+    for name_a, name_b in compared_pairs(a, b, roles, alignment):
+        la, lb = a.layers[name_a], b.layers[name_b]
         if metric is DistanceMetric.L2:
             scale = math.sqrt((la.norm**2 + lb.norm**2) / 2) or 1.0
             values.append(float(np.linalg.norm(la.sketch - lb.sketch)) / scale)
@@ -121,10 +121,9 @@ def is_low_rank_family(fps: Sequence[Fingerprint], l2: np.ndarray) -> bool:
         return False
     for i in range(n):
         j = int(np.argmin(np.where(np.arange(n) == i, np.inf, l2[i])))
-        names = compared_layers(fps[i], fps[j], DEFAULT_ROLES["l2"])
         changed = 0
-        for name in names:
-            la, lb = fps[i].layers[name], fps[j].layers[name]
+        for name_a, name_b in compared_pairs(fps[i], fps[j], DEFAULT_ROLES["l2"]):
+            la, lb = fps[i].layers[name_a], fps[j].layers[name_b]
             scale = math.sqrt((la.norm**2 + lb.norm**2) / 2)
             diff = la.sketch - lb.sketch
             if float(np.linalg.norm(diff)) <= 1e-6 * scale:

@@ -73,6 +73,9 @@ class LoadedModel:
     # Parameters as stored, when they differ from the tensors above (an adapter stores
     # the small A and B factors, not the full-size deltas it exposes).
     stored_params: int | None = None
+    # The dominant GGML type of a quantised checkpoint's 2-D weights ("Q4_K", "Q8_0"),
+    # None for float checkpoints: quantised models are told apart from float ones by it.
+    quantization: str | None = None
 
     @property
     def is_adapter(self) -> bool:
