@@ -137,6 +137,11 @@ class MergeDetector:
     def fit(self, child_index: int, fps: Sequence[Fingerprint], candidates: Sequence[int]) -> MergeFit | None:
         """The best merge fit of model ``child_index`` over subsets of ``candidates``."""
         child = fps[child_index]
+        compared = {n: l.shape for n, l in child.layers.items() if l.role in FINGERPRINT_ROLES}
+        candidates = [i for i in candidates  # only relatives with every matrix of the child
+                      if all(n in fps[i].layers and fps[i].layers[n].shape == s for n, s in compared.items())]
+        if len(candidates) < 2:
+            return None
         diffs, layers = self._differences(child, [fps[i] for i in candidates])
         if not diffs:
             return None
@@ -184,7 +189,8 @@ class MergeDetector:
         found: dict[int, MergeFit] = {}
         order = sorted(members, key=lambda i: (fps[i].name,))
         for m in order:
-            others = [j for j in members if j != m]
+            blocks = fps[m].block_count
+            others = [j for j in members if j != m and fps[j].block_count == blocks]
             others.sort(key=lambda j: (distances[m, j], fps[j].name))
             fit = self.fit(m, fps, others[: self.neighbours])
             if fit is not None:
