@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from heritage.errors import IncompatibleModelsError
-from heritage.lineage.alignment import Alignment, align
+from heritage.lineage.alignment import MIN_ALIGNED_SHARE, Alignment, align
 from heritage.reading.fingerprint import Fingerprint
 from heritage.reading.layers import DEFAULT_ROLES, LayerRole
 
@@ -39,6 +39,9 @@ class DistanceMetric(str, enum.Enum):
     AUTO = "auto"
 
 
+# Distance given to two models whose compared matrices mostly do not align (beyond any
+# family threshold: unrelated weights of equal norm sit near 1.41).
+UNALIGNED_DISTANCE = 2.0
 RANK_REL_CUT = 1e-2
 RANK_ABS_CUT = 1e-3
 # A family is "low-rank" (merged LoRA) when its neighbours differ by at most this share
@@ -70,13 +73,18 @@ def sketch_rank(diff: np.ndarray, scale: float, rel_cut: float = RANK_REL_CUT,
 def pair_distance(a: Fingerprint, b: Fingerprint, metric: DistanceMetric,
                   roles: frozenset[LayerRole] | None = None, alignment: Alignment | None = None) -> float:
     """Distance between two fingerprints under ``metric`` (not ``mother``/``auto``), over
-    their aligned matrices."""
+    their aligned matrices; :data:`UNALIGNED_DISTANCE` when less than
+    :data:`~heritage.lineage.alignment.MIN_ALIGNED_SHARE` of either side's parameters align."""
     metric = DistanceMetric(metric)
     if metric in (DistanceMetric.MOTHER, DistanceMetric.AUTO):
         raise ValueError(f"{metric.value} is not a sketch distance")
     roles = roles or DEFAULT_ROLES[metric.value]
+    alignment = alignment or align(a, b, roles)
+    pairs = compared_pairs(a, b, roles, alignment)
+    if max(alignment.share_a, alignment.share_b) < MIN_ALIGNED_SHARE:
+        return UNALIGNED_DISTANCE
     values = []
-    for name_a, name_b in compared_pairs(a, b, roles, alignment):
+    for name_a, name_b in pairs:
         la, lb = a.layers[name_a], b.layers[name_b]
         if metric is DistanceMetric.L2:
             scale = math.sqrt((la.norm**2 + lb.norm**2) / 2) or 1.0

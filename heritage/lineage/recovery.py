@@ -37,11 +37,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from heritage.lineage.alignment import MIN_ALIGNED_SHARE, Alignment, align
+from heritage.lineage.alignment import Alignment, align
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
 from heritage.lineage.direction import Regime, RegimeDecision, against, decide_direction
-from heritage.lineage.distances import DistanceMetric, choose_metric, distance_matrix, pair_distance
+from heritage.lineage.distances import UNALIGNED_DISTANCE, DistanceMetric, choose_metric, pair_distance
 from heritage.lineage.merges import MergeDetector, MergeFit
 from heritage.lineage.relations import Attachment, Relation, near_duplicates
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 # A tie-breaker mixed into integer-valued rank distances so that equal ranks are
 # resolved by the size of the change rather than by input order.
 _RANK_TIE_BREAK = 1e-3
-# Distance given to two models of one backbone whose matrices mostly do not align.
-_UNALIGNED = 2.0
 
 
 @dataclass(frozen=True)
@@ -208,10 +206,8 @@ class GenealogyRecovery:
             for j in range(i + 1, n):
                 found = align(members[i], members[j], roles)
                 alignments[(i, j)], alignments[(j, i)] = found, found.swapped()
-                if not found.pairs or max(found.share_a, found.share_b) < MIN_ALIGNED_SHARE:
-                    d[i, j] = d[j, i] = _UNALIGNED
-                else:
-                    d[i, j] = d[j, i] = pair_distance(members[i], members[j], metric, roles, found)
+                d[i, j] = d[j, i] = (pair_distance(members[i], members[j], metric, roles, found)
+                                     if found.pairs else UNALIGNED_DISTANCE)
         return d, alignments
 
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
