@@ -15,6 +15,12 @@ RETURN size(matched) AS total,
        [m IN matched[$skip..($skip + $limit)] | {
           model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation},
           familyId: head([(m)-[:IN_FAMILY]->(f:Family) | f.id]),
+          parentId: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                              RETURN p.id ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
+          parentName: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                                RETURN p.name ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
+          confidence: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                                RETURN r.confidence ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
           parents: COLLECT {
             MATCH (m)-[r:DERIVED_FROM]->(p:Model)
             RETURN {id: p.id, name: p.name, relation: coalesce(r.relation, 'finetune'), weight: r.weight,
