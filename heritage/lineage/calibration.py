@@ -25,8 +25,8 @@ __all__ = ["FEATURES", "EdgeEvidence", "EdgeCalibrator", "CALIBRATION_FILE"]
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("margin", "log_gap", "signals_agree", "agreement", "inv_size",
-            "exact", "quantization", "merge", "distillation")
+FEATURES = ("margin", "log_gap", "signals_agree", "agreement", "inv_size", "hub", "leaf", "root_edge",
+            "centre_step", "exact", "quantization", "merge", "distillation")
 CALIBRATION_FILE = "calibration.json"
 _EXACT = {"conversion", "head_only"}
 
@@ -39,7 +39,12 @@ class EdgeEvidence:
     edge (0..1); ``gap``: distance to the next-nearest candidate parent divided by the
     distance to the chosen one (>= 1); ``signals_agree``: kurtosis and centrality point
     the same way on this edge; ``agreement``: share of the family's tree edges its
-    direction signal explains; ``size``: models in the tree; ``relation``.
+    direction signal explains; ``size``: models in the tree; ``relation``;
+    ``parent_children``: children of the parent in the tree (a base with many children is
+    a parent for sure; the direction of a chain's end edge is the weak spot of
+    centrality); ``leaf``: the child has no children; ``root_edge``: the parent is the
+    tree's root; ``centre_step``: how much more central the parent is than the child,
+    relative to the family's mean distance.
     """
 
     margin: float
@@ -48,6 +53,10 @@ class EdgeEvidence:
     agreement: float
     size: int
     relation: str
+    parent_children: int = 1
+    leaf: bool = True
+    root_edge: bool = False
+    centre_step: float = 0.0
 
     def features(self) -> dict[str, float]:
         gap = self.gap if math.isfinite(self.gap) and self.gap > 0 else 100.0
@@ -57,11 +66,26 @@ class EdgeEvidence:
             "signals_agree": 1.0 if self.signals_agree else 0.0,
             "agreement": float(self.agreement),
             "inv_size": 1.0 / max(self.size, 1),
+            "hub": float(math.log1p(max(self.parent_children - 1, 0))),
+            "leaf": 1.0 if self.leaf else 0.0,
+            "root_edge": 1.0 if self.root_edge else 0.0,
+            "centre_step": float(min(max(self.centre_step, -1.0), 1.0)),
             "exact": 1.0 if self.relation in _EXACT else 0.0,
             "quantization": 1.0 if self.relation == "quantization" else 0.0,
             "merge": 1.0 if self.relation == "merge" else 0.0,
             "distillation": 1.0 if self.relation == "distillation" else 0.0,
         }
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (undefined figures in a report) as JSON null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -95,7 +119,7 @@ class EdgeCalibrator:
                 "report": dict(self.report)}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps(_finite(self.to_dict()), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EdgeCalibrator":

@@ -82,7 +82,8 @@ class MergeDetector:
     Parameters
     ----------
     neighbours : int
-        Candidate parents per model: its nearest relatives.
+        Candidate parents per model: its nearest relatives (pairs are tried among them;
+        triples among the nearest ``triple_neighbours``).
     max_parents : int
         Largest number of parents tried (2 or 3).
     ratio : float
@@ -109,10 +110,12 @@ class MergeDetector:
     ([((2, 1), (0.7, 0.3))], [4])
     """
 
-    def __init__(self, neighbours: int = 5, max_parents: int = 3, ratio: float = MERGE_RATIO) -> None:
+    def __init__(self, neighbours: int = 8, max_parents: int = 3, ratio: float = MERGE_RATIO,
+                 triple_neighbours: int = 5) -> None:
         if max_parents < 2:
             raise ValueError("a merge has at least two parents")
         self.neighbours = neighbours
+        self.triple_neighbours = triple_neighbours
         self.max_parents = max_parents
         self.ratio = ratio
 
@@ -150,7 +153,8 @@ class MergeDetector:
         single_sq = np.maximum(np.einsum("lii->i", grams) - noise, 0.0)
         best: MergeFit | None = None
         for size in range(2, min(self.max_parents, len(candidates)) + 1):
-            for subset in itertools.combinations(range(len(candidates)), size):
+            pool = len(candidates) if size == 2 else min(len(candidates), self.triple_neighbours)
+            for subset in itertools.combinations(range(pool), size):
                 idx = np.array(subset)
                 residual_sq, weights, info = 0.0, np.zeros(size), 0.0
                 for g in grams:

@@ -74,6 +74,8 @@ class RecoveredEdge:
     weight: float | None = None
     aligned: float = 1.0
     margin: float | None = None
+    # The evidence the confidence was computed from (what calibration is fitted on).
+    evidence: EdgeEvidence | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -140,7 +142,7 @@ class Genealogy:
                     "regime_evidence": f.regime_evidence,
                     "mean_distance": f.mean_distance,
                     "threshold": f.threshold,
-                    "edges": [asdict(e) for e in f.edges],
+                    "edges": [{k: v for k, v in asdict(e).items() if k != "evidence"} for e in f.edges],
                 }
                 for f in self.families
             ],
@@ -297,10 +299,16 @@ class GenealogyRecovery:
         children_of: dict[int, list[int]] = defaultdict(list)
         for e in tree:
             children_of[e.parent].append(e.child)
+        has_parent = {e.child for e in tree}
+        centre = d.sum(axis=1) / max(len(reps) - 1, 1)
+        mean_d = _mean_offdiag(d) or 1.0
         for e in tree:
             child, parent = reps[e.child], reps[e.parent]
             gap = self._gap(d, e.child, e.parent, forbidden)
             signals = bool(kurtosis_says[e.parent, e.child] == centre_says[e.parent, e.child])
+            shape = dict(parent_children=len(children_of[e.parent]), leaf=not children_of.get(e.child),
+                         root_edge=e.parent not in has_parent,
+                         centre_step=float(centre[e.child] - centre[e.parent]) / mean_d)
             fit = merges.get(child)
             if fit is not None:
                 edges += self._merge_edges(members, fit, l2, alignments, tree_children=children_of,
@@ -309,7 +317,8 @@ class GenealogyRecovery:
             relation = Relation.DISTILLATION if blocks[e.child] < blocks[e.parent] else (
                 Relation.QUANTIZATION if members[child].quantization else Relation.FINETUNE)
             edges.append(self._edge(members, child, parent, e.distance, e.confidence, relation,
-                                    EdgeEvidence(e.confidence, gap, signals, agreement, len(reps), relation.value),
+                                    EdgeEvidence(e.confidence, gap, signals, agreement, len(reps), relation.value,
+                                                 **shape),
                                     alignments))
         for a in attachments:
             margin, gap = self._attachment_margin(a, l2, members)
@@ -359,7 +368,7 @@ class GenealogyRecovery:
         return RecoveredEdge(parent=members[parent].name, child=members[child].name,
                              confidence=self.calibrator.probability(evidence), distance=distance,
                              method=self.tree_method.value, relation=relation.value, weight=weight,
-                             aligned=alignments[(child, parent)].share_a, margin=margin)
+                             aligned=alignments[(child, parent)].share_a, margin=margin, evidence=evidence)
 
     def _merge_edges(self, members: Sequence[Fingerprint], fit: MergeFit, l2: np.ndarray,
                      alignments: dict[tuple[int, int], Alignment], *, tree_children: dict[int, list[int]],
