@@ -8,41 +8,17 @@ the zoo is built once and cached like the other zoos.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import storage_conventions
 from heritage.cli import main
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery
 from heritage.reading.fingerprint import fingerprint_model
 from heritage.reading.ingest import ingest_many, model_entries
 from heritage.reading.loader import load_model
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("HERITAGE_ZOO_CACHE") or Path.home() / ".cache" / "model-heritage")
-
-
-@pytest.fixture(scope="session")
-def conventions_zoo() -> tuple[Path, dict]:
-    """The storage-conventions zoo (models/ + its truth), built once per version of its writer."""
-    source = Path(storage_conventions.__file__).read_bytes()
-    target = _cache_root() / f"conventions-{hashlib.sha256(source).hexdigest()[:12]}"
-    if not (target / "truth.json").is_file():
-        staging = target.with_name(target.name + f".building-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        truth = storage_conventions.build(staging / "models")
-        (staging / "truth.json").write_text(json.dumps(truth))
-        shutil.rmtree(staging / "models-work", ignore_errors=True)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    return target / "models", json.loads((target / "truth.json").read_text())
 
 
 @pytest.fixture(scope="session")
