@@ -393,12 +393,18 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     layers: dict[str, LayerFingerprint] = {}
     heads: dict[str, HeadFingerprint] = {}
     values_by_dtype: dict[str, int] = {}
+    # Heads are digested only up to the size of the largest compared matrix, so memory and
+    # time stay bounded by it: a language-model head (vocabulary x width) is kept by name
+    # and shape only.
+    largest = max((ref.numel for n, ref in model.tensors.items()
+                   if len(ref.shape) == 2 and classify(n) in roles), default=0)
     for name, ref in model.tensors.items():
         if not ref.shape or min(ref.shape) == 0:
             continue
         role = classify(name)
         if role is LayerRole.HEAD and not model.is_adapter:
-            heads[name] = _head_fingerprint(name, np.asarray(ref.load(), dtype=np.float32))
+            heads[name] = (_head_fingerprint(name, np.asarray(ref.load(), dtype=np.float32))
+                           if ref.numel <= largest else HeadFingerprint(name, tuple(ref.shape)))
             continue
         if len(ref.shape) != 2 or role not in roles:
             continue
