@@ -112,6 +112,10 @@ def _params(fp: Fingerprint, names: list[str]) -> int:
 
 
 def _align(a: Fingerprint, b: Fingerprint, roles: frozenset[LayerRole]) -> Alignment:
+    names = [n for n, l in a.layers.items() if l.role in roles]
+    if (len(names) == sum(1 for l in b.layers.values() if l.role in roles)
+            and all(n in b.layers and b.layers[n].shape == a.layers[n].shape for n in names)):
+        return Alignment(tuple((n, n) for n in names), 1.0, 1.0)  # the common case: same matrices
     blocks_a, loose_a = _blocks(a, roles)
     blocks_b, loose_b = _blocks(b, roles)
     pairs = _matching(a, b, loose_a, loose_b)
