@@ -1,9 +1,10 @@
 """Fitting and measuring the calibration of edge confidences on ground truth.
 
-The zoos alone have too few wrong edges to fit or judge a calibration, so harder
-synthetic families join them (:func:`heritage.evaluation.synthetic.hard_family`: random
-tree shapes, fine-tune steps from 0.3 % to 30 %, updates that raise or lower kurtosis,
-merges and float16 conversions), written to disk and ingested like any model. Families
+The zoos alone have too few wrong edges to fit or judge a calibration, so synthetic
+families join them (:func:`heritage.evaluation.synthetic.hard_family`: random tree
+shapes, merges and float16 conversions; half of them hard — fine-tune steps from 0.3 %
+to 30 %, updates that raise or lower kurtosis — and half as clear as the real zoo),
+written to disk and ingested like any model. Families
 are split by seed: the logistic calibration
 (:class:`heritage.lineage.calibration.EdgeCalibrator`) is fitted on one part and its
 expected calibration error (ECE, 10 equal-width bins) and AUROC (right vs wrong edges)
@@ -79,13 +80,14 @@ class EdgeSample:
 
 
 def write_synthetic_zoo(directory: Path, seeds: Sequence[int], size: int = 8) -> Path:
-    """A zoo folder (``models/`` + ``truth.json``) of hard synthetic families, one per seed."""
+    """A zoo folder (``models/`` + ``truth.json``) of synthetic families, one per seed:
+    hard ones for odd seeds, ones as clear as the real zoo's for even seeds."""
     from heritage.evaluation.synthetic import hard_family
 
     models = directory / "models"
     truth = {"size": "synthetic", "models": [], "families": [], "edges": []}
     for seed in seeds:
-        zoo, edges = hard_family(seed, prefix=f"s{seed}-", size=size)
+        zoo, edges = hard_family(seed, prefix=f"s{seed}-", size=size, easy=seed % 2 == 0)
         zoo.write(models)
         truth["models"] += [{"name": n, "kind": "synthetic"} for n in zoo.models]
         truth["families"].append(list(zoo.models))

@@ -129,11 +129,16 @@ def _lineage(zoo: SyntheticZoo, name: str) -> set[str]:
 
 
 def hard_family(seed: int, prefix: str, hidden: int = 48, layers: int = 2, size: int = 8,
-                merge_share: float = 0.15, conversion_share: float = 0.1) -> tuple[SyntheticZoo, list[dict]]:
+                merge_share: float = 0.15, conversion_share: float = 0.1,
+                easy: bool = False) -> tuple[SyntheticZoo, list[dict]]:
     """One family built to be hard to recover: random tree shape, fine-tune steps from
     tiny to large (0.3 % to 30 % of the weights), update tails that raise or lower
     kurtosis, plus some linear merges of two members that are not each other's ancestors
     (as people merge fine-tunes of one base) and some float16 conversions.
+
+    ``easy``: the same shapes with fine-tunes like the real zoo's (steps of 1-3 %,
+    Gaussian updates that lower kurtosis), so a calibration also sees families where
+    the evidence is clear.
 
     Returns the zoo (float16 conversions are stored as float16) and its true edges
     ``[{parent, child, relation, weight}]`` in the format of a zoo's ``truth.json``.
@@ -165,8 +170,9 @@ def hard_family(seed: int, prefix: str, hidden: int = 48, layers: int = 2, size:
                       {"parent": pb, "child": name, "relation": "merge", "weight": 1 - w}]
         else:
             parent = floats[int(rng.integers(len(floats)))]
-            step = float(np.exp(rng.uniform(np.log(0.003), np.log(0.3))))
-            tail = float(rng.choice([2.5, 4.0, 10.0, np.inf]))
+            low, high = (0.01, 0.03) if easy else (0.003, 0.3)
+            step = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            tail = np.inf if easy else float(rng.choice([2.5, 4.0, 10.0, np.inf]))
             zoo.add(name, heavy_tailed_finetune(zoo.models[parent], rng, step, tail), parent)
             edges.append({"parent": parent, "child": name, "relation": "finetune"})
         names.append(name)
