@@ -106,3 +106,16 @@ def test_declared_relations_map_to_ours() -> None:
     assert from_declared("quantized") is Relation.QUANTIZATION
     assert from_declared("Merge") is Relation.MERGE
     assert from_declared(None) is None and from_declared("something") is None
+
+
+def test_calibrate_command_refits_and_reports_held_out_figures(tmp_path: Path, capsys) -> None:
+    from heritage.cli import main
+
+    out = tmp_path / "calibration.json"
+    assert main(["calibrate", "--synthetic", "6", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held_out" in printed and "ECE" in printed and "AUROC" in printed
+    fitted = EdgeCalibrator.load(out)
+    assert fitted.coef and fitted.report["fitted_on"] == ["synthetic-fit"]
+    assert list(fitted.report["held_out_by_source"]) == ["synthetic-held-out"]
+    assert main(["calibrate", "--zoo", str(tmp_path / "missing"), "--out", str(out)]) == 2
