@@ -58,9 +58,9 @@ _PATTERNS: Sequence[tuple[LayerRole, re.Pattern[str]]] = [
     (LayerRole.NORM, re.compile(r"(layer_?norm|\bln_?\w*|norm\d*|\.ln\d?)\.(weight|bias)$", re.I)),
     (LayerRole.EMBEDDING, re.compile(r"(embed|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings|patch_embed|shared)\b", re.I)),
     (LayerRole.ATTENTION_QKV, re.compile(r"(c_attn|qkv|query_key_value|in_proj)(_weight)?\b", re.I)),
-    (LayerRole.ATTENTION_Q, re.compile(r"(\bq_proj|\.query|\.q|\bwq|q_lin)\.weight$", re.I)),
-    (LayerRole.ATTENTION_K, re.compile(r"(\bk_proj|\.key|\.k|\bwk|k_lin)\.weight$", re.I)),
-    (LayerRole.ATTENTION_V, re.compile(r"(\bv_proj|\.value|\.v|\bwv|v_lin)\.weight$", re.I)),
+    (LayerRole.ATTENTION_Q, re.compile(r"(\bq_proj|\.query|\.query_proj|\.q|\bwq|q_lin)\.weight$", re.I)),
+    (LayerRole.ATTENTION_K, re.compile(r"(\bk_proj|\.key|\.key_proj|\.k|\bwk|k_lin)\.weight$", re.I)),
+    (LayerRole.ATTENTION_V, re.compile(r"(\bv_proj|\.value|\.value_proj|\.v|\bwv|v_lin)\.weight$", re.I)),
     (LayerRole.ATTENTION_O, re.compile(r"(\bo_proj|out_proj|attention\.output\.dense|attn\.c_proj|self_attn\.o|\.o|\bwo|out_lin|attn\.proj)\.weight$", re.I)),
     (LayerRole.MLP, re.compile(r"(mlp|intermediate\.dense|\boutput\.dense|fc\d|gate_proj|up_proj|down_proj|c_fc|ffn|feed_forward|w[123])\b.*\.weight$", re.I)),
 ]

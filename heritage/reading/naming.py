@@ -12,7 +12,9 @@ Checkpoints store one backbone under many container prefixes. Three kinds are re
   ``distilbert``, ``gpt_neox``, ``deberta``, ...): :data:`BASE_MODEL_PREFIXES` lists
   those values, and a checkpoint's own ``config.json`` ``model_type`` counts too. The
   prefixes that are also the names of modules inside a backbone (``encoder``,
-  ``decoder``, ``backbone``, ``vision_model``, ``language_model`` ...) are not in the list;
+  ``decoder``, ``backbone``, ``vision_model``, ``language_model`` ...) are not in the list,
+  and ``transformer`` is one only when a numbered ``layer.N`` does not follow it
+  (DistilBERT's backbone has its own ``transformer.layer.N``; GPT-2's wrapper holds ``h.N``);
 * **any other container, recognised by structure**: when one top-level module holds
   every numbered block (``layer.N``, ``layers.N``, ``h.N``, ``block.N``) and a token
   embedding, it is the whole backbone and its name is a wrapper (``encoder.`` around a
@@ -56,6 +58,7 @@ vision_text_dual_encoder visual_bert vit vitdet vits vivit vjepa2 wav2vec2 wav2v
 wav2vec2_conformer wavlm xcodec xcodec2 yoso zoedepth
 """.split())
 
+_DISTILBERT_BLOCKS = re.compile(r"^layer\.\d+\.")
 _BLOCK = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block)\.\d+\.")
 _TOKEN_EMBEDDING = re.compile(
     r"(?:^|\.)(?:word_embeddings|embed_tokens|wte|embed_in|tok_embeddings|shared|token_embd)\.weight$")
@@ -79,7 +82,11 @@ def canonical_name(name: str, model_type: str | None = None) -> str:
                 name = name[len(prefix):]
                 changed = True
     head, dot, rest = name.partition(".")
-    if dot and rest and (head in BASE_MODEL_PREFIXES or head == _model_type_prefix(model_type)):
+    if not (dot and rest):
+        return name
+    if head == "transformer" and _DISTILBERT_BLOCKS.match(rest):
+        return name
+    if head in BASE_MODEL_PREFIXES or head == _model_type_prefix(model_type):
         name = rest
     return name
 
