@@ -244,11 +244,21 @@ def test_model_create_with_fingerprint_and_declared_bases(known_graph) -> None:
         graph.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new3", "sha256": "e" * 64}}])
 
     linked = graph.write("model_link_declared_bases", rows=[
-        {"id": "id-new", "base": "owner/r", "candidates": ["owner/r", "r"], "relation": "finetune"}])
-    assert linked == [{"id": "id-new", "baseId": mid("r")}]
+        {"id": "id-new", "relation": "finetune", "bases": [{"base": "owner/r", "candidates": ["owner/r", "r"]}]}])
+    assert linked == [{"id": "id-new", "base": "owner/r", "baseId": mid("r")}]
+    merge = graph.write("model_link_declared_bases", rows=[
+        {"id": "id-new", "relation": "merge", "bases": [{"base": "owner/r", "candidates": ["owner/r", "r"]},
+                                                      {"base": "org/other", "candidates": ["org/other", "other"]}]}])
+    assert sorted(merge, key=lambda r: r["base"]) == [{"id": "id-new", "base": "org/other", "baseId": None},
+                                                      {"id": "id-new", "base": "owner/r", "baseId": mid("r")}]
+    assert graph.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) "
+                      "RETURN x.name AS n, d.relation AS relation ORDER BY n") == [
+        {"n": "org/other", "relation": "merge"}, {"n": "r", "relation": "merge"}]
+    assert graph.read("model_get", id="id-new")[0]["declaredBaseId"] == mid("r")  # one row, the catalogue base
     linked = graph.write("model_link_declared_bases", rows=[
-        {"id": "id-new", "base": "owner/later", "candidates": ["owner/later", "later"], "relation": "adapter"}])
-    assert linked == [{"id": "id-new", "baseId": None}]  # replaced: now a placeholder
+        {"id": "id-new", "relation": "adapter", "bases": [{"base": "owner/later", "candidates": ["owner/later", "later"]}]}])
+    assert linked == [{"id": "id-new", "base": "owner/later", "baseId": None}]  # replaced: now a placeholder
+    graph.write("catalogue_drop_orphan_placeholders")
     assert graph.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) RETURN x.name AS n, labels(x) AS l") == [
         {"n": "owner/later", "l": ["ExternalModel"]}]
 
