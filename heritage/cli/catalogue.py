@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         "import",
         help="import model files/folders into the Neo4j catalogue (idempotent, resumable)",
         description="Each PATH is a model (a weights file or a model folder) or a folder whose "
-        "entries are models, named by entry name as `heritage recover` reads them. Models already "
+        "entries are models, named by entry name as `heritage recover` reads them; a Hugging Face "
+        "hub cache (~/.cache/huggingface/hub) gives one model per cached revision, named org/name "
+        "(org/name@<revision> when several revisions of a repository are cached). Models already "
         "stored (same SHA-256) are skipped, so an interrupted import can simply be run again.",
     )
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")

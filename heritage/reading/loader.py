@@ -102,7 +102,11 @@ def _full_model(name: str, path: Path, fmt: ModelFormat, refs: dict[str, TensorR
 
 def _load_file(path: Path, name: str) -> LoadedModel:
     if sniff_file(path) is FileKind.GGUF:
-        return load_gguf(path, name)
+        model = load_gguf(path, name)
+        model.revision = snapshot_revision(path)
+        if model.revision is not None:  # one of several GGUF files of a hub snapshot: its card
+            model.model_card = read_model_card(path.parent)
+        return model
     refs, kind = open_weights_file(path)
     fmt = ModelFormat.SAFETENSORS if kind is FileKind.SAFETENSORS else ModelFormat.PYTORCH
     return _full_model(name, path, fmt, refs, [path])
