@@ -301,7 +301,7 @@ def _dequantise(path: Path, info: GGUFTensorInfo) -> np.ndarray:
     rows = 1
     for d in info.shape[:-1]:
         rows *= d
-    try:
+    try:  # gguf dequantises 16 rows at a time: temporaries stay small
         values = dequantize(raw.reshape(rows, info.nbytes // max(rows, 1)), GGMLQuantizationType(info.type_id))
     except NotImplementedError:
         raise UnsupportedFormatError(f"tensor {info.name!r}: GGML type {info.type_name} cannot be dequantised") from None
