@@ -105,8 +105,10 @@ def test_the_layout_is_the_hubs_and_every_revision_is_a_model(hub_cache: Path) -
     assert sum(len(r.revisions) for r in info.repos) == 6
     entries = cache_entries(hub_cache)
     assert {name for name, _path, _rev in entries} == expected_names()
-    # the folder above hub/ (~/.cache/huggingface) works too
+    # the folder above hub/ (~/.cache/huggingface) works too, and so does one repository's folder
     assert {name for name, _path in model_entries(hub_cache.parent)} == expected_names()
+    assert {name for name, _path in model_entries(hub_cache / "models--org--bert-tuned")} == {
+        n for n in expected_names() if n.startswith("org/bert-tuned@")}
     for name, path, commit in entries:
         model = load_model(path, name)
         profile = profile_model(model)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from heritage.errors import ModelLoadError
 
-__all__ = ["cache_entries", "is_hub_cache", "snapshot_revision"]
+__all__ = ["cache_entries", "hub_cache_models", "is_hub_cache", "snapshot_revision"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +92,16 @@ def cache_entries(folder: str | Path) -> list[tuple[str, Path, str]]:
                     name += f"@{revision.commit_hash[:SHORT_REVISION]}"
                 out.append((name, path, revision.commit_hash))
     return out
+
+
+def hub_cache_models(folder: Path) -> list[tuple[str, Path]] | None:
+    """``(name, path)`` models when ``folder`` is a hub cache, the folder above one
+    (``~/.cache/huggingface``) or one repository folder of a cache (``models--org--name``);
+    None for any other folder."""
+    for cache in (folder, folder / "hub"):
+        if is_hub_cache(cache):
+            return [(name, path) for name, path, _revision in cache_entries(cache)]
+    if _REPO_FOLDER.match(folder.name) and (folder / "snapshots").is_dir():
+        return [(name, path) for name, path, _revision in cache_entries(folder.parent)
+                if Path(path).is_relative_to(folder)]
+    return None

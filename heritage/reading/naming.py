@@ -100,9 +100,9 @@ def _structural_wrapper(names: Iterable[str]) -> str | None:
         if not dot:
             continue
         if _BLOCK.search(name):
+            if not _BLOCK.search(rest):
+                return None  # numbered blocks directly at the top level: nothing wraps them
             block_tops.add(top)
-            if _BLOCK.match(rest) is None and not _BLOCK.search(rest):
-                return None  # a block directly at the top level: no wrapper
         if _TOKEN_EMBEDDING.search(rest):
             embedding_tops.add(top)
     if len(block_tops) == 1 and block_tops <= embedding_tops:
