@@ -54,6 +54,7 @@ _FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
 # GGUF value types: struct format of the scalar ones (gguf.GGUFValueType numbering).
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+_MAX_ARRAY_NESTING = 4
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ class _Cursor:
             raise ModelLoadError("truncated GGUF header")
         self.pos = pos
 
-    def value(self, vtype: int) -> object:
+    def value(self, vtype: int, depth: int = 0) -> object:
+        if depth > _MAX_ARRAY_NESTING:
+            raise ModelLoadError("GGUF metadata arrays nested implausibly deep")
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == _STRING:
@@ -132,7 +135,7 @@ class _Cursor:
                 self.skip_strings(count)
             elif item == _ARRAY:
                 for _ in range(count):
-                    self.value(_ARRAY)
+                    self.value(_ARRAY, depth + 1)
             else:
                 raise ModelLoadError(f"GGUF array of unknown value type {item}")
             return _ArrayLength(count)
@@ -180,7 +183,9 @@ def read_gguf_header(path: Path) -> GGUFHeader:
                 raise ModelLoadError(f"tensor {name!r}: {n_dims} dimensions")
             dims = tuple(cur.unpack("<Q") for _ in range(n_dims))
             raw.append((name, cur.unpack("<I"), dims, cur.unpack("<Q")))
-        alignment = int(metadata.get("general.alignment", _DEFAULT_ALIGNMENT) or _DEFAULT_ALIGNMENT)
+        alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
+        if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
+            raise ModelLoadError(f"GGUF alignment {alignment!r} is not a power of two")
         data_start = -(-cur.pos // alignment) * alignment
     tensors = [_tensor_info(name, tid, dims, offset, data_start, size, names, sizes)
                for name, tid, dims, offset in raw]
@@ -286,6 +291,8 @@ def _map_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
 
 
 def _dequantise(path: Path, info: GGUFTensorInfo) -> np.ndarray:
+    if info.nbytes == 0:
+        return np.zeros(info.shape, dtype=np.float32)
     raw = _map_bytes(path, info.offset, info.nbytes)
     if info.type_name == "F32":
         return raw.view("<f4").reshape(info.shape)
@@ -328,6 +335,13 @@ def dominant_quantization(infos: list[GGUFTensorInfo]) -> str | None:
     return None if kind in _FLOAT_TYPES else kind
 
 
+def _count(header: GGUFHeader, key: str, default: int) -> int:
+    value = header.field(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelLoadError(f"GGUF metadata {header.architecture}.{key} is not a count: {value!r}")
+    return value
+
+
 def load_gguf(path: Path, name: str) -> LoadedModel:
     """Open the GGUF file at ``path`` as a :class:`LoadedModel` (nothing dequantised yet)."""
     header = read_gguf_header(path)
@@ -335,8 +349,8 @@ def load_gguf(path: Path, name: str) -> LoadedModel:
     blocks = [int(m[1]) for t in header.tensors if (m := re.match(r"^blk\.(\d+)\.", t.name))]
     names = hf_tensor_names(arch, max(blocks, default=-1) + 1)
     permuted = arch in ROTARY_PERMUTED_ARCHITECTURES
-    heads = int(header.field("attention.head_count", 0) or 0)
-    kv_heads = int(header.field("attention.head_count_kv", heads) or heads)
+    heads = _count(header, "attention.head_count", 0)
+    kv_heads = _count(header, "attention.head_count_kv", heads) or heads
     refs: dict[str, TensorRef] = {}
     for info in header.tensors:
         base, dot, suffix = info.name.rpartition(".")
@@ -345,11 +359,11 @@ def load_gguf(path: Path, name: str) -> LoadedModel:
         hf_base = names.get(base, base)
         hf_name = f"{hf_base}.{suffix}" if suffix else hf_base
         unpermute = None
-        if permuted and suffix == "weight" and len(info.shape) == 2:
-            if base.endswith(".attn_q"):
-                unpermute = heads
-            elif base.endswith(".attn_k"):
-                unpermute = kv_heads
+        if permuted and suffix == "weight" and len(info.shape) == 2 and base.endswith((".attn_q", ".attn_k")):
+            unpermute = heads if base.endswith(".attn_q") else kv_heads
+            if not unpermute:
+                raise ModelLoadError(f"{arch} GGUF without {arch}.attention.head_count: "
+                                     "its q/k rows cannot be put back in order")
         refs[hf_name] = TensorRef(name=hf_name, shape=info.shape, dtype=info.type_name,
                                   loader=_loader(path, info, unpermute))
     tensors, buffers, _ = split_parameters(refs, {"model_type": arch}, find_ties=False)
