@@ -159,7 +159,12 @@ def test_import_and_address_names_with_slashes(neo4j_db, hub_cache: Path, capsys
     tuned = f"org/bert-tuned@{revision(3)[:12]}"
     assert main(["lineage", tuned]) == 0
     out, _ = capsys.readouterr()
-    assert out.startswith(f"{tuned} (id ") and "declared base: org/bert-base" in out
+    assert out.startswith(f"{tuned} (id ") and "declared base: org/bert-base (finetune)" in out
+    assert f"revision: {revision(3)}" in out
+    assert main(["lineage", "org/bert-merged"]) == 0
+    assert "declared bases: org/bert-base, org/bert-tuned (merge)" in capsys.readouterr().out
+    assert main(["lineage", "org/llama-GGUF/llama-Q4_0"]) == 0
+    assert "quantization: Q4_0" in capsys.readouterr().out
     assert main(["tree", "org/bert-base"]) == 0
     out, _ = capsys.readouterr()
     assert "org/bert-base" in out and tuned in out

@@ -175,8 +175,16 @@ def _lineage(args: argparse.Namespace) -> int:
     name = model["name"]
     family = model["family_id"] or "none"
     print(f"{name} (id {model['id']}, family {family}, status {model['status']})")
-    if model["declared_base"]:
-        print(f"declared base: {model['declared_base']}")
+    bases = model.get("declared_bases") or ([model["declared_base"]] if model["declared_base"] else [])
+    relation = f" ({model['declared_relation']})" if model.get("declared_relation") else ""
+    if len(bases) > 1:
+        print(f"declared bases: {', '.join(bases)}{relation}")
+    elif bases:
+        print(f"declared base: {bases[0]}{relation}")
+    if model.get("quantization"):
+        print(f"quantization: {model['quantization']}")
+    if model.get("revision"):
+        print(f"revision: {model['revision']}")
     print()
     if lineage["ancestors"]:
         print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")
