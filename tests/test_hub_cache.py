@@ -15,7 +15,6 @@ import torch
 import transformers
 from huggingface_hub import scan_cache_dir
 
-import graph
 from heritage.cli import main
 from heritage.reading.hub_cache import cache_entries, snapshot_revision
 from heritage.reading.ingest import model_entries
@@ -145,14 +144,14 @@ def test_import_and_address_names_with_slashes(neo4j_db, hub_cache: Path, capsys
     assert main(["import", str(hub_cache)]) == 0
     out, err = capsys.readouterr()
     assert "created           7" in out, out + err
-    rows = graph.read("MATCH (m:Model) RETURN m.name AS name, m.revision AS revision, "
+    rows = neo4j_db.read("MATCH (m:Model) RETURN m.name AS name, m.revision AS revision, "
                       "m.quantization AS quantization, m.declaredBases AS bases ORDER BY name")
     assert {r["name"] for r in rows} == expected_names()
     by_name = {r["name"]: r for r in rows}
     assert by_name["org/bert-base"]["revision"] == revision(1)
     assert by_name["org/llama-GGUF/llama-Q4_0"]["quantization"] == "Q4_0"
     assert by_name["org/bert-merged"]["bases"] == ["org/bert-base", "org/bert-tuned"]
-    declared = graph.read("MATCH (:Model {name: 'org/bert-merged'})-[d:DECLARED_BASE]->(b) "
+    declared = neo4j_db.read("MATCH (:Model {name: 'org/bert-merged'})-[d:DECLARED_BASE]->(b) "
                           "RETURN b.name AS base, d.relation AS relation, b:ExternalModel AS external ORDER BY base")
     assert declared == [{"base": "org/bert-base", "relation": "merge", "external": False},
                         {"base": "org/bert-tuned", "relation": "merge", "external": True}]
