@@ -364,6 +364,8 @@ def load_gguf(path: Path, name: str) -> LoadedModel:
             if not unpermute:
                 raise ModelLoadError(f"{arch} GGUF without {arch}.attention.head_count: "
                                      "its q/k rows cannot be put back in order")
+        if hf_name in refs:
+            raise ModelLoadError(f"GGUF tensor {info.name!r} maps to {hf_name!r}, like another tensor")
         refs[hf_name] = TensorRef(name=hf_name, shape=info.shape, dtype=info.type_name,
                                   loader=_loader(path, info, unpermute))
     tensors, buffers, _ = split_parameters(refs, {"model_type": arch}, find_ties=False)
