@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import graph
+from graph import Database
 from heritage.catalogue import Catalogue
 from heritage.cli import main
 
@@ -71,17 +71,17 @@ def test_lineage_follows_every_relation_through_a_merge(catalogue: Catalogue, st
     assert [e["relation"] for e in path["edges"]] == ["merge", "finetune", "distillation"]
 
 
-def test_declared_relation_mismatch_is_listed(catalogue: Catalogue, stored) -> None:
+def test_declared_relation_mismatch_is_listed(catalogue: Catalogue, stored, neo4j_db: Database) -> None:
     found = {m["name"]: m for m in catalogue.declared_mismatches()}
     assert set(found) == {"head-only"}  # the adapter declares its base and relation rightly
     assert found["head-only"]["reason"] == "relation"
     assert found["head-only"]["relation"] == "finetune" and found["head-only"]["relation_to_declared"] == "head_only"
-    rows = graph.read("lineage_declared_mismatches")
+    rows = neo4j_db.read("lineage_declared_mismatches")
     assert [r["name"] for r in rows] == ["head-only"]
 
 
-def test_edges_stored_without_relation_read_as_finetune(catalogue: Catalogue, stored) -> None:
-    graph.write("MATCH (:Model {name: 'cls-a'})-[r:DERIVED_FROM]->() REMOVE r.relation")
+def test_edges_stored_without_relation_read_as_finetune(catalogue: Catalogue, stored, neo4j_db: Database) -> None:
+    neo4j_db.write("MATCH (:Model {name: 'cls-a'})-[r:DERIVED_FROM]->() REMOVE r.relation")
     model = catalogue.get_model(stored["cls-a"])
     assert model["relation"] == "finetune" and model["parents"][0]["relation"] == "finetune"
     edges = catalogue.genealogy(model["family_id"])["edges"]

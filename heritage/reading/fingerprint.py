@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from heritage.errors import InvalidWeightsError
 from heritage.reading.layers import (
@@ -398,24 +399,27 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     # and shape only.
     largest = max((ref.numel for n, ref in model.tensors.items()
                    if len(ref.shape) == 2 and classify(n) in roles), default=0)
-    for name, ref in model.tensors.items():
-        if not ref.shape or min(ref.shape) == 0:
-            continue
-        role = classify(name)
-        if role is LayerRole.HEAD and not model.is_adapter:
-            heads[name] = (_head_fingerprint(name, np.asarray(ref.load(), dtype=np.float32))
-                           if ref.numel <= largest else HeadFingerprint(name, tuple(ref.shape)))
-            continue
-        if len(ref.shape) != 2 or role not in roles:
-            continue
-        weights = ref.load()
-        layers[name] = _layer_fingerprint(
-            name, role, weights, sketch_dim,
-            with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
-            with_digests=not model.is_adapter,
-        )
-        values_by_dtype[ref.dtype] = values_by_dtype.get(ref.dtype, 0) + ref.numel
-        del weights
+    # One BLAS thread: the products here are thin (k = 48 columns), and a second BLAS
+    # thread spinning for its share made them up to 17x slower on a busy 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, ref in model.tensors.items():
+            if not ref.shape or min(ref.shape) == 0:
+                continue
+            role = classify(name)
+            if role is LayerRole.HEAD and not model.is_adapter:
+                heads[name] = (_head_fingerprint(name, np.asarray(ref.load(), dtype=np.float32))
+                               if ref.numel <= largest else HeadFingerprint(name, tuple(ref.shape)))
+                continue
+            if len(ref.shape) != 2 or role not in roles:
+                continue
+            weights = ref.load()
+            layers[name] = _layer_fingerprint(
+                name, role, weights, sketch_dim,
+                with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
+                with_digests=not model.is_adapter,
+            )
+            values_by_dtype[ref.dtype] = values_by_dtype.get(ref.dtype, 0) + ref.numel
+            del weights
     if not layers:
         raise InvalidWeightsError(
             "no attention or MLP weight matrices found to compare (unrecognised parameter names)"
