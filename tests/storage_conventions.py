@@ -123,7 +123,7 @@ def build(directory: Path) -> dict[str, tuple[str, dict[str, float | None]]]:
     """Write the zoo into ``directory`` and return its truth (see the module docstring)."""
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import save_file
-    from transformers import BertForMaskedLM, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
+    from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel, LlamaConfig, LlamaForCausalLM
 
     directory.mkdir(parents=True, exist_ok=True)
     work = directory.parent / (directory.name + "-work")
@@ -173,8 +173,10 @@ def build(directory: Path) -> dict[str, tuple[str, dict[str, float | None]]]:
     _save(frozen, directory / "head-only")
     truth["head-only"] = ("head_only", {"root": None})
 
-    # Conversions: dtype only.
-    _save(BertForMaskedLM.from_pretrained(str(root_dir)), directory / "root-bf16", torch.bfloat16)
+    # Conversions: dtype only (the published root has no MLM head and no pooler, so neither
+    # has its copy).
+    _save(BertModel.from_pretrained(str(root_dir), add_pooling_layer=False), directory / "root-bf16",
+          torch.bfloat16)
     truth["root-bf16"] = ("conversion", {"root": None})
     _save(BertForSequenceClassification.from_pretrained(str(a_dir)), directory / "cls-a-fp16", torch.float16)
     truth["cls-a-fp16"] = ("conversion", {"cls-a": None})
