@@ -128,22 +128,22 @@ def one_size(n: int, seed: int, exact_up_to: int) -> dict[str, Any]:
         "edges": len(genealogy.edges), "generate_s": generated, "recover_s": seconds,
         "peak_rss_mb": _rss_mb(), "peak_rss_before_recover_mb": rss_before,
         **_scores(genealogy, names, parents, family),
-        "digest": _digest([f.members for f in genealogy.families], [(e.parent, e.child) for e in genealogy.edges]),
+        "digest": _digest([f.members for f in genealogy.families],
+                          [(e.parent, e.child, e.relation) for e in genealogy.edges]),
     }
     if n <= exact_up_to:
         started = time.perf_counter()
         exact = GenealogyRecovery(search="exact").recover_source(source)
         out["exact_s"] = time.perf_counter() - started
         out["exact_identical"] = ([f.members for f in exact.families] == [f.members for f in genealogy.families]
-                                  and [(e.parent, e.child) for e in exact.edges]
-                                  == [(e.parent, e.child) for e in genealogy.edges])
+                                  and exact.edges == genealogy.edges)
         out["exact_scores"] = _scores(exact, names, parents, family)
     source.close()
     return out
 
 
-def _digest(families: list[list[str]], edges: list[tuple[str, str]]) -> str:
-    """A fingerprint of a genealogy (families as name sets, edges) to compare two runs."""
+def _digest(families: list[list[str]], edges: list[tuple[str, str, str]]) -> str:
+    """A fingerprint of a genealogy (families as name sets, typed edges) to compare two runs."""
     import hashlib
 
     text = json.dumps([sorted(sorted(f) for f in families), sorted(edges)])
@@ -154,19 +154,20 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
     """Bulk-load the catalogue of ``n`` models with batched UNWIND writes, then recluster it."""
     import uuid
 
-    import graph
+    from graph.database import Database
     from heritage.catalogue import Catalogue, CatalogueConfig
     from heritage.catalogue.placement import placement_vector
     from heritage.reading.fingerprint import FINGERPRINT_VERSION
 
-    wipe()
-    catalogue = Catalogue(CatalogueConfig())
+    db = Database.connect()  # NEO4J_* settings
+    wipe(db)
+    catalogue = Catalogue(CatalogueConfig(), db=db)
     rows: list[dict[str, Any]] = []
     written = {"rows": 0, "seconds": 0.0}
 
     def flush() -> None:
         started = time.perf_counter()
-        graph.write("model_create", rows=rows)
+        db.write("model_create", rows=rows)
         written["seconds"] += time.perf_counter() - started
         written["rows"] += len(rows)
         rows.clear()
@@ -175,7 +176,7 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
         model_id = uuid.uuid4().hex
         rows.append({"props": {"id": model_id, "name": fp.name, "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
                                "status": "ok", "isAdapter": False, "structureHash": fp.structure_hash,
-                               "format": "safetensors", "kurtosis": fp.kurtosis, "placement": placement_vector(fp),
+                               "backboneKey": fp.backbone_key, "layers": fp.block_count, "format": "safetensors", "kurtosis": fp.kurtosis, "placement": placement_vector(fp),
                                "path": None, "declaredBase": None},
                      "fingerprint": fp.to_bytes(), "fingerprintVersion": FINGERPRINT_VERSION})
         if len(rows) >= BULK_ROWS:
@@ -188,10 +189,10 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     result = catalogue.recluster()
     seconds = time.perf_counter() - started
-    stored_families = [r["names"] for r in graph.read(
+    stored_families = [r["names"] for r in db.read(
         "MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS id, collect(m.name) AS names")]
-    stored_edges = [(r["parent"], r["child"]) for r in graph.read(
-        "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")]
+    stored_edges = [(r["parent"], r["child"], r["relation"]) for r in db.read(
+        "MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child, r.relation AS relation")]
     label = {m: i for i, fam in enumerate(stored_families) for m in fam}
     from sklearn.metrics import adjusted_rand_score
 
@@ -200,18 +201,17 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
            "recluster_s": seconds, "families": result["families"], "edges": result["edges"],
            "peak_rss_mb": _rss_mb(), "peak_rss_before_recluster_mb": rss_before,
            "ari": float(adjusted_rand_score(family, [label[m] for m in names])),
-           "directed": len(truth & set(stored_edges)) / max(1, len(truth)),
+           "directed": len(truth & {(p, c) for p, c, _ in stored_edges}) / max(1, len(truth)),
            "digest": _digest(stored_families, stored_edges)}
     catalogue.close()
-    wipe()
+    wipe(db)
+    db.close()
     return out
 
 
-def wipe() -> None:
+def wipe(db: Any) -> None:
     """Empty the database in chunks (one huge transaction would need a huge heap)."""
-    import graph
-
-    while graph.write("MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n")[0]["n"]:
+    while db.write("MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n")[0]["n"]:
         pass
 
 
@@ -293,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared machine)")
     if args.neo4j:
-        import graph
+        from graph.database import Database
 
-        existing = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+        with Database.connect() as db:
+            existing = db.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
         if existing and not args.wipe:
             print(f"the database holds {existing} nodes; rerun with --wipe to empty it", file=sys.stderr)
             return 2

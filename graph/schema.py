@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import neo4j
-
-from graph.driver import current_settings, get_driver, translate_errors
+from graph.database import Database
 from graph.queries import load_query, split_statements
-from graph.settings import Neo4jSettings
 
 __all__ = ["apply_schema", "schema_statements"]
 
@@ -29,22 +26,15 @@ def schema_statements() -> list[str]:
     return split_statements(load_query("schema"))
 
 
-def apply_schema(driver: neo4j.Driver | None = None, *, settings: Neo4jSettings | None = None) -> None:
+def apply_schema(db: Database) -> None:
     """Create the constraints and indexes (if missing) and wait until they are online.
 
-    ``driver`` defaults to the process-wide driver; ``settings`` picks the database
-    (default: the process-wide settings).
+    Each statement runs in a write transaction of its own (schema changes cannot share
+    one with data): routed to the leader of a cluster, and retried on a leader switch;
+    the wait for indexes runs in a read transaction.
     """
-    if driver is None:
-        driver = get_driver(settings)
-    if settings is None:
-        settings = current_settings()
-    with translate_errors(settings), driver.session(database=settings.database) as session:
-        for statement in schema_statements():
-            log.debug("schema: %s", statement.splitlines()[0])
-            # One write transaction per statement (schema changes cannot share one with
-            # data): routed to the leader of a cluster, retried on a leader switch.
-            session.execute_write(lambda tx, statement=statement: tx.run(statement).consume())
-        session.execute_read(lambda tx: tx.run("CALL db.awaitIndexes($seconds)",
-                                               seconds=_INDEX_WAIT_SECONDS).consume())
-    log.info("Neo4j schema applied to database %s", settings.database)
+    for statement in schema_statements():
+        log.debug("schema: %s", statement.splitlines()[0])
+        db.write_transaction(lambda tx, statement=statement: tx.run(statement))
+    db.read_transaction(lambda tx: tx.run("CALL db.awaitIndexes($seconds)", seconds=_INDEX_WAIT_SECONDS))
+    log.info("Neo4j schema applied to database %s", db.database)

@@ -85,6 +85,9 @@ class _Hashed:
     name: str
     path: str
     sha256: str
+    # A hub snapshot's revision, known from the path the model was opened by (its files
+    # resolve into the cache's blobs/, which name no revision).
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _hash_task(entry: tuple[str, str]) -> _Hashed | ReadFailure:
     [opened] = LocalReader().open_many([(name, Path(path))])
     if isinstance(opened, ReadFailure):
         return opened
-    return _Hashed(opened.name, str(opened.path), opened.sha256)
+    return _Hashed(opened.name, str(opened.path), opened.sha256, opened.model.revision)
 
 
 def _prepare_task(task: tuple[_Hashed, str | None]) -> _Read | ReadFailure:
@@ -118,6 +121,8 @@ def _prepare_task(task: tuple[_Hashed, str | None]) -> _Read | ReadFailure:
         model = load_model(Path(hashed.path), hashed.name)
     except (ModelLoadError, OSError) as exc:
         return ReadFailure(str(exc))
+    if model.revision is None:
+        model.revision = hashed.revision
     # The hash is known from the first task: the files are not read again to hash them.
     opened = Opened(name=hashed.name, path=Path(hashed.path), model=model, sha256=hashed.sha256)
     [prepared] = LocalReader().prepare_many([opened], description)
@@ -131,6 +136,9 @@ class DaskReader:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        # Hub snapshot revisions found while hashing, by (name, resolved path), for the
+        # fingerprinting tasks (an Opened from a worker carries no model to hold them).
+        self._revisions: dict[tuple[str, str], str | None] = {}
 
     def _run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         futures = self.client.map(fn, list(items), pure=False)
@@ -138,12 +146,18 @@ class DaskReader:
 
     def open_many(self, entries: Sequence[tuple[str, Path]]) -> list[Opened | ReadFailure]:
         results = self._run(_hash_task, [(name, str(path)) for name, path in entries])
-        return [r if isinstance(r, ReadFailure)
-                else Opened(name=r.name, path=Path(r.path), model=None, sha256=r.sha256)  # type: ignore[arg-type]
-                for r in results]
+        out: list[Opened | ReadFailure] = []
+        for r in results:
+            if isinstance(r, ReadFailure):
+                out.append(r)
+                continue
+            self._revisions[(r.name, r.path)] = r.revision
+            out.append(Opened(name=r.name, path=Path(r.path), model=None, sha256=r.sha256))  # type: ignore[arg-type]
+        return out
 
     def prepare_many(self, opened: Sequence[Opened], description: str | None) -> list[Prepared | ReadFailure]:
-        tasks = [(_Hashed(o.name, str(o.path), o.sha256), description) for o in opened]
+        tasks = [(_Hashed(o.name, str(o.path), o.sha256, self._revisions.pop((o.name, str(o.path)), None)), description)
+                 for o in opened]
         out: list[Prepared | ReadFailure] = []
         for r in self._run(_prepare_task, tasks):
             if isinstance(r, ReadFailure):

@@ -3,8 +3,11 @@
 The models are real safetensors files (written by ``safetensors.numpy``) of synthetic
 genealogies with known parents: many small families, several architectures, deep trees,
 unrelated singletons, a family with one long fine-tune (its merge height falls near the
-threshold, so the auto cut needs the exact heights), and two large groups joined by one
-edge that no model's nearest neighbours contain (the component-link pass must find it).
+threshold, so the auto cut needs the exact heights), two large groups joined by one
+edge that no model's nearest neighbours contain (the component-link pass must find it),
+and layer-subset students (fewer blocks: placement vectors not comparable with their
+teachers'); and the zoos: the small zoo and the storage-conventions zoo (transformers,
+peft, safetensors and mergekit's writers), typed relations included.
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ import pytest
 from heritage.evaluation.synthetic import SyntheticZoo, finetune, lora_child, random_root
 from heritage.lineage.candidates import FamilySearch, SparseFamilies
 from heritage.lineage.clustering import ClusteringMethod, cluster
-from heritage.lineage.distances import DistanceMetric, distance_matrix, pair_distance
+from heritage.lineage.distances import (
+    UNALIGNED_DISTANCE,
+    DistanceMetric,
+    aligned_l2,
+    aligned_l2_matrix,
+    distance_matrix,
+    pair_distance,
+)
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery
-from heritage.lineage.sources import InMemorySource, SpooledSource, pair_l2
+from heritage.lineage.sources import InMemorySource, SpooledSource
 from heritage.reading.fingerprint import Fingerprint, fingerprint_model
 from heritage.reading.loader import load_model
 
@@ -67,8 +77,11 @@ def _joined_groups(seed: int, group: int = 30) -> SyntheticZoo:
 
 
 def _same(sparse: Genealogy, exact: Genealogy) -> None:
+    """The same families and the same typed edges, to the last bit (distances, weights, confidences)."""
     assert [f.members for f in sparse.families] == [f.members for f in exact.families]
-    assert [(e.parent, e.child) for e in sparse.edges] == [(e.parent, e.child) for e in exact.edges]
+    assert [(e.parent, e.child, e.relation, e.weight) for e in sparse.edges] == \
+        [(e.parent, e.child, e.relation, e.weight) for e in exact.edges]
+    assert sparse.edges == exact.edges
     assert sparse.kurtosis == exact.kurtosis
 
 
@@ -158,12 +171,66 @@ def test_spooled_source_with_a_tiny_cache_gives_the_same_genealogy(hub, tmp_path
         spooled.close()
 
 
-def test_vectorised_pair_l2_matches_pair_distance(hub) -> None:
-    _zoo, fps = hub
-    same_arch = [fp for fp in fps if fp.structure_hash == fps[0].structure_hash][:12]
-    a, b = same_arch[:6], same_arch[6:12]
-    expected = [pair_distance(x, y, DistanceMetric.L2) for x, y in zip(a, b)]
-    np.testing.assert_allclose(pair_l2(a, b), expected, rtol=1e-6)
+def _students(seed: int) -> SyntheticZoo:
+    """Families of 3-block models, each with layer-subset students (blocks 0 and 2 of a
+    member, renumbered 0 and 1 as transformers saves them, then fine-tuned) and a
+    fine-tune of a student: two block counts in one backbone."""
+    rng = np.random.default_rng(seed)
+    zoo = SyntheticZoo()
+
+    def keep(weights: dict[str, np.ndarray], blocks: tuple[int, ...]) -> dict[str, np.ndarray]:
+        return {n.replace(f"layer.{b}.", f"layer.{i}."): w for i, b in enumerate(blocks)
+                for n, w in weights.items() if f"layer.{b}." in n}
+
+    for f in range(5):
+        root = random_root(rng, hidden=16, layers=3)
+        zoo.add(f"t{f}-root", root, None)
+        child = finetune(root, rng, step=0.08)
+        zoo.add(f"t{f}-child", child, f"t{f}-root")
+        for m in range(f + 1):
+            zoo.add(f"t{f}-c{m}", finetune(child, rng, step=0.08), f"t{f}-child")
+        student = finetune(keep(child, (0, 2)), rng, step=0.05)
+        zoo.add(f"t{f}-student", student, f"t{f}-child")
+        zoo.add(f"t{f}-student-ft", finetune(student, rng, step=0.08), f"t{f}-student")
+    zoo.add("lone", random_root(rng, hidden=16, layers=3), None)
+    return zoo
+
+
+def test_students_with_fewer_blocks_join_their_teachers_family_by_either_search(tmp_path: Path) -> None:
+    zoo = _students(4)
+    fps = _fingerprints(zoo, tmp_path)
+    assert len({fp.backbone_key for fp in fps}) == 1 and {fp.block_count for fp in fps} == {2, 3}
+    exact = GenealogyRecovery(search="exact").recover(fps)
+    sparse = GenealogyRecovery(neighbours=2).recover(fps)
+    _same(sparse, exact)
+    truth: dict[str, set[str]] = {}
+    for name in zoo.models:
+        truth.setdefault(name.split("-")[0], set()).add(name)
+    assert sorted(map(sorted, truth.values())) == sorted(sorted(f.members) for f in sparse.families)
+    relation = {(e.parent, e.child): e.relation for e in sparse.edges}
+    for f in range(5):
+        assert relation.get((f"t{f}-child", f"t{f}-student")) == "distillation"
+        assert relation.get((f"t{f}-student", f"t{f}-student-ft")) == "finetune"
+
+
+def test_one_aligned_l2_for_candidate_edges_and_family_matrices(tmp_path: Path) -> None:
+    """The sparse search's edges and the exact path's matrix are the same numbers (not
+    merely close): both come from aligned_l2; and they are pair_distance's l2."""
+    zoo = _students(2)
+    zoo.add("other", random_root(np.random.default_rng(1), hidden=24, layers=1), None)  # aligns with nothing
+    fps = _fingerprints(zoo, tmp_path)
+    matrix = aligned_l2_matrix(fps)
+    i, j = np.triu_indices(len(fps), k=1)
+    order = np.random.default_rng(0).permutation(i.size)  # any batch composition, any order
+    pairs = aligned_l2([fps[k] for k in i[order]], [fps[k] for k in j[order]])
+    assert np.array_equal(pairs, matrix[i[order], j[order]])
+    assert np.array_equal(aligned_l2([fps[k] for k in j], [fps[k] for k in i]), matrix[i, j])  # symmetric
+    other = list(zoo.models).index("other")
+    assert (matrix[other, np.arange(len(fps)) != other] == UNALIGNED_DISTANCE).all()
+    for a, b in zip(i, j):
+        if other not in (a, b):
+            assert matrix[a, b] == pytest.approx(pair_distance(fps[a], fps[b], DistanceMetric.L2), rel=1e-6)
+    assert np.array_equal(distance_matrix(fps, DistanceMetric.L2), matrix)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +249,25 @@ def test_the_small_zoo_gives_identical_results_through_both_paths(small_zoo_fing
     exact = GenealogyRecovery(search="exact").recover(fps, declared_bases=declared)
     sparse = GenealogyRecovery().recover(fps, declared_bases=declared)
     _same(sparse, exact)
-    assert [(e.confidence, e.distance) for e in sparse.edges] == [(e.confidence, e.distance) for e in exact.edges]
+
+
+def test_the_storage_conventions_zoo_gives_identical_results_through_both_paths(conventions_zoo) -> None:
+    """Heads, prefixes, buffers, resized vocabularies, dtype conversions, quantised and
+    head-only copies, merges, a layer-subset student and an adapter: typed relations,
+    merge weights and confidences are the same by either search, and right."""
+    from heritage.reading.ingest import ingest_many, model_entries
+
+    folder, truth = conventions_zoo
+    models = list(ingest_many(model_entries(folder)))
+    declared = {m.name: m.profile.declared_base for m in models}
+    fps = [m.fingerprint for m in models]
+    assert len({fp.block_count for fp in fps if not fp.is_adapter}) > 1  # the student has fewer blocks
+    exact = GenealogyRecovery(search="exact").recover(fps, declared_bases=declared)
+    sparse = GenealogyRecovery().recover(fps, declared_bases=declared)
+    _same(sparse, exact)
+    for child, (relation, parents) in truth.items():
+        found = {e.parent: e.relation for e in sparse.edges if e.child == child}
+        assert set(found) == set(parents) and set(found.values()) == {relation}, (child, found)
 
 
 def test_lora_families_keep_their_rank_metric(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import graph
+from graph.database import Database
 from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries
 from heritage.catalogue.errors import SchedulerUnavailable
 
@@ -39,18 +39,19 @@ def zoo_entries(small_zoo) -> list[tuple[str, Path]]:
     return collect_entries([Path(small_zoo) / "models"])
 
 
-def catalogue_state() -> dict[str, Any]:
-    """The stored catalogue by model name (ids are random): models, fingerprints, families, edges."""
-    models = graph.read("MATCH (m:Model) OPTIONAL MATCH (m)<-[:OF]-(fp:Fingerprint) "
-                        "RETURN m.name AS name, m.sha256 AS sha, m.status AS status, m.kurtosis AS kurtosis, "
-                        "m.placement AS placement, m.structureHash AS structure, count(fp) AS fingerprints "
-                        "ORDER BY name")
-    families = graph.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS id, collect(m.name) AS names")
-    edges = graph.read("MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")
+def catalogue_state(db: Database) -> dict[str, Any]:
+    """The stored catalogue by model name (ids are random): models, fingerprints, families, typed edges."""
+    models = db.read("MATCH (m:Model) OPTIONAL MATCH (m)<-[:OF]-(fp:Fingerprint) "
+                     "RETURN m.name AS name, m.sha256 AS sha, m.status AS status, m.kurtosis AS kurtosis, "
+                     "m.placement AS placement, m.structureHash AS structure, m.backboneKey AS backbone, "
+                     "m.layers AS layers, m.revision AS revision, count(fp) AS fingerprints ORDER BY name")
+    families = db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS id, collect(m.name) AS names")
+    edges = db.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) "
+                    "RETURN p.name AS parent, c.name AS child, r.relation AS relation")
     return {
         "models": models,
         "families": sorted(sorted(r["names"]) for r in families),
-        "edges": sorted((r["parent"], r["child"]) for r in edges),
+        "edges": sorted((r["parent"], r["child"], r["relation"]) for r in edges),
     }
 
 
@@ -59,7 +60,8 @@ def assert_same_catalogue(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert a["edges"] == b["edges"]
     assert [m["name"] for m in a["models"]] == [m["name"] for m in b["models"]]
     for x, y in zip(a["models"], b["models"]):
-        assert (x["sha"], x["status"], x["structure"], x["fingerprints"]) == (y["sha"], y["status"], y["structure"], 1)
+        keys = ("sha", "status", "structure", "backbone", "layers", "revision")
+        assert [x[k] for k in keys] == [y[k] for k in keys] and y["fingerprints"] == 1
         if x["placement"] is None:
             assert y["placement"] is None
         else:
@@ -70,41 +72,33 @@ def assert_same_catalogue(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def in_process_state(neo4j_server, zoo_entries) -> dict[str, Any]:
+def in_process_state(neo4j_database: Database, zoo_entries) -> dict[str, Any]:
     """The small zoo imported in this process (the reference the Dask imports must match)."""
-    from graph.driver import get_driver
     from graph.schema import apply_schema
 
-    settings = neo4j_server.settings
-    driver = get_driver(settings)
-    with driver.session(database=settings.database) as session:
-        session.run("MATCH (n) DETACH DELETE n").consume()
-    apply_schema(driver, settings=settings)
-    catalogue = Catalogue(CatalogueConfig(), settings=settings)
-    summary = catalogue.import_many(zoo_entries)
+    neo4j_database.write("MATCH (n) DETACH DELETE n")
+    apply_schema(neo4j_database)
+    with Catalogue(CatalogueConfig(), db=neo4j_database) as catalogue:
+        summary = catalogue.import_many(zoo_entries)
     assert summary.created == len(zoo_entries) and summary.failed == 0
-    state = catalogue_state()
+    state = catalogue_state(neo4j_database)
     assert len(state["families"]) >= 3 and len(state["edges"]) >= 6
     return state
 
 
-def test_dask_import_of_the_small_zoo_equals_an_in_process_import(in_process_state, neo4j_db, neo4j_settings,
-                                                                  cluster, zoo_entries) -> None:
-    catalogue = Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address, batch_size=4),
-                          settings=neo4j_settings)
-    try:
+def test_dask_import_of_the_small_zoo_equals_an_in_process_import(in_process_state, neo4j_db, cluster,
+                                                                  zoo_entries) -> None:
+    with Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address, batch_size=4), db=neo4j_db) as catalogue:
         summary = catalogue.import_many(zoo_entries)
         assert summary.created == len(zoo_entries) and summary.failed == 0
-        assert_same_catalogue(in_process_state, catalogue_state())
+        assert_same_catalogue(in_process_state, catalogue_state(neo4j_db))
         again = catalogue.import_many(zoo_entries)  # idempotent: everything is a duplicate
         assert again.duplicates == len(zoo_entries) and again.created == 0
-        assert_same_catalogue(in_process_state, catalogue_state())
-    finally:
-        catalogue.close()
+        assert_same_catalogue(in_process_state, catalogue_state(neo4j_db))
 
 
-def test_a_worker_killed_while_fingerprinting_loses_nothing(in_process_state, neo4j_db, neo4j_settings,
-                                                             cluster, zoo_entries) -> None:
+def test_a_worker_killed_while_fingerprinting_loses_nothing(in_process_state, neo4j_db, cluster,
+                                                             zoo_entries) -> None:
     client = distributed.Client(cluster.scheduler_address)
     pids = client.run(os.getpid)
     killed: list[str] = []
@@ -120,15 +114,14 @@ def test_a_worker_killed_while_fingerprinting_loses_nothing(in_process_state, ne
             time.sleep(0.005)
 
     killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
-    catalogue = Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address, batch_size=6),
-                          settings=neo4j_settings)
+    catalogue = Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address, batch_size=6), db=neo4j_db)
     try:
         killer.start()
         summary = catalogue.import_many(zoo_entries)
         killer.join(timeout=5)
         assert killed, "no worker was caught fingerprinting"
         assert summary.created == len(zoo_entries) and summary.failed == 0 and summary.duplicates == 0
-        state = catalogue_state()
+        state = catalogue_state(neo4j_db)
         assert len({m["sha"] for m in state["models"]}) == len(state["models"]) == len(zoo_entries)
         assert_same_catalogue(in_process_state, state)
         client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
@@ -137,29 +130,25 @@ def test_a_worker_killed_while_fingerprinting_loses_nothing(in_process_state, ne
         client.close()
 
 
-def test_recluster_on_dask_equals_recluster_in_process(in_process_state, neo4j_db, neo4j_settings, cluster,
-                                                       zoo_entries) -> None:
-    local = Catalogue(CatalogueConfig(), settings=neo4j_settings)
-    local.import_many(zoo_entries)
-    local.recluster()
-    expected = catalogue_state()
-    remote = Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address), settings=neo4j_settings)
-    try:
+def test_recluster_on_dask_equals_recluster_in_process(in_process_state, neo4j_db, cluster, zoo_entries) -> None:
+    with Catalogue(CatalogueConfig(), db=neo4j_db) as local:
+        local.import_many(zoo_entries)
+        local.recluster()
+    expected = catalogue_state(neo4j_db)
+    with Catalogue(CatalogueConfig(dask_scheduler=cluster.scheduler_address), db=neo4j_db) as remote:
         result = remote.recluster()
         assert result["models"] == len(zoo_entries)
-        assert_same_catalogue(expected, catalogue_state())
-        assert_same_catalogue(in_process_state, catalogue_state())
-    finally:
-        remote.close()
+        assert_same_catalogue(expected, catalogue_state(neo4j_db))
+        assert_same_catalogue(in_process_state, catalogue_state(neo4j_db))
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(neo4j_db, neo4j_settings, zoo_entries, capsys) -> None:
+def test_an_unreachable_scheduler_is_a_clear_error(neo4j_db, zoo_entries, capsys) -> None:
     from heritage.cli import main
 
-    catalogue = Catalogue(CatalogueConfig(dask_scheduler="tcp://127.0.0.1:9"), settings=neo4j_settings)
-    with pytest.raises(SchedulerUnavailable, match="cannot be reached"):
-        catalogue.import_many(zoo_entries[:1])
-    assert graph.read("MATCH (m:Model) RETURN count(m) AS n")[0]["n"] == 0
+    with Catalogue(CatalogueConfig(dask_scheduler="tcp://127.0.0.1:9"), db=neo4j_db) as catalogue:
+        with pytest.raises(SchedulerUnavailable, match="cannot be reached"):
+            catalogue.import_many(zoo_entries[:1])
+    assert neo4j_db.read("MATCH (m:Model) RETURN count(m) AS n")[0]["n"] == 0
     assert main(["import", str(zoo_entries[0][1]), "--scheduler", "tcp://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "tcp://127.0.0.1:9 cannot be reached" in err and "Traceback" not in err

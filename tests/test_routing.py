@@ -14,19 +14,19 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import neo4j
 import pytest
 
-import graph
-from graph.driver import close_driver, get_driver
+from graph.database import Database
 from graph.queries import available_queries, load_query
 from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 _WRITE_CLAUSE = re.compile(r"\b(CREATE|MERGE|SET|DELETE|REMOVE|DETACH)\b", re.IGNORECASE)
-_READ_HELPERS = {"read", "read_rows"}
+_READ_HELPERS = {"read", "read_raw"}
 _WRITE_HELPERS = {"write"}
 
 
@@ -35,7 +35,7 @@ def _cypher_without_comments(name: str) -> str:
 
 
 def _query_calls() -> dict[str, set[str]]:
-    """Query names passed to read/read_rows/write helpers anywhere in the code: {helper kind: names}."""
+    """Query names passed to Database.read/read_raw/write anywhere in the code: {helper kind: names}."""
     found: dict[str, set[str]] = {"read": set(), "write": set()}
     for path in [*ROOT.joinpath("heritage").rglob("*.py"), *ROOT.joinpath("graph").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -61,28 +61,22 @@ def test_every_query_run_for_reading_is_free_of_writes() -> None:
 
 
 @pytest.fixture
-def routing(neo4j_db, neo4j_settings):
-    """The process-wide driver rebuilt on the same server with a ``neo4j://`` routing URI."""
+def routing(neo4j_db: Database, neo4j_settings) -> Iterator[Database]:
+    """The (emptied) test database reached through a driver of its own with a ``neo4j://`` routing URI."""
     uri = neo4j_settings.uri.replace("bolt://", "neo4j://", 1)
     assert uri.startswith("neo4j://")
-    settings = dataclasses.replace(neo4j_settings, uri=uri)
-    driver = get_driver(settings)
-    yield settings
-    close_driver()
-    get_driver(neo4j_settings)
-    assert driver is not None
+    with Database.connect(dataclasses.replace(neo4j_settings, uri=uri)) as db:
+        yield db
 
 
-def test_the_catalogue_works_end_to_end_through_a_routing_uri(routing, synthetic_models) -> None:
-    driver = get_driver(routing)
-    assert driver.__class__.__name__ == "Neo4jDriver"  # the routing driver, not the direct one
-    catalogue = Catalogue(CatalogueConfig(), settings=routing)
-    try:
+def test_the_catalogue_works_end_to_end_through_a_routing_uri(routing: Database, synthetic_models) -> None:
+    assert routing.driver.__class__.__name__ == "Neo4jDriver"  # the routing driver, not the direct one
+    with Catalogue(CatalogueConfig(), db=routing) as catalogue:
         summary = catalogue.import_many(collect_entries([synthetic_models.directory]))
         assert summary.created == len(synthetic_models.parents) and summary.failed == 0
         result = catalogue.recluster()
         assert result["families"] == 2 and result["edges"] == len(synthetic_models.edges)
-        stored = {(r["parent"], r["child"]) for r in graph.read(
+        stored = {(r["parent"], r["child"]) for r in routing.read(
             "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")}
         assert len(stored & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
         leaf = next(m for m in synthetic_models.parents if m not in set(synthetic_models.parents.values()))
@@ -92,9 +86,7 @@ def test_the_catalogue_works_end_to_end_through_a_routing_uri(routing, synthetic
         genealogy = catalogue.genealogy(model["family_id"])
         assert genealogy["validation"]["valid"]
         assert catalogue.statistics()["models"] == len(synthetic_models.parents)
-        # Access modes are real: a write sent through a read transaction is refused.
-        with pytest.raises(neo4j.exceptions.ClientError, match="(?i)read access mode"):
-            graph.read("CREATE (:Probe) RETURN 1 AS one")
-        assert graph.read("MATCH (p:Probe) RETURN count(p) AS n")[0]["n"] == 0
-    finally:
-        catalogue.close()
+    # Access modes are real: a write sent through a read transaction is refused.
+    with pytest.raises(neo4j.exceptions.ClientError, match="(?i)read access mode"):
+        routing.read("CREATE (:Probe) RETURN 1 AS one")
+    assert routing.read("MATCH (p:Probe) RETURN count(p) AS n")[0]["n"] == 0

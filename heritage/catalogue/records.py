@@ -23,6 +23,7 @@ __all__ = [
     "ModelRecord",
     "FamilyRecord",
     "EdgeRecord",
+    "ParentRecord",
     "model_record",
     "family_record",
     "native",
@@ -100,7 +101,9 @@ class ModelRecord(TypedDict, total=False):
     read from the weights at import, never estimated.  ``family_id``, ``parent_id``,
     ``parent_name`` and ``confidence`` (of the DERIVED_FROM edge to the parent) come from
     the stored genealogy; ``declared_base`` is what the model card or adapter config
-    names, ``declared_base_id`` the catalogue model it resolved to (``None`` if external).
+    names (the first of ``declared_bases``, several for a merge), ``declared_base_id`` the
+    catalogue model it resolved to (``None`` if external). ``quantization`` is the GGML
+    type of a quantised (GGUF) model, ``revision`` the hub cache commit it was read from.
     """
 
     id: str
@@ -124,12 +127,31 @@ class ModelRecord(TypedDict, total=False):
     declared_base: str | None
     declared_relation: str | None
     declared_base_id: str | None
+    declared_bases: list[str] | None
+    quantization: str | None
+    revision: str | None
     family_id: str | None
     parent_id: str | None
     parent_name: str | None
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str | None
+    weight: float | None
+    parents: list["ParentRecord"]
+
+
+class ParentRecord(TypedDict, total=False):
+    """One recovered parent of a model (the DERIVED_FROM edge to it)."""
+
+    id: str
+    name: str
+    relation: str
+    weight: float | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    aligned: float | None
 
 
 class FamilyRecord(TypedDict, total=False):
@@ -161,6 +183,9 @@ class EdgeRecord(TypedDict, total=False):
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str
+    weight: float | None
+    aligned: float | None
     lambda_: float | None
     run_id: str | None
     created_at: datetime | None
@@ -173,11 +198,12 @@ _MODEL_KEYS = {
     "adapterRank": "adapter_rank", "kurtosis": "kurtosis", "status": "status",
     "error": "error", "createdAt": "created_at", "processedAt": "processed_at",
     "path": "path", "declaredBase": "declared_base", "declaredRelation": "declared_relation",
+    "declaredBases": "declared_bases", "quantization": "quantization", "revision": "revision",
 }
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",
     "confidence": "confidence", "distance": "distance", "method": "method",
-    "declaredBaseId": "declared_base_id",
+    "relation": "relation", "weight": "weight", "declaredBaseId": "declared_base_id",
 }
 _FAMILY_KEYS = {
     "id": "id", "memberCount": "member_count", "meanDistance": "mean_distance",
@@ -207,6 +233,13 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
     record["is_adapter"] = bool(record["is_adapter"])
     for camel, snake in _MODEL_EXTRA.items():
         record[snake] = native(row.get(camel))
+    record["parents"] = [native(dict(p)) for p in row.get("parents") or []]
+    if record["parent_id"] is None and record["parents"]:  # rows that list parents only
+        main = record["parents"][0]
+        for key in ("id", "name", "confidence", "distance", "method", "relation", "weight"):
+            record["parent_" + key if key in ("id", "name") else key] = main.get(key)
+    if record["parent_id"] is not None and record["relation"] is None:
+        record["relation"] = "finetune"  # an edge stored before relations existed
     if record["declared_base_id"] is None and row.get("declaredBaseName") and not record["declared_base"]:
         record["declared_base"] = row.get("declaredBaseName")
     return record  # type: ignore[return-value]

@@ -10,16 +10,23 @@ and mostly small, so here:
    relative ``l2`` within about 20%), from a faiss index (exact brute force up to
    ``FLAT_LIMIT`` vectors, HNSW above).  Pairs whose approximate distance exceeds
    ``margin`` times the search radius ``R`` are dropped: an unrelated model (~1.41) costs
-   no fingerprint read at all.
+   no fingerprint read at all.  Placement vectors are comparable only between models
+   with as many blocks (a layer-subset student's vector is made of fewer matrices than
+   its teacher's), so a group is searched per *stratum* (block count), and every pair of
+   models of different strata is a candidate, compared exactly (as placement in the
+   catalogue compares them: :func:`heritage.catalogue.placement._approximate`).  That
+   costs the product of the strata's sizes, which is small while students are few.
 2. **Exact distances on those edges only**, through a ``pair_distances`` callable that
-   loads fingerprints in bounded batches.
+   loads fingerprints in bounded batches (the aligned ``l2`` of
+   :func:`heritage.lineage.distances.aligned_l2`, the exact path's distance).
 3. **Component links.**  Single linkage at a cut is the connected components of the
    edges below it, *if* the candidates contain a spanning forest of every component.
    A k-nearest-neighbour graph can miss the one edge that joins two large groups (a base
    and its chat variant, each with hundreds of fine-tunes closer to them than to each
-   other), so a Boruvka-style pass links components: each component's centroid asks the
-   index of centroids for its nearest components, and the members of each side nearest
-   to the other side's centroid are compared exactly; repeated until no component merges.
+   other), so a Boruvka-style pass links components (within each stratum): each
+   component's centroid asks the index of centroids for its nearest components, and the
+   members of each side nearest to the other side's centroid are compared exactly;
+   repeated until no component merges.
    After it, the components at ``R`` are the exact ones unless the placement vectors
    misjudge a distance by more than ``margin`` (measured recall: see the README).
 4. **The cut.**  ``threshold``/``dbscan``: components of the exact edges ``<= threshold``
@@ -38,7 +45,8 @@ and mostly small, so here:
 
 Cost: ``O(N * neighbours)`` exact distances plus the dense matrices of the components
 that need them (size ``m`` costs ``m^2 / 2``; above ``dense_limit`` members the candidate
-heights are used instead, with a warning), memory ``O(N * (256 + neighbours))``.
+heights are used instead, with a warning) plus the cross-stratum pairs, memory
+``O(N * (256 + neighbours))``.
 """
 
 from __future__ import annotations
@@ -148,6 +156,8 @@ class SparseReport:
     certified: bool = True
     dense_components: list[int] = field(default_factory=list)
     fell_back_to_exact: bool = False
+    # Pairs of models of different strata (block counts), all compared exactly.
+    cross_pairs: int = 0
 
 
 class _Edges:
@@ -250,34 +260,49 @@ class SparseFamilies:
         self.flat_limit = int(flat_limit)
 
     # -- public ---------------------------------------------------------------------
-    def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate search alone: each vector's ``neighbours + 1`` nearest (itself
-        included) as ``(distances, indices)``.  Needs only the vectors, so it can run on
-        another machine (a Dask task) while :meth:`fit` reads fingerprints where they are."""
+    def nearest(self, vectors: np.ndarray, strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate search alone: each vector's ``neighbours + 1`` nearest of its own
+        stratum (itself included) as ``(distances, indices)``, indices into ``vectors``
+        (-1 where the stratum has fewer).  Needs only the vectors, so it can run on another
+        machine (a Dask task) while :meth:`fit` reads fingerprints where they are."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        k = min(self.neighbours, max(vectors.shape[0] - 1, 1))
-        return NeighbourIndex(vectors, flat_limit=self.flat_limit).search(vectors, k + 1)
+        n = vectors.shape[0]
+        strata = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata)
+        width = min(self.neighbours, max(n - 1, 1)) + 1
+        distances = np.full((n, width), np.inf, dtype=np.float32)
+        indices = np.full((n, width), -1, dtype=np.int64)
+        for stratum in np.unique(strata):
+            members = np.flatnonzero(strata == stratum)
+            k = min(self.neighbours, max(members.size - 1, 1)) + 1
+            d, i = NeighbourIndex(vectors[members], flat_limit=self.flat_limit).search(vectors[members], k)
+            distances[members, : d.shape[1]] = d
+            indices[members, : i.shape[1]] = np.where(i >= 0, members[np.maximum(i, 0)], -1)
+        return distances, indices
 
     def fit(self, vectors: np.ndarray, pair_distances: PairDistances, dense_distances: DenseDistances,
-            neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, SparseReport]:
+            neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+            strata: np.ndarray | None = None) -> tuple[np.ndarray, SparseReport]:
         """Labels ``0..K-1`` (in order of first appearance) and a report.
 
         ``pair_distances(i, j)`` returns the exact distances of the pairs ``(i[p], j[p])``;
         ``dense_distances(indices)`` the exact square matrix of a subset (the exact path's
-        :func:`heritage.lineage.distances.distance_matrix`); ``neighbours`` the result of
-        :meth:`nearest` when it was computed elsewhere.
+        :func:`heritage.lineage.distances.aligned_l2_matrix`); ``neighbours`` the result of
+        :meth:`nearest` when it was computed elsewhere; ``strata`` (e.g. block counts)
+        which vectors are comparable (default: all of them).
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         n = vectors.shape[0]
         report = SparseReport(models=n)
         if n <= 1:
             return np.zeros(n, dtype=int), report
-        near_d, near_i = neighbours if neighbours is not None else self.nearest(vectors)
+        strata = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata)
+        near_d, near_i = neighbours if neighbours is not None else self.nearest(vectors, strata)
         rows = np.repeat(np.arange(n), near_i.shape[1])
         cols, approx = near_i.reshape(-1), near_d.reshape(-1)
         valid = (cols >= 0) & (cols != rows)
         rows, cols, approx = rows[valid], cols[valid], approx[valid]
         edges = _Edges(n, pair_distances)
+        report.cross_pairs = edges.add(*_cross_pairs(strata))
         lo, hi = self.threshold / _WINDOW, self.threshold * _WINDOW
         if self.method is ClusteringMethod.AUTO:
             radius = min(hi, AUTO_RADIUS * self.threshold)
@@ -287,7 +312,8 @@ class SparseFamilies:
             report.radius = radius
             near = approx <= self.margin * radius
             report.candidate_pairs += edges.add(rows[near], cols[near])
-            report.link_pairs += self._link_components(vectors, edges, radius)
+            report.link_pairs += sum(self._link_components(vectors, edges, radius, np.flatnonzero(strata == s))
+                                     for s in np.unique(strata))
             if self.method is not ClusteringMethod.AUTO:
                 i, j, _ = edges.pairs(below=self.threshold)
                 report.cut = self.threshold
@@ -305,24 +331,27 @@ class SparseFamilies:
             radius = min(hi, radius * _RADIUS_STEP)
 
     # -- steps ------------------------------------------------------------------------
-    def _link_components(self, vectors: np.ndarray, edges: _Edges, radius: float) -> int:
-        """Boruvka-style rounds that join components at ``radius`` the kNN graph left apart."""
+    def _link_components(self, vectors: np.ndarray, edges: _Edges, radius: float, members: np.ndarray) -> int:
+        """Boruvka-style rounds that join components at ``radius`` the kNN graph left apart,
+        among ``members`` (one stratum: indices into ``vectors``) and their edges."""
         n = vectors.shape[0]
+        local = np.full(n, -1, dtype=np.int64)
+        local[members] = np.arange(members.size)
+        sub = vectors[members]
         added = 0
         for _ in range(_LINK_ROUNDS):
-            i, j, _w = edges.pairs(below=radius)
-            labels = _components(n, i, j)
-            count = int(labels.max()) + 1
+            labels = self._stratum_components(edges, radius, local, members.size)
+            count = int(labels.max()) + 1 if labels.size else 0
             if count < 2:
                 return added
-            sums = np.zeros((count, vectors.shape[1]), dtype=np.float64)
-            np.add.at(sums, labels, vectors)
+            sums = np.zeros((count, sub.shape[1]), dtype=np.float64)
+            np.add.at(sums, labels, sub)
             sizes = np.bincount(labels, minlength=count)
             centroids = (sums / sizes[:, None]).astype(np.float32)
-            spread = np.linalg.norm(vectors - centroids[labels], axis=1)
+            spread = np.linalg.norm(sub - centroids[labels], axis=1)
             radii = np.zeros(count)
             np.maximum.at(radii, labels, spread)
-            members = np.argsort(labels, kind="stable")
+            order = np.argsort(labels, kind="stable")
             starts = np.concatenate([[0], np.cumsum(sizes)])
             near_d, near_c = NeighbourIndex(centroids, flat_limit=self.flat_limit).search(
                 centroids, min(_LINK_COMPONENTS, count - 1) + 1)
@@ -331,20 +360,28 @@ class SparseFamilies:
                 for d_ab, b in zip(near_d[a], near_c[a]):
                     if b < 0 or b == a or d_ab > radii[a] + radii[b] + self.margin * radius:
                         continue
-                    side_a = self._nearest_members(vectors, members[starts[a]:starts[a + 1]], centroids[b])
-                    side_b = self._nearest_members(vectors, members[starts[b]:starts[b + 1]], centroids[a])
+                    side_a = self._nearest_members(sub, order[starts[a]:starts[a + 1]], centroids[b])
+                    side_b = self._nearest_members(sub, order[starts[b]:starts[b + 1]], centroids[a])
                     pa, pb = np.repeat(side_a, side_b.size), np.tile(side_b, side_a.size)
-                    close = np.linalg.norm(vectors[pa] - vectors[pb], axis=1) <= self.margin * radius
-                    a_list.append(pa[close])
-                    b_list.append(pb[close])
+                    close = np.linalg.norm(sub[pa] - sub[pb], axis=1) <= self.margin * radius
+                    a_list.append(members[pa[close]])
+                    b_list.append(members[pb[close]])
             new = edges.add(np.concatenate(a_list), np.concatenate(b_list)) if a_list else 0
             added += new
             if new == 0:
                 return added
-            i2, j2, _w2 = edges.pairs(below=radius)
-            if int(_components(n, i2, j2).max()) + 1 == count:
+            if int(self._stratum_components(edges, radius, local, members.size).max()) + 1 == count:
                 return added
         return added
+
+    @staticmethod
+    def _stratum_components(edges: _Edges, radius: float, local: np.ndarray, size: int) -> np.ndarray:
+        """Components at ``radius`` of one stratum's own edges (``local``: index in the
+        stratum, -1 outside it)."""
+        i, j, _w = edges.pairs(below=radius)
+        li, lj = local[i], local[j]
+        inside = (li >= 0) & (lj >= 0)
+        return _components(size, li[inside], lj[inside])
 
     @staticmethod
     def _nearest_members(vectors: np.ndarray, members: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -393,6 +430,22 @@ class SparseFamilies:
             ci.append(idx[a_idx])
             cj.append(idx[b_idx])
         return _relabel(_components(n, np.concatenate(ci), np.concatenate(cj)))
+
+
+def _cross_pairs(strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair ``(i, j)`` of models in different strata."""
+    values = np.unique(strata)
+    if values.size < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    count = sum(int((strata == a).sum()) * int((strata > a).sum()) for a in values)
+    log.info("%d pairs of models with different block counts are compared exactly (their placement vectors "
+             "are not comparable)", count)
+    i_list, j_list = [], []
+    for a in values:
+        lower, higher = np.flatnonzero(strata == a), np.flatnonzero(strata > a)
+        i_list.append(np.repeat(lower, higher.size))
+        j_list.append(np.tile(higher, lower.size))
+    return np.concatenate(i_list), np.concatenate(j_list)
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:

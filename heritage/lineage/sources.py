@@ -1,19 +1,16 @@
 """Where recovery gets fingerprints from, so that a hub's fingerprints never all sit in memory.
 
 Recovery of a large set (:meth:`GenealogyRecovery.recover_source`) needs three things of
-the models: a small entry each (name, architecture, adapter or not), the placement vectors
-of one architecture at a time (256 floats per model) for the candidate search, and full
-fingerprints of a batch of models at a time (candidate edges, one family's tree).  A
-:class:`FingerprintSource` provides exactly that:
+the models: a small entry each (name, backbone key, block count, adapter or not), the
+placement vectors of one backbone at a time (256 floats per model) for the candidate
+search, and full fingerprints of a batch of models at a time (candidate edges, one
+family's tree).  A :class:`FingerprintSource` provides exactly that:
 
 * :class:`InMemorySource` wraps fingerprints already in memory (tests, small sets);
 * :class:`SpooledSource` keeps each fingerprint's bytes in a temporary file and parses
   them on demand through a bounded cache (``heritage recover DIR`` of a large folder);
 * the catalogue's source reads them from Neo4j through its fingerprint cache
   (:mod:`heritage.catalogue.recluster_source`).
-
-Also here: the exact ``l2`` of many pairs at once (:func:`pair_l2`), which the candidate
-edges use.
 """
 
 from __future__ import annotations
@@ -28,20 +25,28 @@ from typing import Protocol
 
 import numpy as np
 
-from heritage.lineage.distances import compared_layers
 from heritage.reading.fingerprint import PLACEMENT_DIM, Fingerprint
-from heritage.reading.layers import DEFAULT_ROLES, LayerRole
 
-__all__ = ["FingerprintSource", "InMemorySource", "ModelEntry", "SpooledSource", "pair_l2"]
+__all__ = ["FingerprintSource", "InMemorySource", "ModelEntry", "SpooledSource"]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What recovery knows of a model before reading its fingerprint."""
+    """What recovery knows of a model before reading its fingerprint.
+
+    ``backbone_key``: :attr:`Fingerprint.backbone_key` (models are compared within a
+    key); ``blocks``: :attr:`Fingerprint.block_count` (placement vectors are comparable
+    only between models with as many blocks).
+    """
 
     name: str
-    structure_hash: str
+    backbone_key: str
     is_adapter: bool
+    blocks: int
+
+    @classmethod
+    def of(cls, fp: Fingerprint) -> "ModelEntry":
+        return cls(fp.name, fp.backbone_key, fp.is_adapter, fp.block_count)
 
 
 class FingerprintSource(Protocol):
@@ -61,7 +66,7 @@ class InMemorySource:
 
     def __init__(self, fingerprints: Sequence[Fingerprint]) -> None:
         self._fps = list(fingerprints)
-        self.entries = [ModelEntry(fp.name, fp.structure_hash, fp.is_adapter) for fp in self._fps]
+        self.entries = [ModelEntry.of(fp) for fp in self._fps]
         self._vectors: dict[int, np.ndarray] = {}
 
     def placement_vectors(self, indices: np.ndarray) -> np.ndarray:
@@ -101,7 +106,7 @@ class SpooledSource:
             self._file.seek(0, os.SEEK_END)
             self._offsets.append((self._file.tell(), len(data)))
             self._file.write(data)
-            self.entries.append(ModelEntry(fingerprint.name, fingerprint.structure_hash, fingerprint.is_adapter))
+            self.entries.append(ModelEntry.of(fingerprint))
             self._vectors.append(fingerprint.placement_vector())
             return len(self.entries) - 1
 
@@ -129,29 +134,3 @@ class SpooledSource:
                     self._cache.move_to_end(i)
                 out.append(hit[0])
         return out
-
-
-def pair_l2(a: Sequence[Fingerprint], b: Sequence[Fingerprint],
-            roles: frozenset[LayerRole] | None = None) -> np.ndarray:
-    """Relative ``l2`` of each pair ``(a[p], b[p])`` of one architecture, vectorised.
-
-    The same quantity as :func:`heritage.lineage.distances.pair_distance` (mean over the
-    compared layers of ``||S_a - S_b|| / rms(norms)``), summed in float64: it agrees with
-    the pairwise function to float32 rounding (~1e-7 relative), far below any gap a
-    family cut is placed in.
-    """
-    if not a:
-        return np.zeros(0)
-    roles = roles or DEFAULT_ROLES["l2"]
-    names = compared_layers(a[0], b[0], roles)
-    total = np.zeros(len(a), dtype=np.float64)
-    for name in names:
-        sa = np.stack([fp.layers[name].sketch for fp in a])
-        sb = np.stack([fp.layers[name].sketch for fp in b])
-        diff = (sa - sb).reshape(len(a), -1).astype(np.float64)
-        norm = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        na = np.array([fp.layers[name].norm for fp in a])
-        nb = np.array([fp.layers[name].norm for fp in b])
-        scale = np.sqrt((na**2 + nb**2) / 2)
-        total += norm / np.where(scale > 0, scale, 1.0)
-    return total / len(names)
