@@ -65,15 +65,19 @@ class MergeFit:
         return self.residual / self.single if self.single > 0 else float("inf")
 
 
-def _affine_residual(gram: np.ndarray) -> tuple[float, np.ndarray]:
-    """(min ||sum w_i D_i||^2 over sum w = 1, the weights), for the Gram matrix of the D_i."""
-    k = gram.shape[0]
-    ridge = 1e-12 * (float(np.trace(gram)) / k + 1e-30)
-    inv_one = np.linalg.solve(gram + ridge * np.eye(k), np.ones(k))
-    total = float(inv_one.sum())
-    if total <= 0:
-        return float(np.trace(gram)), np.full(k, 1.0 / k)
-    return 1.0 / total, inv_one / total
+def _affine_residuals(grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min ||sum w_i D_i||^2 over sum w = 1, the weights) for each Gram matrix of the D_i
+    in a stack ``(..., k, k)`` (one batched solve for every subset and block of a model)."""
+    k = grams.shape[-1]
+    trace = np.trace(grams, axis1=-2, axis2=-1)
+    ridge = 1e-12 * (trace / k + 1e-30)
+    inv_one = np.linalg.solve(grams + ridge[..., None, None] * np.eye(k), np.ones(grams.shape[:-1] + (1,)))[..., 0]
+    total = inv_one.sum(axis=-1)
+    fitted = total > 0
+    safe = np.where(fitted, total, 1.0)
+    residual = np.where(fitted, 1.0 / safe, trace)
+    weights = np.where(fitted[..., None], inv_one / safe[..., None], 1.0 / k)
+    return residual, weights
 
 
 class MergeDetector:
@@ -154,28 +158,28 @@ class MergeDetector:
         best: MergeFit | None = None
         for size in range(2, min(self.max_parents, len(candidates)) + 1):
             pool = len(candidates) if size == 2 else min(len(candidates), self.triple_neighbours)
-            for subset in itertools.combinations(range(pool), size):
-                idx = np.array(subset)
-                residual_sq, weights, info = 0.0, np.zeros(size), 0.0
-                for g in grams:
-                    sub = g[np.ix_(idx, idx)]
-                    r, w = _affine_residual(sub)
-                    residual_sq += r
-                    spread = float(np.trace(sub)) - float(sub.sum()) / size  # how much the parents differ here
-                    weights += spread * w
-                    info += spread
-                if info <= 0:
-                    continue
-                weights /= info
-                order = np.argsort(-weights, kind="stable")  # the main parent first
-                fit = MergeFit(child_index, tuple(int(candidates[subset[i]]) for i in order),
-                               tuple(float(weights[i]) for i in order),
-                               math.sqrt(max(residual_sq - noise, 0.0) / layers),
-                               math.sqrt(float(single_sq[idx].min()) / layers))
-                if min(fit.weights) < MIN_WEIGHT or fit.ratio > self.ratio:
-                    continue
-                if best is None or fit.ratio < best.ratio:
-                    best = fit
+            subsets = np.array(list(itertools.combinations(range(pool), size)), dtype=np.int64).reshape(-1, size)
+            # Every subset and block at once: (blocks, subsets, size, size).
+            subs = grams[:, subsets[:, :, None], subsets[:, None, :]]
+            residuals, block_weights = _affine_residuals(subs)
+            # How much the parents differ in each block weighs that block's weights.
+            spread = np.trace(subs, axis1=-2, axis2=-1) - subs.sum(axis=(-2, -1)) / size
+            residual_sq = residuals.sum(axis=0)
+            info = spread.sum(axis=0)
+            weighted = (spread[:, :, None] * block_weights).sum(axis=0)
+            # The subset with the smallest ratio among those whose weights all count (the
+            # first one on ties), without building a fit for every subset.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                weights = weighted / info[:, None]
+                residual = np.sqrt(np.maximum(residual_sq - noise, 0.0) / layers)
+                single = np.sqrt(single_sq[subsets].min(axis=1) / layers)
+                ratio = np.where(single > 0, residual / single, np.inf)
+            valid = (info > 0) & (weights.min(axis=1) >= MIN_WEIGHT) & (ratio <= self.ratio)
+            if valid.any():
+                s = int(np.flatnonzero(valid)[np.argmin(ratio[valid])])
+                order = np.argsort(-weights[s], kind="stable")  # the main parent first
+                best = MergeFit(child_index, tuple(int(candidates[subsets[s][i]]) for i in order),
+                                tuple(float(weights[s][i]) for i in order), float(residual[s]), float(single[s]))
             if best is not None:
                 return best  # the fewest parents that explain the model
         return None
@@ -192,11 +196,15 @@ class MergeDetector:
             return {}
         found: dict[int, MergeFit] = {}
         order = sorted(members, key=lambda i: (fps[i].name,))
+        pool = np.asarray(members, dtype=np.int64)
+        blocks = np.array([fps[i].block_count for i in members])
+        name_rank = np.empty(len(fps), dtype=np.int64)  # ties in distance are broken by name
+        name_rank[np.asarray(order)] = np.arange(len(order))
         for m in order:
-            blocks = fps[m].block_count
-            others = [j for j in members if j != m and fps[j].block_count == blocks]
-            others.sort(key=lambda j: (distances[m, j], fps[j].name))
-            fit = self.fit(m, fps, others[: self.neighbours])
+            others = pool[(pool != m) & (blocks == fps[m].block_count)]
+            # The nearest relatives with as many blocks (by distance, then name).
+            nearest = others[np.lexsort((name_rank[others], distances[m, others]))][: self.neighbours]
+            fit = self.fit(m, fps, [int(j) for j in nearest])
             if fit is not None:
                 found[m] = fit
         # A model cannot be both a merge and a parent of a merge that explains it.

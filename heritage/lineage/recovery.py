@@ -417,11 +417,12 @@ class GenealogyRecovery:
     @staticmethod
     def _gap(d: np.ndarray, child: int, parent: int, forbidden: np.ndarray) -> float:
         """Distance to the next candidate parent over the distance to the chosen one."""
-        others = [q for q in range(d.shape[0]) if q not in (child, parent) and not forbidden[q, child]]
-        if not others:
+        others = ~forbidden[:, child]
+        others[[child, parent]] = False
+        if not others.any():
             return float("inf")
         chosen = float(d[parent, child])
-        nearest = float(min(d[q, child] for q in others))
+        nearest = float(d[others, child].min())
         return nearest / chosen if chosen > 0 else float("inf")
 
     @staticmethod

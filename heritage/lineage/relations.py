@@ -166,13 +166,14 @@ def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
             i = group_of[i]
         return i
 
-    float_models = [i for i in range(n) if not fps[i].quantization]
-    for pos, i in enumerate(float_models):
-        for j in float_models[pos + 1:]:
-            if find(i) != find(j) and distances[i, j] < 1e-3 and equal_values(fps[i], fps[j], alignment(i, j)):
-                group_of[find(j)] = find(i)
+    float_models = np.array([i for i in range(n) if not fps[i].quantization], dtype=np.int64)
+    # Only pairs this close can hold equal values (in the order of a loop over all pairs).
+    close_a, close_b = np.nonzero(np.triu(distances[np.ix_(float_models, float_models)] < 1e-3, k=1))
+    for i, j in zip(float_models[close_a].tolist(), float_models[close_b].tolist()):
+        if find(i) != find(j) and equal_values(fps[i], fps[j], alignment(i, j)):
+            group_of[find(j)] = find(i)
     groups: dict[int, list[int]] = {}
-    for i in float_models:
+    for i in float_models.tolist():
         groups.setdefault(find(i), []).append(i)
     reps: list[int] = []
     for members in groups.values():
@@ -186,8 +187,14 @@ def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
                                               "same backbone values" + ("" if same else ", different head")))
     reps.sort()
     converted: dict[int, int] = {}
+    rep_array = np.asarray(reps, dtype=np.int64)
     for c in reps:
-        sources = [p for p in reps if p != c and rounded_from(fps[c], fps[p], alignment(c, p))]
+        precision = fps[c].precision
+        if precision not in _MANTISSA_BITS:
+            continue  # only a float16/bfloat16 model can be a rounding of another
+        # Rounding moves each matrix by at most this much (relative): farther pairs are no conversion.
+        near = rep_array[(rep_array != c) & (distances[c, rep_array] <= 1.01 * 2.0 ** -_MANTISSA_BITS[precision])]
+        sources = [p for p in near.tolist() if rounded_from(fps[c], fps[p], alignment(c, p))]
         if sources:
             parent = min(sources, key=lambda p: (-PRECISION_RANK[fps[p].precision], distances[c, p]))
             converted[c] = parent
