@@ -36,7 +36,7 @@ class CatalogueSource:
 
     ``rows``: the members' ``model_keys_all`` rows (backbone key and block count).  A
     model stored before backbone keys existed has none: its fingerprint is read once
-    here to compute it, as placement would.
+    here to compute them, as recovery in process does.
     """
 
     def __init__(self, db: Database, members: Sequence[Member], rows: Sequence[Mapping[str, Any]],

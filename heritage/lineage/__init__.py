@@ -22,24 +22,31 @@ Pure functions and estimators over NumPy arrays and networkx graphs; no file rea
 * :mod:`~heritage.lineage.recovery` — :class:`GenealogyRecovery`, all of the above.
 """
 
-from heritage.lineage.alignment import Alignment, align
+from heritage.lineage.alignment import Alignment, AlignmentTable, align
 from heritage.lineage.arborescence import minimum_arborescence
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import ClusteringMethod, cluster
 from heritage.lineage.direction import Regime, decide_direction
-from heritage.lineage.distances import DistanceMetric, distance_matrix
+from heritage.lineage.candidates import FamilySearch, SparseFamilies
+from heritage.lineage.distances import DistanceMetric, aligned_l2, aligned_l2_matrix, distance_matrix
 from heritage.lineage.merges import MergeDetector, MergeFit
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery, RecoveredEdge, RecoveredFamily
 from heritage.lineage.relations import Relation
+from heritage.lineage.sources import FingerprintSource, InMemorySource, ModelEntry, SpooledSource
 from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 __all__ = [
     "Alignment",
+    "AlignmentTable",
     "ClusteringMethod",
     "DistanceMetric",
     "EdgeCalibrator",
     "EdgeEvidence",
+    "FamilySearch",
+    "FingerprintSource",
     "Genealogy",
+    "InMemorySource",
+    "ModelEntry",
     "MergeDetector",
     "MergeFit",
     "GenealogyRecovery",
@@ -47,8 +54,12 @@ __all__ = [
     "RecoveredFamily",
     "Regime",
     "Relation",
+    "SparseFamilies",
+    "SpooledSource",
     "TreeBuildingMethod",
     "align",
+    "aligned_l2",
+    "aligned_l2_matrix",
     "build_tree",
     "cluster",
     "decide_direction",

@@ -235,7 +235,7 @@ class GenealogyRecovery:
         return self.roles or DEFAULT_ROLES[metric.value]
 
     def aligned_distances(self, members: Sequence[Fingerprint], metric: DistanceMetric = DistanceMetric.L2,
-                          alignments: AlignmentTable | None = None) -> tuple[np.ndarray, AlignmentTable]:
+                          ) -> tuple[np.ndarray, AlignmentTable]:
         """Distances over aligned matrices and the alignments (``table(i, j)``: i's matrices
         first, computed when asked for). Pairs whose smaller side aligns less than
         :data:`~heritage.lineage.alignment.MIN_ALIGNED_SHARE` of its parameters get a
@@ -243,7 +243,7 @@ class GenealogyRecovery:
         :func:`~heritage.lineage.distances.aligned_l2_matrix`, the distance families are
         searched on."""
         roles = self._roles(metric)
-        table = alignments if alignments is not None and alignments.roles == roles else AlignmentTable(members, roles)
+        table = AlignmentTable(members, roles)
         if metric is DistanceMetric.L2:
             return aligned_l2_matrix(members, roles), table
         n = len(members)
