@@ -132,7 +132,8 @@ def store_catalogue(db: Database, families: int, size: int, seed: int, keep: int
             fp = fingerprint_model(in_memory_model(ids[i], w))
             rows.append({"family": family_id, "data": fp.to_bytes(), "props": {
                 "id": ids[i], "name": f"cat-f{f:04d}-m{i:03d}", "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
-                "status": "ok", "isAdapter": False, "structureHash": fp.structure_hash, "format": "safetensors",
+                "status": "ok", "isAdapter": False, "structureHash": fp.structure_hash,
+                "backboneKey": fp.backbone_key, "layers": fp.block_count, "format": "safetensors",
                 "kurtosis": fp.kurtosis, "placement": placement_vector(fp)}})
             if parents[i] is not None:
                 edges.append({"child": ids[i], "parent": ids[parents[i]], "confidence": float(rng.random())})
