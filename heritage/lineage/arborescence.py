@@ -69,7 +69,7 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
         cycle_nodes = np.flatnonzero(in_cycle)
         c[:, cycle_nodes] -= c[parent[cycle_nodes], cycle_nodes][None, :]  # c is now the adjusted cost
         for cyc in cycles:
-            c[np.ix_(cyc, cyc)] = np.inf
+            c[cyc[:, None], cyc[None, :]] = np.inf
         # Contract with one copy of the block between nodes outside cycles, and reductions
         # over the cycles' rows and columns only.
         k0 = others.size
@@ -102,9 +102,9 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
             us = order[starts[u_group] : starts[u_group] + sizes[u_group]]
             vs = order[starts[v_group] : starts[v_group] + sizes[v_group]]
             if vs.size > 1:  # entering a cycle: its columns were kept
-                block = cycle_cols[np.ix_(us, position[vs])]
+                block = cycle_cols[us[:, None], position[vs][None, :]]
             else:  # leaving a cycle for a single node: its rows were kept
-                block = cycle_rows[np.ix_(position[us], vs)]
+                block = cycle_rows[position[us][:, None], vs[None, :]]
             u, v = np.unravel_index(int(np.argmin(block)), block.shape)
             result[vs[v]] = us[u]
         solution = result

@@ -129,7 +129,7 @@ def _relative_l2(sa: np.ndarray, sb: np.ndarray, na: np.ndarray, nb: np.ndarray)
     is computed alone, in a batch of candidate edges or in a family's matrix.
     """
     diff = (sa - sb).astype(np.float64)
-    dist = np.sqrt((diff * diff).sum(axis=1))
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     scale = np.sqrt((np.asarray(na, dtype=np.float64) ** 2 + np.asarray(nb, dtype=np.float64) ** 2) / 2)
     return dist / np.where(scale > 0, scale, 1.0)
 
