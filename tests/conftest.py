@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -151,6 +151,19 @@ def neo4j_db(neo4j_database: Database) -> Database:
     return neo4j_database
 
 
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``environment(**variables)``: exactly these ``HERITAGE_*`` variables for this test
+    (every other one unset), for code that reads its settings from the environment."""
+    def set_only(**variables: str) -> None:
+        for name in [n for n in os.environ if n.startswith("HERITAGE_")]:
+            monkeypatch.delenv(name)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_only
+
+
 # =========================================================================== API (heritage.api)
 #
 # `api_factory` builds FastAPI TestClients on the real test database (`neo4j_db`), with
@@ -189,9 +202,8 @@ def api_factory(neo4j_db: Database, tmp_path: _ApiPath, api_key: str) -> Iterato
              max_upload_bytes: int = 64 * 1024**2, raise_server_exceptions: bool = True,
              db: Database | None = None, **settings: _ApiAny) -> TestClient:
         upload_dir = tmp_path / "uploads"
-        config = CatalogueConfig.from_env(
-            {}, import_roots=tuple(_ApiPath(r).resolve() for r in import_roots),
-            upload_dir=upload_dir, max_upload_bytes=max_upload_bytes)
+        config = CatalogueConfig(import_roots=tuple(_ApiPath(r).resolve() for r in import_roots),
+                                 upload_dir=upload_dir, max_upload_bytes=max_upload_bytes)
         api_settings = ApiSettings(api_keys=(api_key,) if keys is None else keys, upload_dir=upload_dir,
                                    max_upload_bytes=max_upload_bytes, **settings)
         catalogue = Catalogue(config, db=db or neo4j_db, ensure_schema=False)

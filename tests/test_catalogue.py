@@ -428,15 +428,19 @@ def test_register_only_inside_import_roots(neo4j_db: Database, tmp_path: Path) -
         Catalogue(CatalogueConfig(), db=neo4j_db, ensure_schema=False).register(root / "p0.safetensors")
 
 
-def test_config_from_env() -> None:
-    config = CatalogueConfig.from_env({"HERITAGE_METRIC": "L2", "HERITAGE_THRESHOLD": "0.3",
-                                       "HERITAGE_IMPORT_ROOTS": "/tmp:/var/tmp", "HERITAGE_LAMBDA": "0"})
+def test_config_from_env(environment) -> None:
+    environment(HERITAGE_METRIC="L2", HERITAGE_THRESHOLD="0.3", HERITAGE_IMPORT_ROOTS="/tmp:/var/tmp",
+                HERITAGE_LAMBDA="0", HERITAGE_UPLOAD_DIR="")
+    config = CatalogueConfig.from_env()
     assert config.metric.value == "l2" and config.threshold == 0.3 and config.lam == 0.0
     assert config.import_roots == (Path("/tmp").resolve(), Path("/var/tmp").resolve())
-    for env in ({"HERITAGE_METRIC": "nope"}, {"HERITAGE_THRESHOLD": "-1"}, {"HERITAGE_MAX_UPLOAD_BYTES": "x"},
-                {"HERITAGE_METRIC": "mother"}):
-        with pytest.raises(ValueError, match="HERITAGE_"):
-            CatalogueConfig.from_env(env)
+    assert config.upload_dir == CatalogueConfig().upload_dir  # empty means unset
+    for name, value in (("HERITAGE_METRIC", "nope"), ("HERITAGE_THRESHOLD", "-1"), ("HERITAGE_LAMBDA", "-0.1"),
+                        ("HERITAGE_MAX_UPLOAD_BYTES", "x"), ("HERITAGE_METRIC", "mother")):
+        environment(**{name: value})
+        with pytest.raises(ValueError, match=f"^{name}") as excinfo:
+            CatalogueConfig.from_env()
+        assert "\n" not in str(excinfo.value)
 
 
 # --------------------------------------------------------------------------- jobs
