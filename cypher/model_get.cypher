@@ -5,7 +5,7 @@ MATCH (m:Model {id: $id})
 OPTIONAL MATCH (m)-[:IN_FAMILY]->(f:Family)
 OPTIONAL MATCH (m)-[r:DERIVED_FROM]->(p:Model)
 OPTIONAL MATCH (m)-[:DECLARED_BASE]->(b)
-RETURN m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation} AS model,
+RETURN m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .uploaded, .declaredBase, .declaredRelation} AS model,
        f.id AS familyId, p.id AS parentId, p.name AS parentName,
        r.confidence AS confidence, r.distance AS distance, r.method AS method,
        b.name AS declaredBaseName, b.id AS declaredBaseId

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import neo4j
 
-from graph.driver import GraphTransaction, open_driver, resolve_query, translate_errors
+from graph.driver import GraphTransaction, open_driver, translate_errors
 from graph.settings import DEFAULT_DATABASE, Neo4jSettings
 
 __all__ = ["Database"]
@@ -133,10 +133,3 @@ class Database:
         """:meth:`read` for rows that carry bulk values (byte arrays, vectors): see
         :meth:`GraphTransaction.run_raw`."""
         return self.read_transaction(lambda tx: tx.run_raw(query, **params))
-
-    def run_autocommit(self, query: str, /, **params: Any) -> None:
-        """Run one statement in an auto-commit transaction: schema changes and procedures
-        such as ``db.awaitIndexes`` cannot run inside a managed transaction (nor share one
-        with data writes), and they are not retried."""
-        with translate_errors(self.settings), self.driver.session(database=self.database) as session:
-            session.run(resolve_query(query), params).consume()  # type: ignore[arg-type]

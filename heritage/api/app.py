@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from heritage.api.deps import Db
 from heritage.api.errors import install_error_handlers
 from heritage.api.jobs import JobKinds
-from heritage.api.security import KeyVerifier
+from heritage.api.security import SECURITY_HEADERS, KeyVerifier
 from heritage.api.settings import ApiSettings, ConfigurationError
 
 __all__ = ["create_app", "ConfigurationError"]
@@ -50,13 +50,13 @@ answers 202 with a job id, and `GET /api/jobs/{id}` shows its progress.
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware adding defensive headers (no request-body buffering)."""
+    """Pure ASGI middleware adding defensive headers (no request-body buffering).
 
-    _HEADERS = [
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-    ]
+    Starlette answers an unhandled exception outside every user middleware, so the 500
+    handler (:mod:`heritage.api.errors`) sets the same :data:`SECURITY_HEADERS` itself.
+    """
+
+    _HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

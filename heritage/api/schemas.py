@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from heritage.catalogue.names import name_problem
 
 __all__ = [
     "ErrorResponse",
@@ -136,7 +138,8 @@ class ModelPage(_Out):
     limit: int
 
 
-# No control characters; names also without slashes (they become file-like labels).
+# No control characters; names also without slashes (they become file-like labels), and
+# none of the characters heritage.catalogue.names refuses (checked by UploadForm).
 NAME_PATTERN = r"^[^\x00-\x1f\x7f/\\]+$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
@@ -147,6 +150,14 @@ class UploadForm(_In):
     name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN,
                              description="model name (default: the file name without extension)")
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH, pattern=TEXT_PATTERN)
+
+    @field_validator("name")
+    @classmethod
+    def _readable_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
 
 class RegisterRequest(UploadForm):

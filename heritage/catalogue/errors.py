@@ -16,6 +16,7 @@ __all__ = [
     "NameTakenError",
     "PathNotAllowedError",
     "UnusablePathError",
+    "InvalidNameError",
     "DuplicateModel",
     "ConcurrentUpdateError",
 ]
@@ -68,6 +69,15 @@ class PathNotAllowedError(CatalogueError, PermissionError):
 
 class UnusablePathError(CatalogueError, ValueError):
     """A path to register that cannot even be resolved (a name too long, a link loop)."""
+
+
+class InvalidNameError(CatalogueError, ValueError):
+    """A model name the catalogue refuses (see :mod:`heritage.catalogue.names`)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"invalid model name {name!r}: {reason}")  # repr: shows hidden characters
+        self.name = name
+        self.reason = reason
 
 
 class DuplicateModel(CatalogueError):

@@ -34,7 +34,8 @@ from graph.driver import GraphTransaction
 from graph.errors import ConstraintViolation
 from heritage.catalogue.commit import StaleFamilyError, commit_plans
 from heritage.catalogue.context import MAX_ATTEMPTS, Context
-from heritage.catalogue.errors import ConcurrentUpdateError, NameTakenError
+from heritage.catalogue.errors import ConcurrentUpdateError, InvalidNameError, NameTakenError
+from heritage.catalogue.names import check_model_name, name_problem
 from heritage.catalogue.placement import adapter_family, nearest_relatives
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family
 from heritage.catalogue.prepare import Opened, Prepared, open_model, prepare_model
@@ -143,16 +144,19 @@ def _duplicate(db: Database, existing: dict, name: str, path: Path) -> ImportRes
 
 
 def import_one(ctx: Context, path: str | Path, name: str | None = None,
-               description: str | None = None, timings: Timings | None = None) -> ImportResult:
-    """Import one model; see the module docstring.  Raises :class:`NameTakenError`."""
+               description: str | None = None, timings: Timings | None = None, *,
+               uploaded: bool = False) -> ImportResult:
+    """Import one model; see the module docstring.  Raises :class:`NameTakenError` and
+    :class:`InvalidNameError`."""
     timings = timings or Timings()
     path = Path(path)
-    display = name or path.name
+    display = check_model_name(name) if name is not None else path.name
     try:
         with timings.measure("hash"):
             opened = open_model(path, name)
     except (ModelLoadError, OSError) as exc:
         return ImportResult(model_id=None, name=display, status="failed", error=str(exc), path=str(path))
+    check_model_name(opened.name)  # a name taken from the file itself
     with timings.measure("neo4j"):
         existing = _existing_by_sha(ctx.db, [opened.sha256]).get(opened.sha256)
         if existing is not None:
@@ -162,7 +166,7 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
         raise NameTakenError(opened.name, taken["id"])
     try:
         with timings.measure("fingerprint"):
-            prepared = prepare_model(opened, description)
+            prepared = prepare_model(opened, description, uploaded=uploaded)
     except (ModelLoadError, OSError) as exc:
         return ImportResult(model_id=None, name=opened.name, status="failed", error=str(exc),
                             path=str(opened.path))
@@ -253,6 +257,10 @@ def import_batch(
         batch = list(enumerate(entries[start : start + batch_size], start))
         opened: list[tuple[int, Opened]] = []
         for i, (name, path) in batch:
+            if (problem := name_problem(name)) is not None:
+                done(i, ImportResult(model_id=None, name=name, status="failed", path=str(path),
+                                     error=str(InvalidNameError(name, problem))))
+                continue
             try:
                 with timings.measure("hash"):
                     opened.append((i, open_model(path, name)))

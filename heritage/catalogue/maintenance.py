@@ -70,14 +70,16 @@ def _without(ctx: Context, family_id: str, model_id: str
 def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
     """Delete a model; its family's tree is rebuilt without it in the same transaction.
 
-    Returns ``{id, name, family_id, family_deleted, children}`` (``children``: the former
-    children, now re-attached within the family).
+    Returns ``{id, name, family_id, family_deleted, children, path, uploaded}``
+    (``children``: the former children, now re-attached within the family; ``path`` and
+    ``uploaded``: the model's file and whether the API's upload stored it there).
     """
     def once() -> dict[str, Any]:
         rows = ctx.db.read("model_get", id=model_id)
         if not rows:
             raise ModelNotFound(model_id)
-        name, family_id = rows[0]["model"]["name"], rows[0]["familyId"]
+        model, family_id = rows[0]["model"], rows[0]["familyId"]
+        name = model["name"]
         children = [r["id"] for r in ctx.db.read("lineage_descendants", id=model_id, depth=1)]
         plans, absorbed = [], {}
         if family_id:
@@ -93,7 +95,8 @@ def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
         ctx.cache.forget(model_id)
         log.info("deleted model %s (%s)", model_id, name)
         return {"id": model_id, "name": name, "family_id": family_id,
-                "family_deleted": bool(family_id) and not plans, "children": children}
+                "family_deleted": bool(family_id) and not plans, "children": children,
+                "path": model.get("path"), "uploaded": bool(model.get("uploaded"))}
 
     with ctx.write_lock:
         return _retrying(f"delete model {model_id}", once)
@@ -124,7 +127,7 @@ def rebuild_family(ctx: Context, family_id: str) -> dict[str, Any]:
 
 def _profile_update(prepared: Prepared) -> dict[str, Any]:
     props = prepared.props()
-    for key in ("id", "name", "description"):
+    for key in ("id", "name", "description", "uploaded"):  # who owns the file does not change
         props.pop(key, None)
     return props
 

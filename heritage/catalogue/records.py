@@ -121,6 +121,7 @@ class ModelRecord(TypedDict, total=False):
     created_at: datetime | None
     processed_at: datetime | None
     path: str | None
+    uploaded: bool
     declared_base: str | None
     declared_relation: str | None
     declared_base_id: str | None
@@ -172,7 +173,8 @@ _MODEL_KEYS = {
     "structureHash": "structure_hash", "dtype": "dtype", "isAdapter": "is_adapter",
     "adapterRank": "adapter_rank", "kurtosis": "kurtosis", "status": "status",
     "error": "error", "createdAt": "created_at", "processedAt": "processed_at",
-    "path": "path", "declaredBase": "declared_base", "declaredRelation": "declared_relation",
+    "path": "path", "uploaded": "uploaded", "declaredBase": "declared_base",
+    "declaredRelation": "declared_relation",
 }
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",
@@ -205,6 +207,7 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
     props = row["model"] or {}
     record: dict[str, Any] = {snake: native(props.get(camel)) for camel, snake in _MODEL_KEYS.items()}
     record["is_adapter"] = bool(record["is_adapter"])
+    record["uploaded"] = bool(record["uploaded"])
     for camel, snake in _MODEL_EXTRA.items():
         record[snake] = native(row.get(camel))
     if record["declared_base_id"] is None and row.get("declaredBaseName") and not record["declared_base"]:

@@ -147,14 +147,17 @@ class Catalogue:
 
     # ------------------------------------------------------------------ writes
     def import_model(self, path: str | Path, name: str | None = None,
-                     description: str | None = None) -> ImportResult:
+                     description: str | None = None, *, uploaded: bool = False) -> ImportResult:
         """Import one model file or folder (see :mod:`heritage.catalogue.importer`).
 
         Status ``created`` / ``duplicate`` (same SHA-256: the existing id, nothing
         written) / ``failed`` (unreadable model: ``error``, nothing written).  Raises
-        :class:`~heritage.catalogue.errors.NameTakenError` when another model has the name.
+        :class:`~heritage.catalogue.errors.NameTakenError` when another model has the name,
+        :class:`~heritage.catalogue.errors.InvalidNameError` for a name that may not be used.
+        ``uploaded``: the file was stored by an upload and goes with the model when it is
+        deleted (never set it for a user's own file).
         """
-        return importer.import_one(self._ctx, path, name, description)
+        return importer.import_one(self._ctx, path, name, description, uploaded=uploaded)
 
     def import_many(self, entries: Sequence[tuple[str, str | Path]],
                     progress: Callable[[ImportResult], None] | None = None, *,
@@ -176,7 +179,7 @@ class Catalogue:
 
     def delete_model(self, model_id: str) -> dict[str, Any]:
         """Delete a model; its children are re-attached by its family's rebuilt tree.
-        Returns ``{id, name, family_id, family_deleted, children}``."""
+        Returns ``{id, name, family_id, family_deleted, children, path, uploaded}``."""
         return maintenance.delete_model(self._ctx, model_id)
 
     def rebuild_family(self, family_id: str) -> FamilyRecord:

@@ -57,10 +57,14 @@ def _is_torch_zip(path: Path) -> bool:
 def read_json(path: Path) -> dict:
     from heritage.errors import ModelLoadError
 
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ModelLoadError(f"{path.name}: not a regular file")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{path.name}: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path.name}: invalid JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise ModelLoadError(f"{path.name}: expected a JSON object")
     return value
