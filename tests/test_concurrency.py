@@ -313,14 +313,14 @@ def test_a_rewrite_landing_inside_a_read_makes_it_read_again(neo4j_db: Database,
     while node in parents:
         node = parents[node]
         chain.append(node)
-    assert lineage["parent_id"] == parents.get(ids["a1_1"])
-    assert [a["id"] for a in lineage["ancestors"]] == chain
-    assert lineage["root"]["id"] == (chain[-1] if chain else ids["a1_1"])
+    assert lineage.parent_id == parents.get(ids["a1_1"])
+    assert [a.id for a in lineage.ancestors] == chain
+    assert lineage.root.id == (chain[-1] if chain else ids["a1_1"])
     assert versions[1] == versions[0] + 1 and calls["lineage_stamp"] == 4  # the rewrite landed; read twice
 
     genealogy = reads.genealogy(neo4j_db, family_id)
-    assert {(e["child"], e["parent"]) for e in genealogy["edges"]} == {
-        (c, p) for c, p in stored_parents().items() if c in {n["id"] for n in genealogy["nodes"]}}
-    assert genealogy["validation"]["valid"] and len({e["run_id"] for e in genealogy["edges"]}) == 1
-    assert genealogy["family"]["version"] == versions[1] + 1 and calls["family_stamp"] == 2
+    assert {(e.child, e.parent) for e in genealogy.edges} == {
+        (c, p) for c, p in stored_parents().items() if c in {n.id for n in genealogy.nodes}}
+    assert genealogy.validation.valid and len({e.run_id for e in genealogy.edges}) == 1
+    assert genealogy.family["version"] == versions[1] + 1 and calls["family_stamp"] == 2
     other.close()

@@ -1,9 +1,9 @@
 """Pydantic models of every request and response body.
 
-The catalogue returns plain dicts (snake_case keys, see
+The catalogue returns dataclasses and typed dicts (snake_case, see
 :mod:`heritage.catalogue.records`); these models are the public contract built from
-them: documented in OpenAPI, validated on the way out, and free of internals such as
-server file paths or the process that owns a job.
+them (``from_attributes``): documented in OpenAPI, validated on the way out, and free of
+internals such as server file paths or the process that owns a job.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "TreeNode",
     "TreeEdge",
     "TreeValidation",
+    "TreeStatistics",
     "Genealogy",
     "LineageNode",
     "AncestorNode",
@@ -53,9 +54,9 @@ JobState = Literal["queued", "running", "succeeded", "failed"]
 
 
 class _Out(BaseModel):
-    """Response models: built from catalogue dicts, extra keys ignored."""
+    """Response models: built from catalogue results (dataclasses or dicts), extra keys ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, from_attributes=True)
 
 
 class _In(BaseModel):
@@ -242,6 +243,18 @@ class TreeValidation(_Out):
     issues: list[str] = Field(default_factory=list)
 
 
+class TreeStatistics(_Out):
+    """Shape of the stored tree (roots and leaves are model ids)."""
+
+    nodes: int
+    edges: int
+    roots: list[str]
+    leaves: list[str]
+    depth: int = Field(description="longest root-to-leaf path, in edges")
+    max_branching: int
+    mean_branching: float
+
+
 class Genealogy(_Out):
     """A family's STORED tree (nothing is recomputed from weights on read)."""
 
@@ -250,7 +263,7 @@ class Genealogy(_Out):
     nodes: list[TreeNode]
     edges: list[TreeEdge]
     roots: list[str]
-    statistics: dict[str, Any] = Field(description="roots, leaves, depth, branching of the tree")
+    statistics: TreeStatistics
     validation: TreeValidation
     mean_confidence: float | None = None
 

@@ -27,7 +27,16 @@ from heritage.catalogue.errors import (
     PathNotAllowedError,
     UnusablePathError,
 )
-from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
+from heritage.catalogue.records import (
+    CatalogueStatistics,
+    ClusteringStatistics,
+    FamilyGenealogy,
+    FamilyRecord,
+    ImportResult,
+    ImportSummary,
+    Lineage,
+    ModelRecord,
+)
 from heritage.catalogue.service import Catalogue, collect_entries
 
 __all__ = [
@@ -39,6 +48,10 @@ __all__ = [
     "ImportSummary",
     "ModelRecord",
     "FamilyRecord",
+    "FamilyGenealogy",
+    "Lineage",
+    "CatalogueStatistics",
+    "ClusteringStatistics",
     "CatalogueError",
     "ModelNotFound",
     "FamilyNotFound",

@@ -15,8 +15,22 @@ from graph.database import Database
 from graph.driver import GraphTransaction
 from heritage.catalogue.config import MAX_DEPTH
 from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
-from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
-from heritage.lineage.trees import tree_statistics, validate_tree
+from heritage.catalogue.records import (
+    Ancestor,
+    CatalogueStatistics,
+    Descendant,
+    FamilyGenealogy,
+    FamilyRecord,
+    GenealogyEdge,
+    GenealogyNode,
+    Lineage,
+    LineageRoot,
+    ModelRecord,
+    family_record,
+    model_record,
+    native,
+)
+from heritage.lineage.trees import TreeValidation, tree_statistics, validate_tree
 
 __all__ = [
     "validate_depth",
@@ -107,73 +121,78 @@ def family_models(db: Database, family_id: str) -> list[ModelRecord]:
     return [model_record(r) for r in db.read("family_models", id=family_id)]
 
 
-def genealogy(db: Database, family_id: str) -> dict[str, Any]:
-    """A family's stored tree.
-
-    Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with parent/confidence),
-    ``nodes`` (``{id, name, parent_id, confidence, generation, is_root, is_leaf,
-    is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name,
-    confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
-    ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids), ``validation``
-    (``{valid, issues}``) and ``mean_confidence``.
-    """
+def genealogy(db: Database, family_id: str) -> FamilyGenealogy:
+    """A family's stored tree: see :class:`~heritage.catalogue.records.FamilyGenealogy`
+    (statistics and validation computed from the stored edges, over model ids)."""
     row = _genealogy_row(db, family_id)
     models = {m["id"]: m for m in row["models"]}
-    edges = [
-        {"parent": e["parent"], "child": e["child"],
-         "parent_name": models.get(e["parent"], {}).get("name"),
-         "child_name": models.get(e["child"], {}).get("name"),
-         "confidence": native(e["confidence"]), "distance": native(e["distance"]),
-         "method": e["method"], "lambda_": e["lambda"], "run_id": e["runId"],
-         "created_at": native(e["createdAt"])}
-        for e in row["edges"]
-    ]
-    parent_of = {e["child"]: e for e in edges}
-    pairs = [(e["parent"], e["child"]) for e in edges]
+    edges = [_genealogy_edge(e, models) for e in row["edges"]]
+    parent_edge = {e.child: e for e in edges}
     ids = list(models)
-    stats = tree_statistics(pairs, ids)
-    valid, issues = validate_tree(pairs, ids) if ids else (True, [])
-    children = {e["parent"] for e in edges}
+    pairs = [(e.parent, e.child) for e in edges]
+    nodes = _genealogy_nodes(ids, models, parent_edge)
+    confidences = [e.confidence for e in edges if e.confidence is not None]
+    return FamilyGenealogy(
+        family=family_record({"family": row["family"], "members": len(models),
+                              "roots": [{"id": n.id, "name": n.name} for n in nodes if n.is_root]}),
+        models=[_member_record(m, family_id, parent_edge.get(m["id"])) for m in row["models"]],
+        nodes=nodes,
+        edges=edges,
+        roots=[n.id for n in nodes if n.is_root],
+        statistics=tree_statistics(pairs, ids),
+        validation=validate_tree(pairs, ids) if ids else TreeValidation(True, []),
+        mean_confidence=sum(confidences) / len(confidences) if confidences else None,
+    )
 
-    def generation(node: str) -> int:
+
+def _genealogy_edge(row: dict[str, Any], models: dict[str, dict[str, Any]]) -> GenealogyEdge:
+    return GenealogyEdge(
+        parent=row["parent"], child=row["child"],
+        parent_name=models.get(row["parent"], {}).get("name"), child_name=models.get(row["child"], {}).get("name"),
+        confidence=native(row["confidence"]), distance=native(row["distance"]), method=row["method"],
+        lambda_=row["lambda"], run_id=row["runId"], created_at=native(row["createdAt"]),
+    )
+
+
+def _generations(ids: list[str], parent_of: dict[str, str]) -> dict[str, int]:
+    """Edges from each model up to its root (a cycle, which a valid tree never has, stops
+    the walk instead of looping)."""
+    def up(node: str) -> int:
         steps, seen = 0, {node}
         while node in parent_of and steps <= len(ids):
-            node = parent_of[node]["parent"]
+            node = parent_of[node]
             if node in seen:
                 break
             seen.add(node)
             steps += 1
         return steps
 
-    family = family_record({"family": row["family"], "members": len(models), "roots": [
-        {"id": i, "name": models[i]["name"]} for i in ids if i not in parent_of]})
-    model_records = [
-        model_record({"model": m, "familyId": family_id,
-                      "parentId": parent_of.get(m["id"], {}).get("parent"),
-                      "parentName": parent_of.get(m["id"], {}).get("parent_name"),
-                      "confidence": parent_of.get(m["id"], {}).get("confidence"),
-                      "distance": parent_of.get(m["id"], {}).get("distance"),
-                      "method": parent_of.get(m["id"], {}).get("method")})
-        for m in row["models"]
-    ]
-    nodes = [
-        {"id": i, "name": models[i]["name"], "parent_id": parent_of.get(i, {}).get("parent"),
-         "confidence": parent_of.get(i, {}).get("confidence"), "generation": generation(i),
-         "is_root": i not in parent_of, "is_leaf": i not in children,
-         "is_adapter": bool(models[i].get("isAdapter")), "status": models[i].get("status")}
+    return {i: up(i) for i in ids}
+
+
+def _genealogy_nodes(ids: list[str], models: dict[str, dict[str, Any]],
+                     parent_edge: dict[str, GenealogyEdge]) -> list[GenealogyNode]:
+    generations = _generations(ids, {child: e.parent for child, e in parent_edge.items()})
+    parents = {e.parent for e in parent_edge.values()}
+    return [
+        GenealogyNode(
+            id=i, name=models[i]["name"], parent_id=parent_edge[i].parent if i in parent_edge else None,
+            confidence=parent_edge[i].confidence if i in parent_edge else None, generation=generations[i],
+            is_root=i not in parent_edge, is_leaf=i not in parents,
+            is_adapter=bool(models[i].get("isAdapter")), status=models[i].get("status"),
+        )
         for i in ids
     ]
-    confidences = [e["confidence"] for e in edges if e["confidence"] is not None]
-    return {
-        "family": family,
-        "models": model_records,
-        "nodes": nodes,
-        "edges": edges,
-        "roots": [n["id"] for n in nodes if n["is_root"]],
-        "statistics": stats,
-        "validation": {"valid": valid, "issues": issues},
-        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
-    }
+
+
+def _member_record(model: dict[str, Any], family_id: str, edge: GenealogyEdge | None) -> ModelRecord:
+    """A member's ModelRecord with its stored parent edge."""
+    return model_record({
+        "model": model, "familyId": family_id,
+        "parentId": edge.parent if edge else None, "parentName": edge.parent_name if edge else None,
+        "confidence": edge.confidence if edge else None, "distance": edge.distance if edge else None,
+        "method": edge.method if edge else None,
+    })
 
 
 def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
@@ -228,34 +247,26 @@ def _light(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def lineage(db: Database, model_id: str, depth: int = 10) -> dict[str, Any]:
-    """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50).
-
-    Keys: ``model`` (ModelRecord), ``depth``, ``parent_id``, ``confidence`` (of the
-    model's own parent edge), ``root`` (``{id, name, generations}``), ``ancestors``
-    (``{id, name, status, format, generation, confidence, distance, method, child_id}``;
-    ``confidence`` is that of the edge from ``child_id`` to this ancestor),
-    ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.
-    """
+def lineage(db: Database, model_id: str, depth: int = 10) -> Lineage:
+    """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50):
+    see :class:`~heritage.catalogue.records.Lineage`."""
     depth = validate_depth(depth)
     model_row, ancestor_rows, rows, root = _lineage_rows(db, model_id, depth)
     model = model_record(model_row)
-    ancestors = [dict(_light(r), child_id=r["childId"]) for r in ancestor_rows]
-    nodes = {r["id"]: dict(_light(r), children=[]) for r in rows}
-    top: list[dict[str, Any]] = []
+    nodes = {r["id"]: Descendant(**_light(r)) for r in rows}
+    top: list[Descendant] = []
     for r in rows:  # ordered by generation: a parent is always placed before its children
-        node = nodes[r["id"]]
-        (nodes[r["parentId"]]["children"] if r["parentId"] in nodes else top).append(node)
-    return {
-        "model": model,
-        "depth": depth,
-        "parent_id": model["parent_id"],
-        "confidence": model["confidence"],
-        "root": dict(root[0]) if root else None,
-        "ancestors": ancestors,
-        "descendants": top,
-        "descendant_count": len(rows),
-    }
+        (nodes[r["parentId"]].children if r["parentId"] in nodes else top).append(nodes[r["id"]])
+    return Lineage(
+        model=model,
+        depth=depth,
+        parent_id=model["parent_id"],
+        confidence=model["confidence"],
+        root=LineageRoot(**root[0]) if root else None,
+        ancestors=[Ancestor(**_light(r), child_id=r["childId"]) for r in ancestor_rows],
+        descendants=top,
+        descendant_count=len(rows),
+    )
 
 
 def _lineage_rows(db: Database, model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[str, Any]],
@@ -346,26 +357,24 @@ def declared_mismatches(db: Database) -> list[dict[str, Any]]:
     ]
 
 
-def statistics(db: Database) -> dict[str, Any]:
-    """Counts: ``models``, ``adapters``, ``models_by_status`` ({status: n}), ``families``,
-    ``derived_edges``, ``declared_edges``, ``external_models``, ``fingerprints``,
-    ``jobs_by_state``, and consistency checks ``unplaced_models``, ``stale_families``
-    (stored memberCount differs from membership), ``empty_families`` (all 0 when healthy)."""
+def statistics(db: Database) -> CatalogueStatistics:
+    """Counts of everything stored, with consistency checks (see
+    :class:`~heritage.catalogue.records.CatalogueStatistics`)."""
     r = db.read("catalogue_statistics")[0]
-    return {
-        "models": r["models"],
-        "adapters": r["adapters"],
-        "models_by_status": {x["status"]: x["count"] for x in r["modelsByStatus"]},
-        "families": r["families"],
-        "derived_edges": r["derivedEdges"],
-        "declared_edges": r["declaredEdges"],
-        "external_models": r["externalModels"],
-        "fingerprints": r["fingerprints"],
-        "jobs_by_state": {x["state"]: x["count"] for x in r["jobsByState"]},
-        "unplaced_models": r["unplacedModels"],
-        "stale_families": r["staleFamilies"] or 0,
-        "empty_families": r["emptyFamilies"] or 0,
-    }
+    return CatalogueStatistics(
+        models=r["models"],
+        adapters=r["adapters"],
+        models_by_status={x["status"]: x["count"] for x in r["modelsByStatus"]},
+        families=r["families"],
+        derived_edges=r["derivedEdges"],
+        declared_edges=r["declaredEdges"],
+        external_models=r["externalModels"],
+        fingerprints=r["fingerprints"],
+        jobs_by_state={x["state"]: x["count"] for x in r["jobsByState"]},
+        unplaced_models=r["unplacedModels"],
+        stale_families=r["staleFamilies"] or 0,
+        empty_families=r["emptyFamilies"] or 0,
+    )
 
 
 def family_size_distribution(db: Database) -> dict[int, int]:

@@ -1,11 +1,11 @@
 """Result shapes of the catalogue service, and converters from Cypher rows.
 
-Why plain dataclasses and dicts: the API converts them into its own Pydantic models and
-the CLI prints them, so the service stays free of web types.  Write results
-(:class:`ImportResult`, :class:`ImportSummary`) are dataclasses; read results are dicts
-whose keys are documented by the ``TypedDict`` classes below (snake_case; the graph keeps
-camelCase property names, see ``cypher/README.md``).  Neo4j temporal values are turned
-into ``datetime`` objects, NaN floats into ``None``.
+Why plain dataclasses: the API builds its Pydantic models from them and the CLI and
+Python users read their attributes, so the service stays free of web types.  Import
+results, genealogies, lineages and statistics are dataclasses; a single model or family
+is a ``TypedDict`` (:class:`ModelRecord`, :class:`FamilyRecord`: typed keys, snake_case;
+the graph keeps camelCase property names, see ``cypher/README.md``).  Neo4j temporal
+values are turned into ``datetime`` objects, NaN floats into ``None``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypedDict
 from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+
+from heritage.lineage.trees import TreeStatistics, TreeValidation
 
 __all__ = [
     "ImportStatus",
@@ -23,6 +25,15 @@ __all__ = [
     "ModelRecord",
     "FamilyRecord",
     "EdgeRecord",
+    "GenealogyNode",
+    "GenealogyEdge",
+    "FamilyGenealogy",
+    "LineageRoot",
+    "Ancestor",
+    "Descendant",
+    "Lineage",
+    "CatalogueStatistics",
+    "ClusteringStatistics",
     "model_record",
     "family_record",
     "native",
@@ -165,6 +176,154 @@ class EdgeRecord(TypedDict, total=False):
     lambda_: float | None
     run_id: str | None
     created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GenealogyNode:
+    """One model in a stored family tree."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    confidence: float | None
+    generation: int
+    is_root: bool
+    is_leaf: bool
+    is_adapter: bool
+    status: str | None
+
+
+@dataclass(frozen=True)
+class GenealogyEdge:
+    """A stored DERIVED_FROM edge, child -> parent, with how it was decided."""
+
+    parent: str
+    child: str
+    parent_name: str | None
+    child_name: str | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    lambda_: float | None
+    run_id: str | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FamilyGenealogy:
+    """A family's stored tree: the family, its models (with their parents), nodes, edges,
+    roots (ids), the tree's statistics and validation, and the mean edge confidence."""
+
+    family: FamilyRecord
+    models: list[ModelRecord]
+    nodes: list[GenealogyNode]
+    edges: list[GenealogyEdge]
+    roots: list[str]
+    statistics: TreeStatistics
+    validation: TreeValidation
+    mean_confidence: float | None
+
+    def node(self, name: str) -> GenealogyNode:
+        """The node of the model called ``name`` (``KeyError`` when it is not a member)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def parent_of(self, name: str) -> str | None:
+        """The name of the stored parent of the model called ``name`` (``None`` for a root)."""
+        names = {n.id: n.name for n in self.nodes}
+        parent = self.node(name).parent_id
+        return names.get(parent) if parent else None
+
+
+@dataclass(frozen=True)
+class LineageRoot:
+    """The root of a model's tree, ``generations`` above the model."""
+
+    id: str
+    name: str
+    generations: int
+
+
+@dataclass(frozen=True)
+class Ancestor:
+    """A model above another one; ``confidence`` is that of the edge from ``child_id``."""
+
+    id: str
+    name: str
+    status: str | None
+    format: str | None
+    generation: int | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    child_id: str | None
+
+
+@dataclass(frozen=True)
+class Descendant:
+    """A model below another one, with its own descendants."""
+
+    id: str
+    name: str
+    status: str | None
+    format: str | None
+    generation: int | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    children: list[Descendant] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Ancestors (nearest first) and nested descendants of ``model``, up to ``depth``."""
+
+    model: ModelRecord
+    depth: int
+    parent_id: str | None
+    confidence: float | None
+    root: LineageRoot | None
+    ancestors: list[Ancestor]
+    descendants: list[Descendant]
+    descendant_count: int
+
+
+@dataclass(frozen=True)
+class CatalogueStatistics:
+    """Counts of everything stored, and consistency checks that are 0 when healthy:
+    ``unplaced_models`` (ok models without a family), ``stale_families`` (stored member
+    count differs from membership), ``empty_families``."""
+
+    models: int
+    adapters: int
+    models_by_status: dict[str, int]
+    families: int
+    derived_edges: int
+    declared_edges: int
+    external_models: int
+    fingerprints: int
+    jobs_by_state: dict[str, int]
+    unplaced_models: int
+    stale_families: int
+    empty_families: int
+
+
+@dataclass(frozen=True)
+class ClusteringStatistics:
+    """How the catalogue is clustered: family sizes ({size: number of families}) and the
+    settings that shape genealogies (``configuration``)."""
+
+    models: int
+    models_by_status: dict[str, int]
+    families: int
+    family_size_distribution: dict[int, int]
+    largest_family: int
+    singleton_families: int
+    unplaced_models: int
+    stale_families: int
+    configuration: dict[str, Any]
 
 
 _MODEL_KEYS = {

@@ -27,7 +27,16 @@ from heritage.catalogue import importer, jobs, maintenance, reads
 from heritage.catalogue.config import MAX_DEPTH, CatalogueConfig
 from heritage.catalogue.context import Context
 from heritage.catalogue.paths import check_import_path
-from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
+from heritage.catalogue.records import (
+    CatalogueStatistics,
+    ClusteringStatistics,
+    FamilyGenealogy,
+    FamilyRecord,
+    ImportResult,
+    ImportSummary,
+    Lineage,
+    ModelRecord,
+)
 from heritage.errors import ModelLoadError
 from heritage.reading.ingest import model_entries
 
@@ -223,47 +232,52 @@ class Catalogue:
     def family_models(self, family_id: str) -> list[ModelRecord]:
         return reads.family_models(self.db, family_id)
 
-    def genealogy(self, family_id: str) -> dict[str, Any]:
+    def genealogy(self, family_id: str) -> FamilyGenealogy:
+        """The family's stored tree: nodes, edges with confidences, statistics, validation."""
         return reads.genealogy(self.db, family_id)
 
-    def lineage(self, model_id: str, depth: int = 10) -> dict[str, Any]:
+    def lineage(self, model_id: str, depth: int = 10) -> Lineage:
+        """Ancestors (nearest first) and nested descendants of a model, ``depth`` (1..50) each way."""
         return reads.lineage(self.db, model_id, depth)
 
     def root(self, model_id: str) -> dict[str, Any]:
         return reads.root_of(self.db, model_id)
 
     def path(self, a: str, b: str) -> dict[str, Any] | None:
+        """The tree path from ``a`` to ``b``: ``{nodes, edges, length}``, ``None`` if unrelated."""
         return reads.path_between(self.db, a, b)
 
     def lowest_common_ancestor(self, a: str, b: str) -> dict[str, Any] | None:
+        """``{id, name, from_a, from_b}`` (generations from each), ``None`` if unrelated."""
         return reads.lowest_common_ancestor(self.db, a, b)
 
     def siblings(self, model_id: str) -> list[dict[str, Any]]:
+        """Models sharing this model's stored parent."""
         return reads.siblings(self.db, model_id)
 
     def declared_mismatches(self) -> list[dict[str, Any]]:
+        """Models whose declared base (model card, adapter config) is not their recovered parent."""
         return reads.declared_mismatches(self.db)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> CatalogueStatistics:
+        """Counts of everything stored, with consistency checks (0 when healthy)."""
         return reads.statistics(self.db)
 
-    def clustering_statistics(self) -> dict[str, Any]:
-        """``models_by_status``, ``families``, ``family_size_distribution`` ({size: count}),
-        ``largest_family``, ``singleton_families``, ``unplaced_models``, ``stale_families``
-        and ``configuration`` (the settings that shape genealogies)."""
+    def clustering_statistics(self) -> ClusteringStatistics:
+        """Family sizes and the configuration that shapes genealogies."""
         stats = reads.statistics(self.db)
         sizes = reads.family_size_distribution(self.db)
-        return {
-            "models_by_status": stats["models_by_status"],
-            "models": stats["models"],
-            "families": stats["families"],
-            "family_size_distribution": sizes,
-            "largest_family": max(sizes, default=0),
-            "singleton_families": sizes.get(1, 0),
-            "unplaced_models": stats["unplaced_models"],
-            "stale_families": stats["stale_families"],
-            "configuration": {**self.config.as_dict(), "max_depth": MAX_DEPTH},
-        }
+        return ClusteringStatistics(
+            models=stats.models,
+            models_by_status=stats.models_by_status,
+            families=stats.families,
+            family_size_distribution=sizes,
+            largest_family=max(sizes, default=0),
+            singleton_families=sizes.get(1, 0),
+            unplaced_models=stats.unplaced_models,
+            stale_families=stats.stale_families,
+            configuration={**self.config.as_dict(), "max_depth": MAX_DEPTH},
+        )
 
     # ------------------------------------------------------------------ jobs
     def submit_job(self, kind: str, work: Callable[[jobs.JobContext], Any],

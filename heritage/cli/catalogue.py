@@ -177,27 +177,26 @@ def _lineage(args: argparse.Namespace) -> int:
     if model["declared_base"]:
         print(f"declared base: {model['declared_base']}")
     print()
-    if lineage["ancestors"]:
-        print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")
+    if lineage.ancestors:
+        print(f"Ancestors (nearest first, up to {lineage.depth} generations):")
         below = name
-        for a in lineage["ancestors"]:
-            conf = a["confidence"]
-            print(f"  {a['generation']:>2}. {a['name']}  (parent of {below}, confidence "
-                  f"{conf:.2f})" if conf is not None else f"  {a['generation']:>2}. {a['name']}")
-            below = a["name"]
+        for a in lineage.ancestors:
+            print(f"  {a.generation:>2}. {a.name}  (parent of {below}, confidence "
+                  f"{a.confidence:.2f})" if a.confidence is not None else f"  {a.generation:>2}. {a.name}")
+            below = a.name
     else:
         print("Ancestors: none (a root)")
     print()
-    if lineage["descendants"]:
-        print(f"Descendants ({lineage['descendant_count']}):")
+    if lineage.descendants:
+        print(f"Descendants ({lineage.descendant_count}):")
         children: dict[str, list[tuple[str, float]]] = {}
 
-        def collect(parent: str, nodes: list[dict[str, Any]]) -> None:
+        def collect(parent: str, nodes: list[Any]) -> None:
             for node in nodes:
-                children.setdefault(parent, []).append((node["name"], node["confidence"] or 0.0))
-                collect(node["name"], node["children"])
+                children.setdefault(parent, []).append((node.name, node.confidence or 0.0))
+                collect(node.name, node.children)
 
-        collect(name, lineage["descendants"])
+        collect(name, lineage.descendants)
         print("\n".join("  " + line for line in render_tree(name, children)))
     else:
         print("Descendants: none (a leaf)")
@@ -207,24 +206,24 @@ def _lineage(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- tree
 
 
-def print_family_tree(genealogy: dict[str, Any]) -> None:
-    """The stored tree of one family as indented text (reuses :func:`render_tree`)."""
+def print_family_tree(genealogy: Any) -> None:
+    """The stored tree of one family (a :class:`FamilyGenealogy`) as indented text."""
     from heritage.cli.render import render_tree
 
-    family = genealogy["family"]
-    names = {n["id"]: n["name"] for n in genealogy["nodes"]}
-    mean_conf = genealogy["mean_confidence"]
-    print(f"Family {family['id']}: {len(genealogy['nodes'])} model(s), metric {family.get('metric')}, "
+    family = genealogy.family
+    names = {n.id: n.name for n in genealogy.nodes}
+    mean_conf = genealogy.mean_confidence
+    print(f"Family {family['id']}: {len(genealogy.nodes)} model(s), metric {family.get('metric')}, "
           f"{family.get('regime_evidence') or family.get('regime')}"
           + (f", mean confidence {mean_conf:.2f}" if mean_conf is not None else ""))
     children: dict[str, list[tuple[str, float]]] = {}
-    for e in genealogy["edges"]:
-        children.setdefault(names[e["parent"]], []).append((names[e["child"]], e["confidence"] or 0.0))
-    labels = {n["name"]: " [adapter]" for n in genealogy["nodes"] if n["is_adapter"]}
-    for root in genealogy["roots"]:
+    for e in genealogy.edges:
+        children.setdefault(names[e.parent], []).append((names[e.child], e.confidence or 0.0))
+    labels = {n.name: " [adapter]" for n in genealogy.nodes if n.is_adapter}
+    for root in genealogy.roots:
         print("\n".join("  " + line for line in render_tree(names[root], children, labels)))
-    if not genealogy["validation"]["valid"]:
-        print("  warning: " + "; ".join(genealogy["validation"]["issues"]))
+    if not genealogy.validation.valid:
+        print("  warning: " + "; ".join(genealogy.validation.issues))
 
 
 def _tree(args: argparse.Namespace) -> int:
@@ -263,25 +262,25 @@ def _stats(args: argparse.Namespace) -> int:
         stats = catalogue.statistics()
         clustering = catalogue.clustering_statistics()
     rows = [
-        ("models", str(stats["models"])),
-        *((f"  {status}", str(n)) for status, n in sorted(stats["models_by_status"].items())),
-        ("adapters", str(stats["adapters"])),
-        ("families", str(stats["families"])),
-        ("recovered edges (DERIVED_FROM)", str(stats["derived_edges"])),
-        ("declared bases (DECLARED_BASE)", str(stats["declared_edges"])),
-        ("external declared bases", str(stats["external_models"])),
-        ("models without a family", str(stats["unplaced_models"])),
-        ("stale / empty families", f"{stats['stale_families']} / {stats['empty_families']}"),
+        ("models", str(stats.models)),
+        *((f"  {status}", str(n)) for status, n in sorted(stats.models_by_status.items())),
+        ("adapters", str(stats.adapters)),
+        ("families", str(stats.families)),
+        ("recovered edges (DERIVED_FROM)", str(stats.derived_edges)),
+        ("declared bases (DECLARED_BASE)", str(stats.declared_edges)),
+        ("external declared bases", str(stats.external_models)),
+        ("models without a family", str(stats.unplaced_models)),
+        ("stale / empty families", f"{stats.stale_families} / {stats.empty_families}"),
     ]
-    if stats["jobs_by_state"]:
-        rows.append(("jobs", ", ".join(f"{k} {v}" for k, v in sorted(stats["jobs_by_state"].items()))))
+    if stats.jobs_by_state:
+        rows.append(("jobs", ", ".join(f"{k} {v}" for k, v in sorted(stats.jobs_by_state.items()))))
     print("\n".join(_table(rows, ("catalogue", "count"))))
-    sizes = clustering["family_size_distribution"]
+    sizes = clustering.family_size_distribution
     if sizes:
         print()
         print("\n".join(_table([(str(s), str(n)) for s, n in sorted(sizes.items())], ("family size", "families"))))
     print()
-    config = clustering["configuration"]
+    config = clustering.configuration
     print("configuration: " + ", ".join(f"{k}={config[k]}" for k in ("metric", "clustering", "threshold",
                                                                     "tree_method", "lambda")))
     return 0

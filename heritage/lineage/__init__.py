@@ -17,7 +17,14 @@ from heritage.lineage.clustering import ClusteringMethod, cluster
 from heritage.lineage.direction import Regime, decide_direction
 from heritage.lineage.distances import DistanceMetric, distance_matrix
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery, RecoveredEdge, RecoveredFamily
-from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.trees import (
+    TreeBuildingMethod,
+    TreeStatistics,
+    TreeValidation,
+    build_tree,
+    tree_statistics,
+    validate_tree,
+)
 
 __all__ = [
     "ClusteringMethod",
@@ -28,6 +35,8 @@ __all__ = [
     "RecoveredFamily",
     "Regime",
     "TreeBuildingMethod",
+    "TreeStatistics",
+    "TreeValidation",
     "build_tree",
     "cluster",
     "decide_direction",

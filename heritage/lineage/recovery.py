@@ -33,7 +33,15 @@ from heritage.lineage.distances import DistanceMetric, choose_metric, distance_m
 from heritage.reading.fingerprint import Fingerprint
 from heritage.lineage.direction import Regime, decide_direction
 from heritage.reading.layers import FINGERPRINT_ROLES, LayerRole
-from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.trees import (
+    DEFAULT_LAMBDA,
+    TreeBuildingMethod,
+    TreeStatistics,
+    TreeValidation,
+    build_tree,
+    tree_statistics,
+    validate_tree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +77,10 @@ class RecoveredFamily:
         roots = [m for m in self.members if m not in children]
         return roots[0] if roots else self.members[0]
 
-    def validation(self) -> tuple[bool, list[str]]:
+    def validation(self) -> TreeValidation:
         return validate_tree([(e.parent, e.child) for e in self.edges], self.members)
 
-    def statistics(self) -> dict[str, object]:
+    def statistics(self) -> TreeStatistics:
         return tree_statistics([(e.parent, e.child) for e in self.edges], self.members)
 
 

@@ -24,8 +24,9 @@ for the same child (another parent, or the reversed edge):
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -107,7 +108,32 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
     ]
 
 
-def validate_tree(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> tuple[bool, list[str]]:
+class TreeValidation(NamedTuple):
+    """Whether edges form one tree, and every reason they do not (empty when valid).
+
+    A named tuple, so ``valid, issues = validate_tree(...)`` works as well as
+    ``validate_tree(...).valid``.
+    """
+
+    valid: bool
+    issues: list[str]
+
+
+@dataclass(frozen=True)
+class TreeStatistics:
+    """Shape of a forest: sizes, roots and leaves (sorted by ``str``), longest root-to-leaf
+    path in edges, and branching over the nodes that have children."""
+
+    nodes: int
+    edges: int
+    roots: list[Hashable]
+    leaves: list[Hashable]
+    depth: int
+    max_branching: int
+    mean_branching: float
+
+
+def validate_tree(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Hashable]) -> TreeValidation:
     """Check that ``edges`` (parent, child) form one tree over ``nodes``.
 
     Returns ``(valid, issues)``: every node has at most one parent, there is exactly one
@@ -133,10 +159,10 @@ def validate_tree(edges: Sequence[tuple[object, object]], nodes: Sequence[object
         issues.append(f"expected one root, found {len(roots)}")
     elif len(nx.descendants(graph, roots[0])) != len(node_set) - 1:
         issues.append("not every model is connected to the root")
-    return (not issues, issues)
+    return TreeValidation(not issues, issues)
 
 
-def tree_statistics(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> dict[str, object]:
+def tree_statistics(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Hashable]) -> TreeStatistics:
     """Roots, leaves, depth and branching of a forest given as (parent, child) pairs."""
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
@@ -149,12 +175,12 @@ def tree_statistics(edges: Sequence[tuple[object, object]], nodes: Sequence[obje
             lengths = nx.single_source_shortest_path_length(graph, root)
             depth = max(depth, max(lengths.values()))
     internal = [graph.out_degree(n) for n in graph if graph.out_degree(n) > 0]
-    return {
-        "nodes": graph.number_of_nodes(),
-        "edges": graph.number_of_edges(),
-        "roots": roots,
-        "leaves": leaves,
-        "depth": depth,
-        "max_branching": max(internal, default=0),
-        "mean_branching": float(np.mean(internal)) if internal else 0.0,
-    }
+    return TreeStatistics(
+        nodes=graph.number_of_nodes(),
+        edges=graph.number_of_edges(),
+        roots=roots,
+        leaves=leaves,
+        depth=depth,
+        max_branching=max(internal, default=0),
+        mean_branching=float(np.mean(internal)) if internal else 0.0,
+    )

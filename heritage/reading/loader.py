@@ -42,6 +42,7 @@ __all__ = [
     "ModelFormat",
     "TensorRef",
     "canonical_name",
+    "canonicalise_tensors",
     "load_model",
     "model_name_for",
 ]
@@ -80,7 +81,9 @@ def open_weights_file(path: Path) -> tuple[dict[str, TensorRef], FileKind]:
     raise UnsupportedFormatError("not a safetensors or PyTorch checkpoint")
 
 
-def _canonicalise(refs: dict[str, TensorRef]) -> dict[str, TensorRef]:
+def canonicalise_tensors(refs: dict[str, TensorRef]) -> dict[str, TensorRef]:
+    """``refs`` under canonical names (see :func:`canonical_name`); two raw names that map
+    to one canonical name are an error rather than a silent overwrite."""
     out: dict[str, TensorRef] = {}
     for raw_name, ref in refs.items():
         name = canonical_name(raw_name)
@@ -93,7 +96,7 @@ def _canonicalise(refs: dict[str, TensorRef]) -> dict[str, TensorRef]:
 def _load_file(path: Path, name: str) -> LoadedModel:
     refs, kind = open_weights_file(path)
     fmt = ModelFormat.SAFETENSORS if kind is FileKind.SAFETENSORS else ModelFormat.PYTORCH
-    return LoadedModel(name=name, path=path, format=fmt, tensors=_canonicalise(refs), files=[path])
+    return LoadedModel(name=name, path=path, format=fmt, tensors=canonicalise_tensors(refs), files=[path])
 
 
 def _load_adapter(folder: Path, name: str) -> LoadedModel:
@@ -136,7 +139,7 @@ def _load_folder(folder: Path, name: str) -> LoadedModel:
             name=name,
             path=folder,
             format=ModelFormat.SHARDED_FOLDER,
-            tensors=_canonicalise(merged),
+            tensors=canonicalise_tensors(merged),
             files=[index, *files],
             model_card=card,
             config=config,
@@ -147,7 +150,7 @@ def _load_folder(folder: Path, name: str) -> LoadedModel:
         name=name,
         path=folder,
         format=ModelFormat.HF_FOLDER,
-        tensors=_canonicalise(refs),
+        tensors=canonicalise_tensors(refs),
         files=[weights] + ([folder / "config.json"] if config else []),
         model_card=card,
         config=config,

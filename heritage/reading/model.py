@@ -16,6 +16,7 @@ class ModelFormat(str, enum.Enum):
     HF_FOLDER = "hf_folder"
     SHARDED_FOLDER = "sharded_folder"
     PEFT_ADAPTER = "peft_adapter"
+    IN_MEMORY = "in_memory"  # arrays handed over by the caller (heritage.reading.arrays)
 
 
 @dataclass(frozen=True)
