@@ -86,7 +86,6 @@ def _catalogue_errors() -> dict[type[BaseException], int]:
         ce.FamilyNotFound: 404,
         ce.JobNotFound: 404,
         ce.NameTakenError: 409,
-        ce.DuplicateModel: 409,
         ce.PathNotAllowedError: 403,
         ce.UnusablePathError: 400,
         ce.ConcurrentUpdateError: 503,

@@ -18,7 +18,6 @@ from heritage.catalogue.config import MAX_DEPTH, CatalogueConfig
 from heritage.catalogue.errors import (
     CatalogueError,
     ConcurrentUpdateError,
-    DuplicateModel,
     FamilyNotFound,
     JobNotFound,
     ModelNotFound,
@@ -60,6 +59,5 @@ __all__ = [
     "InvalidNameError",
     "PathNotAllowedError",
     "UnusablePathError",
-    "DuplicateModel",
     "ConcurrentUpdateError",
 ]

@@ -7,14 +7,13 @@ stored parents).  Tree statistics and validation are computed from the stored ed
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from graph.database import Database
 from graph.driver import GraphTransaction
 from heritage.catalogue.config import MAX_DEPTH
-from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
+from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
+from heritage.catalogue.retry import DataChanged, retry
 from heritage.catalogue.records import (
     Ancestor,
     CatalogueStatistics,
@@ -42,7 +41,6 @@ __all__ = [
     "family_models",
     "genealogy",
     "lineage",
-    "root_of",
     "path_between",
     "lowest_common_ancestor",
     "siblings",
@@ -52,11 +50,15 @@ __all__ = [
 ]
 
 
-log = logging.getLogger(__name__)
-
 # A lineage or genealogy read that overlapped a rewrite of its tree is read again, up to
 # this many times (see _lineage_rows).
 _CONSISTENT_READ_ATTEMPTS = 6
+# First pause before reading again (doubled each time): a rewrite commits in milliseconds.
+_READ_AGAIN_AFTER_S = 0.005
+
+
+class _TornRead(DataChanged):
+    """A read saw a tree that was being rewritten; read it again."""
 
 
 def validate_depth(depth: int) -> int:
@@ -202,7 +204,7 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
     def once(tx: GraphTransaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return tx.run("family_genealogy", id=family_id), tx.run("family_stamp", id=family_id)
 
-    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+    def attempt(n: int) -> dict[str, Any]:
         rows, after = db.read_transaction(once)
         if not rows:
             raise FamilyNotFound(family_id)
@@ -210,13 +212,13 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
         stable = bool(after) and after[0]["version"] == (row["family"] or {}).get("version")
         ids = [m["id"] for m in row["models"]]
         whole = len({e["runId"] for e in row["edges"]}) <= 1 and (
-            not ids or validate_tree([(e["parent"], e["child"]) for e in row["edges"]], ids)[0])
-        last = attempt == _CONSISTENT_READ_ATTEMPTS - 1
-        if stable and (whole or last):  # stored as such when it stays so: report, do not hide
+            not ids or validate_tree([(e["parent"], e["child"]) for e in row["edges"]], ids).valid)
+        if stable and (whole or n == _CONSISTENT_READ_ATTEMPTS - 1):  # stored as such: report, do not hide
             return row
-        log.debug("genealogy of %s overlapped a rewrite; reading it again", family_id)
-        time.sleep(0.005 * 2**attempt)
-    raise ConcurrentUpdateError(f"the tree of family {family_id} kept changing while it was read; try again")
+        raise _TornRead("the genealogy overlapped a rewrite of its tree")
+
+    return retry(f"read the tree of family {family_id}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], descendants: list[dict[str, Any]],
@@ -289,24 +291,17 @@ def _lineage_rows(db: Database, model_id: str, depth: int) -> tuple[dict[str, An
         root = tx.run("lineage_root", id=model_id)
         return before, model, ancestors, descendants, root, tx.run("lineage_stamp", id=model_id)
 
-    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+    def attempt(n: int) -> tuple[Any, ...]:
         before, model, ancestors, descendants, root, after = db.read_transaction(once)
         if not model:
             raise ModelNotFound(model_id)
         whole = _lineage_whole(model[0], ancestors, descendants, root, depth)
-        if before == after and (whole or attempt == _CONSISTENT_READ_ATTEMPTS - 1):
+        if before == after and (whole or n == _CONSISTENT_READ_ATTEMPTS - 1):
             return model[0], ancestors, descendants, root
-        log.debug("lineage of %s overlapped a rewrite of its tree; reading it again", model_id)
-        time.sleep(0.005 * 2**attempt)
-    raise ConcurrentUpdateError(f"the tree of model {model_id} kept changing while it was read; try again")
+        raise _TornRead("the lineage overlapped a rewrite of its tree")
 
-
-def root_of(db: Database, model_id: str) -> dict[str, Any]:
-    """``{id, name, generations}`` of the root of the model's tree."""
-    rows = db.read("lineage_root", id=model_id)
-    if not rows:
-        raise ModelNotFound(model_id)
-    return dict(rows[0])
+    return retry(f"read the lineage of model {model_id}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def _require_models(db: Database, *ids: str) -> None:

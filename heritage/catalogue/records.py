@@ -24,7 +24,6 @@ __all__ = [
     "ImportSummary",
     "ModelRecord",
     "FamilyRecord",
-    "EdgeRecord",
     "GenealogyNode",
     "GenealogyEdge",
     "FamilyGenealogy",
@@ -161,21 +160,6 @@ class FamilyRecord(TypedDict, total=False):
     created_at: datetime | None
     updated_at: datetime | None
     roots: list[dict[str, str]]
-
-
-class EdgeRecord(TypedDict, total=False):
-    """A stored DERIVED_FROM edge, child -> parent."""
-
-    parent: str
-    child: str
-    parent_name: str | None
-    child_name: str | None
-    confidence: float | None
-    distance: float | None
-    method: str | None
-    lambda_: float | None
-    run_id: str | None
-    created_at: datetime | None
 
 
 @dataclass(frozen=True)

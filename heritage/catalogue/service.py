@@ -240,9 +240,6 @@ class Catalogue:
         """Ancestors (nearest first) and nested descendants of a model, ``depth`` (1..50) each way."""
         return reads.lineage(self.db, model_id, depth)
 
-    def root(self, model_id: str) -> dict[str, Any]:
-        return reads.root_of(self.db, model_id)
-
     def path(self, a: str, b: str) -> dict[str, Any] | None:
         """The tree path from ``a`` to ``b``: ``{nodes, edges, length}``, ``None`` if unrelated."""
         return reads.path_between(self.db, a, b)
@@ -289,25 +286,6 @@ class Catalogue:
         """``recluster`` as a background job (its result is the recluster summary)."""
         return self.submit_job("recluster", lambda job: self.recluster(progress=job.progress),
                                "waiting to recluster")
-
-    def submit_import(self, entries: Sequence[tuple[str, str | Path]]) -> jobs.JobRecord:
-        """``import_many`` as a background job (result: the summary's counts and families)."""
-        entries = list(entries)
-
-        def work(job: jobs.JobContext) -> dict[str, Any]:
-            done = 0
-
-            def tick(_: ImportResult) -> None:
-                nonlocal done
-                done += 1
-                if done % 10 == 0 or done == len(entries):
-                    job.progress(0.9 * done / max(1, len(entries)), f"{done}/{len(entries)} models read")
-
-            summary = self.import_many(entries, progress=tick)
-            result = summary.to_dict()
-            return result
-
-        return self.submit_job("import", work, f"waiting to import {len(entries)} model(s)")
 
     def get_job(self, job_id: str) -> jobs.JobRecord:
         return jobs.get_job(self.db, job_id)

@@ -86,8 +86,3 @@ DEFAULT_ROLES: dict[str, frozenset[LayerRole]] = {
 # attention output projections; we use every square attention matrix, which is less noisy).
 KURTOSIS_ROLES = frozenset({LayerRole.ATTENTION_Q, LayerRole.ATTENTION_K, LayerRole.ATTENTION_V,
                             LayerRole.ATTENTION_O})
-
-
-def select(names: Iterable[str], roles: frozenset[LayerRole]) -> list[str]:
-    """The names whose role is in ``roles``, in their original order."""
-    return [n for n in names if classify(n) in roles]
