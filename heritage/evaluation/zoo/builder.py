@@ -32,6 +32,7 @@ from heritage.evaluation.zoo.bert import BertConfig, BertModel, parameter_count
 from heritage.evaluation.zoo.llama import LlamaConfig, LlamaForCausalLM
 from heritage.evaluation.zoo.spec import SPEC_VERSION, ModelSpec, zoo_spec
 from heritage.evaluation.zoo.training import full_finetune, lora_finetune
+from heritage.evaluation.zoo.wild_spec import WILD_SPEC_VERSION
 
 __all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "ProgressCallback"]
 
@@ -210,6 +211,12 @@ def build_zoo(
     check determinism cheaply).  ``truth.json`` is written last, so its presence
     marks a complete build.
     """
+    if size == "wild":
+        from heritage.evaluation.zoo.wild import build_wild_zoo
+
+        threads = build_threads()
+        with _torch_threads(threads):
+            return build_wild_zoo(out, only=None if only is None else list(only), progress=progress, threads=threads)
     out = Path(out)
     specs = zoo_spec(size)
     if only is not None:
@@ -284,11 +291,14 @@ def _truth(size: str, records: list[dict[str, Any]], seconds: float, threads: in
 def zoo_cache_dir(size: str) -> Path:
     """Where :func:`ensure_zoo` keeps the zoo of ``size``.
 
-    ``$HERITAGE_ZOO_CACHE/zoo-<size>-v<SPEC_VERSION>`` when the variable is set, else
+    ``$HERITAGE_ZOO_CACHE/zoo-<size>-v<version>`` when the variable is set, else
     under ``~/.cache/model-heritage``: outside the repository, shared by all checkouts.
+    The version is :data:`SPEC_VERSION` for ``small``/``full`` and
+    :data:`~heritage.evaluation.zoo.wild_spec.WILD_SPEC_VERSION` for ``wild``.
     """
     base = os.environ.get("HERITAGE_ZOO_CACHE") or Path.home() / ".cache" / "model-heritage"
-    return Path(base).expanduser() / f"zoo-{size}-v{SPEC_VERSION}"
+    version = WILD_SPEC_VERSION if size == "wild" else SPEC_VERSION
+    return Path(base).expanduser() / f"zoo-{size}-v{version}"
 
 
 @contextlib.contextmanager
