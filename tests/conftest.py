@@ -218,7 +218,8 @@ def api_client(api_factory: _ApiCallable[..., _ApiAny]) -> _ApiAny:
 # HERITAGE_* variables, so results do not depend on the shell) on the clean `neo4j_db`.
 # `synthetic_models` writes two small synthetic families once per session (fast, known
 # parents); `small_zoo` is the real fine-tuned zoo of heritage.evaluation.zoo (built once, ~3 min,
-# cached under ~/.cache/model-heritage), skipped where PyTorch is not installed.
+# cached under ~/.cache/model-heritage), skipped where PyTorch is not installed; `wild_zoo` the
+# zoo written by the ecosystem's own writers (models/, hub/ and truth.json, also cached).
 
 from pathlib import Path  # noqa: E402  (kept with the fixtures that use it)
 
@@ -266,3 +267,12 @@ def small_zoo():
     from heritage.evaluation.zoo import ensure_zoo  # needs torch: part of the test installation
 
     return ensure_zoo("small")
+
+
+@pytest.fixture(scope="session")
+def wild_zoo():
+    """The wild zoo (heritage.evaluation.zoo.wild): models as the ecosystem's writers publish
+    them, plus a Hugging Face cache under hub/; built once (a few minutes) and cached."""
+    from heritage.evaluation.zoo import ensure_zoo
+
+    return ensure_zoo("wild")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -29,20 +29,39 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Truth:
+    """A zoo's ground truth: model names, parent -> child edges and families.
+
+    ``relations`` maps every edge to its relation word and ``weights`` every merge
+    edge to that parent's mixing weight.  Truth files written before relations were
+    recorded read as ``finetune`` (``adapter`` where the child is a ``lora_adapter``).
+    """
+
     names: list[str]
     edges: set[tuple[str, str]]
     family_of: dict[str, str]
+    relations: dict[tuple[str, str], str] = field(default_factory=dict)
+    weights: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, zoo: Path) -> "Truth":
         data = json.loads((zoo / "truth.json").read_text())
         names = [m["name"] for m in data["models"]]
-        edges = {(e["parent"], e["child"]) for e in data["edges"]}
+        kind_of = {m["name"]: m.get("kind") for m in data["models"]}
+        edges: set[tuple[str, str]] = set()
+        relations: dict[tuple[str, str], str] = {}
+        weights: dict[tuple[str, str], float] = {}
+        for e in data["edges"]:
+            edge = (e["parent"], e["child"])
+            edges.add(edge)
+            default = "adapter" if kind_of.get(e["child"]) == "lora_adapter" else "finetune"
+            relations[edge] = e.get("relation") or default
+            if e.get("weight") is not None:
+                weights[edge] = float(e["weight"])
         family_of = {}
         for i, members in enumerate(data["families"]):
             for m in members:
                 family_of[m] = str(i)
-        return cls(names, edges, family_of)
+        return cls(names, edges, family_of, relations, weights)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import shutil
 import struct
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -96,6 +97,21 @@ def stored_parameters(path: Path) -> int:
         else:
             total += sum(t.numel() for t in torch.load(str(file), map_location="cpu", weights_only=True).values())
     return total
+
+
+def _head_rows(path: Path, key: str = "classifier.weight") -> int | None:
+    """Rows of a published folder's ``key`` tensor (a classifier's label count), if it has one."""
+    if not path.is_dir():
+        return None
+    for file in sorted(path.glob("*.safetensors")):
+        info = _safetensors_header(file).get(key)
+        if info is not None:
+            return int(info["shape"][0])
+    for file in sorted(path.glob("*.bin")):
+        state = torch.load(str(file), map_location="cpu", weights_only=True)
+        if key in state:
+            return int(state[key].shape[0])
+    return None
 
 
 def _architecture(path: Path) -> str:
@@ -343,7 +359,9 @@ class _WildBuilder:
         config = LoraConfig(task_type=task_type, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                             target_modules=_LORA_TARGETS[spec.head])
         torch.manual_seed(spec.seed + 7919)  # LoRA factor init, apart from the data stream
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft calls a transformers API transformers deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(model, config)
 
     def _merged_lora(self, spec: WildSpec) -> dict[str, Any]:
         (parent,) = spec.parents
@@ -543,6 +561,9 @@ class _WildBuilder:
             "declared": _declared(spec),
             "bytes": _size(path),
         }
+        labels = _head_rows(path) or _head_rows(path, "base_model.model.classifier.weight")
+        if labels is not None:
+            record["num_labels"] = labels
         record.update(facts)
         record.setdefault("train", None)
         if hub is not None:
@@ -661,10 +682,12 @@ def build_wild_zoo(
     started = time.perf_counter()
     try:
         for spec in specs:
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), time.process_time()
             record = builder.build(spec)
             seconds = time.perf_counter() - tick
+            # CPU seconds too: on a shared machine they are what an idle one would take.
             record["build_seconds"] = round(seconds, 1)
+            record["build_cpu_seconds"] = round(time.process_time() - cpu, 1)
             records.append(record)
             log.info("built %s (%s) in %.1fs", spec.name, spec.kind, seconds)
             if progress is not None:
@@ -672,6 +695,7 @@ def build_wild_zoo(
     finally:
         builder.close()
     truth = _truth(records, builder.hub_repos, time.perf_counter() - started, threads)
+    truth["build"]["cpu_seconds"] = round(sum(r["build_cpu_seconds"] for r in records), 1)
     tmp = out / "truth.json.tmp"
     tmp.write_text(json.dumps(truth, indent=2) + "\n")
     tmp.replace(out / "truth.json")

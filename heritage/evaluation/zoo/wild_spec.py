@@ -237,6 +237,9 @@ def _family_c() -> list[WildSpec]:
         WildSpec("tiny-assistant-Q6_K", "bitshrink", "gguf_quantization", ("support-chat-135m",),
                  head="causal_lm", save="gguf", options=(("quant", "Q6_K"), ("quantizer", "llama.cpp")),
                  declared=gguf_declared),
+        WildSpec("edge-chat-Q4_0", "edgequant", "gguf_quantization", ("support-chat-135m",),
+                 head="causal_lm", save="gguf", options=(("quant", "Q4_0"), ("quantizer", "llama.cpp")),
+                 declared=gguf_declared),
     ]
 
 
