@@ -225,7 +225,10 @@ def test_transformers_checkpoints_are_what_transformers_writes_and_reads(
     assert {str(t.dtype).removeprefix("torch.") for t in state.values()} == {record["dtype"]}
     assert sum(t.numel() for t in state.values()) == record["params"]
     cls = getattr(transformers, record["architecture"])
-    model, info = cls.from_pretrained(str(path), output_loading_info=True)
+    extra = {}
+    if record["architecture"] == "BertModel" and "pooler.dense.weight" not in state:
+        extra["add_pooling_layer"] = False  # the ONNX export it was converted from has no pooler
+    model, info = cls.from_pretrained(str(path), output_loading_info=True, **extra)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
@@ -254,6 +257,7 @@ def test_masked_lm_has_added_tokens_and_a_tied_decoder(zoo: Path, records: dict[
     assert 0 < relative(old_rows, root["embeddings.word_embeddings.weight"]) < 0.05  # trained, not replaced
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # raised inside peft
 def test_peft_adapter_is_what_peft_writes_and_loads_on_its_base(zoo: Path, records: dict[str, dict]) -> None:
     import peft
     from peft import PeftModel
@@ -527,7 +531,7 @@ def test_cli_copies_the_wild_zoo_with_its_hub_links(zoo: Path, records: dict[str
     out = tmp_path / "wild"
     assert main(["zoo", str(out), "--size", "wild"]) == 0
     assert json.loads((out / "truth.json").read_text()) == json.loads((zoo / "truth.json").read_text())
-    snapshots = list((out / "hub").glob("models--*/snapshots/*/*"))
+    snapshots = [p for p in (out / "hub").glob("models--*/snapshots/**/*") if p.is_symlink() or p.is_file()]
     assert snapshots and all(p.is_symlink() and p.resolve().is_file() for p in snapshots)
     assert all(str(p.resolve()).startswith(str(out.resolve())) for p in snapshots)
     assert f"{len(records)} models in 4 families" in capsys.readouterr().out
