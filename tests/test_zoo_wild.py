@@ -355,10 +355,16 @@ def test_finetuned_children_really_moved(zoo: Path, records: dict[str, dict]) ->
     for record in records.values():
         if record["kind"] not in ("full_finetune", "merged_lora") or record["format"] == "gguf":
             continue
-        if record["architecture"].startswith("Llama"):
-            continue
         child = weights(zoo, records, record["name"])
         parent = weights(zoo, records, record["parent"])
+        if record["architecture"].startswith("Llama"):
+            # A merged LoRA on q/v: those moved beyond bf16 rounding, nothing else did.
+            for key in parent:
+                if key.endswith(("q_proj.weight", "v_proj.weight")):
+                    assert relative(child[key], parent[key]) > 2e-3, key
+                else:
+                    assert torch.equal(child[key], parent[key]), key
+            continue
         pick = lambda state: next(v for k, v in state.items() if k.endswith(key))  # noqa: E731
         distance = relative(pick(child), pick(parent))
         assert 1e-4 < distance < 0.05, (record["name"], distance)
