@@ -34,7 +34,7 @@ from heritage.evaluation.zoo.spec import SPEC_VERSION, ModelSpec, zoo_spec
 from heritage.evaluation.zoo.training import full_finetune, lora_finetune
 from heritage.evaluation.zoo.wild_spec import WILD_SPEC_VERSION
 
-__all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "ProgressCallback"]
+__all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "with_ancestors", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -186,15 +186,24 @@ class _Builder:
         return record
 
 
-def _with_ancestors(specs: list[ModelSpec], names: Iterable[str]) -> list[ModelSpec]:
+def with_ancestors(
+    specs: list[Any], names: Iterable[str], parents_of: Callable[[Any], Iterable[str]] | None = None
+) -> list[Any]:
+    """The specs named in ``names`` and all their ancestors, in spec order.
+
+    ``parents_of`` gives a spec's parent names (default: its ``parent``, if any).
+    """
+    parents_of = parents_of or (lambda spec: [spec.parent] if spec.parent else [])
     by_name = {spec.name: spec for spec in specs}
     wanted: set[str] = set()
-    for name in names:
+    stack = list(names)
+    while stack:
+        name = stack.pop()
         if name not in by_name:
             raise ValueError(f"no zoo model named {name!r}")
-        while name is not None and name not in wanted:
+        if name not in wanted:
             wanted.add(name)
-            name = by_name[name].parent
+            stack.extend(parents_of(by_name[name]))
     return [spec for spec in specs if spec.name in wanted]
 
 
@@ -220,7 +229,7 @@ def build_zoo(
     out = Path(out)
     specs = zoo_spec(size)
     if only is not None:
-        specs = _with_ancestors(specs, only)
+        specs = with_ancestors(specs, only)
     (out / "models").mkdir(parents=True, exist_ok=True)
     builder = _Builder(out, specs)
     records = []

@@ -48,7 +48,26 @@ def _common_keys(states: Sequence[Mapping[str, torch.Tensor]]) -> list[str]:
 def linear_merge(
     states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float], normalize: bool = True
 ) -> dict[str, torch.Tensor]:
-    """mergekit's ``linear`` method over whole state dicts (same tensor names and shapes)."""
+    """mergekit's ``linear`` method over whole state dicts (same tensor names and shapes).
+
+    Parameters
+    ----------
+    states : the models' state dicts, in the order of ``weights``.
+    weights : one mixing weight per model.
+    normalize : divide by the sum of the weights (mergekit's default).
+
+    Returns
+    -------
+    dict
+        The merged state dict, in the inputs' dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = {"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}
+    >>> linear_merge([a, b], [0.6, 0.4])["w"]
+    tensor([0.6000, 0.4000])
+    """
     if len(states) != len(weights) or not states:
         raise ValueError("one weight per merged model is needed")
     merged: dict[str, torch.Tensor] = {}
@@ -85,7 +104,26 @@ def slerp_tensor(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
 def slerp_merge(
     base: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor], t: float
 ) -> dict[str, torch.Tensor]:
-    """mergekit's ``slerp`` method: every tensor interpolated from ``base`` towards ``other``."""
+    """mergekit's ``slerp`` method: every tensor interpolated from ``base`` towards ``other``.
+
+    Parameters
+    ----------
+    base : the base model's state dict (``t = 0`` returns it).
+    other : the other model's state dict (``t = 1`` returns it).
+    t : the interpolation factor, 0 to 1.
+
+    Returns
+    -------
+    dict
+        The merged state dict, in the base tensors' dtypes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> merged = slerp_merge({"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}, 0.5)
+    >>> merged["w"]  # on the unit circle, not the chord's midpoint (0.5, 0.5)
+    tensor([0.7071, 0.7071])
+    """
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"SLERP needs 0 <= t <= 1, not {t}")
     return {key: slerp_tensor(t, base[key], other[key]) for key in _common_keys([base, other])}

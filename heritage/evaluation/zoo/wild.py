@@ -36,11 +36,22 @@ import numpy as np
 import torch
 
 from heritage.evaluation.zoo import cards, gguf_export, hf_training, merging, pretrained
+from heritage.evaluation.zoo.builder import with_ancestors
 from heritage.evaluation.zoo.hub_cache import add_to_hub_cache
 from heritage.evaluation.zoo.training import task_classes
-from heritage.evaluation.zoo.wild_spec import WILD_SPEC_VERSION, WildSpec, wild_spec
+from heritage.evaluation.zoo.wild_spec import WildSpec, wild_spec
+from heritage.evaluation.zoo.wild_truth import (
+    architecture,
+    declared_of,
+    format_of,
+    head_rows,
+    size_of,
+    stored_parameters,
+    truth_document,
+    writer_of,
+)
 
-__all__ = ["build_wild_zoo", "stored_parameters"]
+__all__ = ["build_wild_zoo"]
 
 log = logging.getLogger(__name__)
 
@@ -70,60 +81,6 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-
-
-# ----------------------------------------------------------------------------- reading files
-
-
-def _safetensors_header(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        return json.loads(handle.read(size))
-
-
-def stored_parameters(path: Path) -> int:
-    """Number of values stored in a published model (all tensors, buffers included)."""
-    if path.suffix == ".gguf":
-        import gguf
-
-        return sum(int(np.prod(t.shape)) for t in gguf.GGUFReader(str(path)).tensors)
-    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
-    total = 0
-    for file in files:
-        if file.suffix == ".safetensors":
-            for key, info in _safetensors_header(file).items():
-                if key != "__metadata__":
-                    total += int(np.prod(info["shape"]))
-        else:
-            total += sum(t.numel() for t in torch.load(str(file), map_location="cpu", weights_only=True).values())
-    return total
-
-
-def _head_rows(path: Path, key: str = "classifier.weight") -> int | None:
-    """Rows of a published folder's ``key`` tensor (a classifier's label count), if it has one."""
-    if not path.is_dir():
-        return None
-    for file in sorted(path.glob("*.safetensors")):
-        info = _safetensors_header(file).get(key)
-        if info is not None:
-            return int(info["shape"][0])
-    for file in sorted(path.glob("*.bin")):
-        state = torch.load(str(file), map_location="cpu", weights_only=True)
-        if key in state:
-            return int(state[key].shape[0])
-    return None
-
-
-def _architecture(path: Path) -> str:
-    if path.suffix == ".gguf":
-        import gguf
-
-        return str(gguf.GGUFReader(str(path)).fields["general.architecture"].contents())
-    config = path / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text())["architectures"][0]
-    adapter = json.loads((path / "adapter_config.json").read_text())
-    return f"peft-{adapter['peft_type'].lower()}"
 
 
 # ----------------------------------------------------------------------------- the builder
@@ -545,9 +502,9 @@ class _WildBuilder:
             "name": spec.name,
             "hub_id": spec.hub_id,
             "entry": spec.entry,
-            "format": _format(spec),
-            "writer": _writer(spec),
-            "architecture": _architecture(path),
+            "format": format_of(spec),
+            "writer": writer_of(spec),
+            "architecture": architecture(path),
             "family": family,
             "parent": spec.parents[0] if spec.parents else None,
             "parents": [
@@ -558,10 +515,10 @@ class _WildBuilder:
             "kind": spec.kind,
             "params": stored_parameters(path),
             "dtype": str(spec.option("quant")) if spec.save == "gguf" else spec.dtype,
-            "declared": _declared(spec),
-            "bytes": _size(path),
+            "declared": declared_of(spec),
+            "bytes": size_of(path),
         }
-        labels = _head_rows(path) or _head_rows(path, "base_model.model.classifier.weight")
+        labels = head_rows(path) or head_rows(path, "base_model.model.classifier.weight")
         if labels is not None:
             record["num_labels"] = labels
         record.update(facts)
@@ -569,92 +526,6 @@ class _WildBuilder:
         if hub is not None:
             record["hub"] = hub
         return record
-
-
-def _format(spec: WildSpec) -> str:
-    return {
-        "original": "hf_folder",
-        "save_pretrained": "hf_folder",
-        "save_pretrained_sharded": "sharded_folder",
-        "torch_save": "hf_folder_bin",
-        "peft": "peft_adapter",
-        "gguf": "gguf",
-    }[spec.save]
-
-
-def _writer(spec: WildSpec) -> str:
-    if spec.save == "original":
-        return "original file"
-    if spec.save == "torch_save":
-        return "torch.save (pytorch_model.bin as transformers 4.x saved it) + transformers config"
-    if spec.save == "peft":
-        return "peft PeftModel.save_pretrained"
-    if spec.save == "gguf":
-        return "llama.cpp llama_model_quantize" if spec.option("quantizer") == "llama.cpp" else "gguf GGUFWriter"
-    if spec.kind == "merge":
-        return "mergekit formula + transformers save_pretrained"
-    return "transformers save_pretrained"
-
-
-def _declared(spec: WildSpec) -> dict[str, Any]:
-    declared = spec.declared
-    if spec.save == "gguf":
-        where = "gguf metadata (general.base_model.*)"
-    elif spec.save == "peft":
-        where = "README.md (written by peft) and adapter_config.json"
-    elif spec.save == "original":
-        where = "README.md (original)"
-    else:
-        where = "README.md" if declared.card else None
-    return {
-        "source": where,
-        "base_model": list(declared.base_model) or None,
-        "base_model_relation": declared.relation,
-        "truthful": declared.truthful,
-        "issue": declared.issue,
-    }
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _truth(records: list[dict[str, Any]], hub: list[dict[str, Any]], seconds: float, threads: int) -> dict[str, Any]:
-    import huggingface_hub
-    import peft
-    import transformers
-
-    families: dict[str, list[str]] = {}
-    for record in records:
-        families.setdefault(record["family"], []).append(record["name"])
-    edges = [
-        {"parent": parent["name"], "child": record["name"], "relation": parent["relation"], "weight": parent["weight"]}
-        for record in records
-        for parent in record["parents"]
-    ]
-    versions = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-                "huggingface_hub": huggingface_hub.__version__, "gguf": _version("gguf")}
-    try:
-        versions["llama_cpp_python"] = _version("llama-cpp-python")
-    except Exception:  # noqa: BLE001 - only recorded when present
-        pass
-    return {
-        "size": "wild",
-        "spec_version": WILD_SPEC_VERSION,
-        "models": records,
-        "families": list(families.values()),
-        "edges": edges,
-        "hub": {"folder": "hub", "repos": hub},
-        "build": {**versions, "threads": threads, "seconds": round(seconds, 1)},
-    }
-
-
-def _version(distribution: str) -> str:
-    from importlib import metadata
-
-    return metadata.version(distribution)
 
 
 def build_wild_zoo(
@@ -666,15 +537,32 @@ def build_wild_zoo(
 ) -> dict[str, Any]:
     """Make and write the wild zoo into ``out`` (``models/``, ``hub/``, ``truth.json``).
 
-    ``only`` restricts the build to the named models and their ancestors.
-    ``truth.json`` is written last, so its presence marks a complete build.
+    Parameters
+    ----------
+    out : the folder to write into.
+    only : build just these models and their ancestors (cheap determinism checks).
+    progress : called after each model with its ``truth.json`` record and the seconds it took.
+    threads : the intra-op thread count the caller set (recorded in ``truth.json``; also
+        llama.cpp's quantiser threads).
+
+    Returns
+    -------
+    dict
+        The ``truth.json`` document, which is written last: its presence marks a complete
+        build.
+
+    Examples
+    --------
+    >>> truth = build_wild_zoo("/tmp/wild", only=["length-bucketer"])  # doctest: +SKIP
+    >>> [edge["relation"] for edge in truth["edges"]]  # doctest: +SKIP
+    ['finetune']
     """
     _offline()
     _quiet_transformers()
     out = Path(out)
     specs = wild_spec()
     if only is not None:
-        specs = _with_ancestors(specs, only)
+        specs = with_ancestors(specs, only, lambda spec: spec.parents)
     (out / "models").mkdir(parents=True, exist_ok=True)
     (out / "hub").mkdir(parents=True, exist_ok=True)
     builder = _WildBuilder(out, specs, threads)
@@ -694,23 +582,9 @@ def build_wild_zoo(
                 progress(record, seconds)
     finally:
         builder.close()
-    truth = _truth(records, builder.hub_repos, time.perf_counter() - started, threads)
+    truth = truth_document(records, builder.hub_repos, time.perf_counter() - started, threads)
     truth["build"]["cpu_seconds"] = round(sum(r["build_cpu_seconds"] for r in records), 1)
     tmp = out / "truth.json.tmp"
     tmp.write_text(json.dumps(truth, indent=2) + "\n")
     tmp.replace(out / "truth.json")
     return truth
-
-
-def _with_ancestors(specs: list[WildSpec], names: list[str]) -> list[WildSpec]:
-    by_name = {spec.name: spec for spec in specs}
-    wanted: set[str] = set()
-    stack = list(names)
-    while stack:
-        name = stack.pop()
-        if name not in by_name:
-            raise ValueError(f"no wild zoo model named {name!r}")
-        if name not in wanted:
-            wanted.add(name)
-            stack.extend(by_name[name].parents)
-    return [spec for spec in specs if spec.name in wanted]
