@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import struct
 import tempfile
 import time
 import warnings
@@ -32,7 +31,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from heritage.evaluation.zoo import cards, gguf_export, hf_training, merging, pretrained
@@ -196,7 +194,7 @@ class _WildBuilder:
                 target = folder / file.relative_to(source)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(file, target)
-            return {"source": pretrained.MINILM_L6_HUB_ID, "original": str(source.name)}
+            return {"source": pretrained.MINILM_L6_HUB_ID, "original": "packaged repository, files byte for byte"}
         if spec.source == "minilm-l3":
             from transformers import BertConfig, BertModel
 
