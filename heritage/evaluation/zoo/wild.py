@@ -257,15 +257,15 @@ class _WildBuilder:
 
     def _train_info(self, spec: WildSpec, **extra: Any) -> dict[str, Any]:
         info: dict[str, Any] = {"task": spec.task, "steps": spec.steps, "lr": spec.lr, "seed": spec.seed}
-        info["batch_size"] = int(spec.option("batch_size", 8))  # type: ignore[arg-type]
-        info["seq_len"] = int(spec.option("seq_len", 32))  # type: ignore[arg-type]
+        info["batch_size"] = spec.batch_size
+        info["seq_len"] = spec.seq_len
         info.update(extra)
         return info
 
     def _classifier_training(self, spec: WildSpec, model: Any, vocab: int) -> None:
         hf_training.train_classifier(
             model, spec.task, vocab_size=vocab, steps=spec.steps, lr=spec.lr, seed=spec.seed,
-            batch_size=int(spec.option("batch_size", 8)), seq_len=int(spec.option("seq_len", 32)),  # type: ignore[arg-type]
+            batch_size=spec.batch_size, seq_len=spec.seq_len,
         )
 
     def _full_finetune(self, spec: WildSpec) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class _WildBuilder:
 
             model = self._load(BertForMaskedLM, parent, spec.seed)
             base_vocab = model.config.vocab_size
-            added = int(spec.option("added_tokens", 0))  # type: ignore[arg-type]
+            added = int(spec.option("added_tokens", 0))
             model.resize_token_embeddings(base_vocab + added)
             hf_training.train_masked_lm(
                 model, base_vocab=base_vocab, added_tokens=added, mask_token_id=103,
@@ -309,7 +309,7 @@ class _WildBuilder:
     def _lora(self, spec: WildSpec, model: Any) -> Any:
         from peft import LoraConfig, TaskType, get_peft_model
 
-        rank = int(spec.option("lora_rank", 8))  # type: ignore[arg-type]
+        rank = spec.lora_rank or 8
         task_type = TaskType.CAUSAL_LM if spec.head == "causal_lm" else TaskType.SEQ_CLS
         config = LoraConfig(task_type=task_type, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                             target_modules=_LORA_TARGETS[spec.head])
@@ -320,7 +320,7 @@ class _WildBuilder:
 
     def _merged_lora(self, spec: WildSpec) -> dict[str, Any]:
         (parent,) = spec.parents
-        rank = int(spec.option("lora_rank", 8))  # type: ignore[arg-type]
+        rank = spec.lora_rank or 8
         if spec.head == "causal_lm":
             from transformers import LlamaForCausalLM
 
@@ -328,7 +328,7 @@ class _WildBuilder:
             peft_model = self._lora(spec, base)
             hf_training.train_causal_lm(
                 peft_model, vocab_size=base.config.vocab_size, steps=spec.steps, lr=spec.lr, seed=spec.seed,
-                batch_size=int(spec.option("batch_size", 4)), seq_len=int(spec.option("seq_len", 32)),  # type: ignore[arg-type]
+                batch_size=spec.batch_size, seq_len=spec.seq_len,
             )
             extra: dict[str, Any] = {"objective": "causal_lm"}
         else:
@@ -351,7 +351,7 @@ class _WildBuilder:
         peft_model = self._lora(spec, base)
         self._classifier_training(spec, peft_model, base.config.vocab_size)
         peft_model.save_pretrained(str(self.path(spec.name)))  # writes its own README.md card
-        rank = int(spec.option("lora_rank", 8))  # type: ignore[arg-type]
+        rank = spec.lora_rank or 8
         return {"train": self._train_info(spec, objective="sequence_classification", trainable="lora+task head",
                                           lora_rank=rank, lora_alpha=2 * rank,
                                           lora_targets=_LORA_TARGETS[spec.head]),
@@ -386,7 +386,7 @@ class _WildBuilder:
             merged = merging.linear_merge(states, spec.weights or ())
             details: dict[str, Any] = {"method": "linear", "normalize": True, "weights": list(spec.weights or ())}
         elif method == "slerp":
-            t = float(spec.option("t"))  # type: ignore[arg-type]
+            t = float(spec.option("t"))
             merged = merging.slerp_merge(states[0], states[1], t)
             details = {"method": "slerp", "t": t, "base_model": spec.parents[0]}
         else:
@@ -416,7 +416,7 @@ class _WildBuilder:
         from transformers import BertModel
 
         (teacher_name,) = spec.parents
-        layer_map = list(spec.option("layer_map"))  # type: ignore[arg-type]
+        layer_map = list(spec.option("layer_map"))
         teacher = self._load(BertModel, teacher_name, spec.seed)
         config = teacher.config.__class__(**{**teacher.config.to_dict(), "num_hidden_layers": len(layer_map)})
         torch.manual_seed(spec.seed)
@@ -493,7 +493,9 @@ class _WildBuilder:
         hub = self._add_to_hub(spec) if spec.hub else None
         return self._record(spec, family, facts, hub)
 
-    def _record(self, spec: WildSpec, family: str, facts: dict[str, Any], hub: dict[str, Any] | None) -> dict[str, Any]:
+    def _record(
+        self, spec: WildSpec, family: str, facts: dict[str, Any], hub: dict[str, Any] | None
+    ) -> dict[str, Any]:
         path = self.path(spec.name)
         weights = list(spec.weights) if spec.weights else [None] * len(spec.parents)
         record: dict[str, Any] = {

@@ -26,6 +26,7 @@ the produced files: the cached wild zoo is keyed by it (independently of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "WILD_SPEC_VERSION",
@@ -99,7 +100,8 @@ class WildSpec:
     ``save`` says which writer publishes it: ``original`` (package files copied),
     ``save_pretrained``, ``save_pretrained_sharded``, ``torch_save`` (a
     ``pytorch_model.bin`` as transformers 4.x wrote it), ``peft`` or ``gguf``.
-    ``hub`` puts a copy in the Hugging Face cache folder as well.
+    ``hub`` puts a copy in the Hugging Face cache folder as well; ``options`` holds
+    kind-specific settings (shard size, merge method, layer map, GGUF type).
     """
 
     name: str
@@ -111,6 +113,9 @@ class WildSpec:
     steps: int = 40
     lr: float = _FULL_LR
     seed: int = 0
+    batch_size: int = 8
+    seq_len: int = 32
+    lora_rank: int | None = None
     dtype: str = "float32"
     save: str = "save_pretrained"
     head: str = "sequence_classification"
@@ -132,7 +137,7 @@ class WildSpec:
         """Our relation word for the edge(s) to the parent(s); None for roots."""
         return _RELATION_OF_KIND.get(self.kind)
 
-    def option(self, key: str, default: object = None) -> object:
+    def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
 
@@ -186,9 +191,9 @@ def _family_a() -> list[WildSpec]:
                  declared=Declared((sentiment, "mailshield/spam-guard-mini"), "merge")),
         # Level 2 under ticket-router: a merged LoRA, an unmerged PEFT adapter, a SLERP merge.
         WildSpec("ticket-priority", "northwind-ai", "merged_lora", ("ticket-router",), task="topic-priority",
-                 seed=121, lr=_LORA_LR, options=(("lora_rank", 8),), declared=Declared((router,), "finetune")),
+                 seed=121, lr=_LORA_LR, lora_rank=8, declared=Declared((router,), "finetune")),
         WildSpec("helpdesk-queue-lora", "deskhelp", "lora_adapter", ("ticket-router",), task="topic-helpdesk",
-                 seed=122, lr=_LORA_LR, save="peft", options=(("lora_rank", 8),),
+                 seed=122, lr=_LORA_LR, save="peft", lora_rank=8,
                  declared=Declared((router,), "adapter"), hub=True),
         WildSpec("support-fusion", "merge-lab", "merge", ("ticket-router", "intent-detector"),
                  weights=(0.7, 0.3), options=(("method", "slerp"), ("t", 0.3)),
@@ -226,8 +231,7 @@ def _family_c() -> list[WildSpec]:
                  declared=Declared(("HuggingFaceTB/SmolLM2-135M",), "finetune", issue="names a model outside the zoo")),
         # SmolLM2 costs ~20x MiniLM per token: a LoRA (merged), small batches.
         WildSpec("support-chat-135m", "shopassist", "merged_lora", (ROOT_C,), task="causal", seed=301,
-                 steps=30, lr=1e-3, head="causal_lm", dtype="bfloat16",
-                 options=(("lora_rank", 8), ("batch_size", 4), ("seq_len", 32)),
+                 steps=30, lr=1e-3, head="causal_lm", dtype="bfloat16", lora_rank=8, batch_size=4, seq_len=32,
                  declared=Declared((f"HuggingFaceTB/{ROOT_C}",), "finetune")),
         WildSpec("pocket-chat-Q8_0", "edgequant", "gguf_quantization", ("support-chat-135m",), head="causal_lm",
                  save="gguf", options=(("quant", "Q8_0"), ("quantizer", "gguf")), declared=gguf_declared),
