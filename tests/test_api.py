@@ -239,12 +239,28 @@ def test_upload_too_large_is_413(api_factory: Any, api_headers: dict[str, str], 
     assert leftovers == []
 
 
-@pytest.mark.parametrize("content", [b"just some text, not a model\n", b"GGUF\x03\x00\x00\x00" + b"\x00" * 64,
-                                     b"\x00" * 128])
+@pytest.mark.parametrize("content", [b"just some text, not a model\n", b"\x00" * 128])
 def test_unknown_content_is_415(api_client: Any, api_headers: dict[str, str], tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "model.safetensors"  # the extension does not matter, the content does
     path.write_bytes(content)
     assert upload(api_client, path, api_headers).status_code == 415
+
+
+def test_gguf_upload_is_read_and_a_broken_one_is_400(api_client: Any, api_headers: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    from gguf_writing import Q, tiny_llama, write_llama_gguf
+
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)  # a valid header naming no tensor
+    response = upload(api_client, empty, api_headers)
+    assert response.status_code == 400 and "no tensors" in response.json()["detail"]
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "llama-q8.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.Q8_0)
+    response = upload(api_client, path, api_headers)
+    assert response.status_code == 201, response.text
+    model = response.json()["model"]
+    assert model["format"] == "gguf" and model["quantization"] == "Q8_0" and model["name"] == "llama-q8"
 
 
 def test_plain_zip_is_415(api_client: Any, api_headers: dict[str, str], tmp_path: Path) -> None:
@@ -494,10 +510,9 @@ def test_job_of_a_dead_process_is_failed_at_startup(neo4j_db: Any, api_factory: 
 
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(child.stdout)
-    with neo4j_db.session() as session:
-        session.run("CREATE (:Job {id: 'orphan', kind: 'recluster', state: 'running', progress: 0.4, "
-                    "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
-                    owner=f"{socket.gethostname()}:{dead_pid}:deadbeef").consume()
+    neo4j_db.write("CREATE (:Job {id: 'orphan', kind: 'recluster', state: 'running', progress: 0.4, "
+                   "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
+                   owner=f"{socket.gethostname()}:{dead_pid}:deadbeef")
     client = api_factory()  # start-up sweeps orphaned jobs
     job = client.get("/api/jobs/orphan").json()
     assert job["state"] == "failed" and "interrupted" in job["message"]
@@ -539,13 +554,13 @@ def test_configuration_comes_from_the_environment(neo4j_db: Any, tmp_path: Path,
 # ------------------------------------------------------------------- database failures
 
 
-def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graph.driver import close_driver
+def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str) -> None:
+    from graph.database import Database
+    from graph.settings import Neo4jSettings
 
-    monkeypatch.setenv("NEO4J_URI", "bolt://127.0.0.1:9")  # nothing listens there
-    close_driver()
+    down = Database.connect(Neo4jSettings(uri="bolt://127.0.0.1:9", password="irrelevant"))  # nothing listens
     try:
-        client = api_factory(db_timeout_s=2.0)
+        client = api_factory(db=down, db_timeout_s=2.0)
         for path in ("/api/health", "/api/models", "/api/models", "/api/families", "/api/stats"):
             started = time.monotonic()
             response = client.get(path)
@@ -564,7 +579,7 @@ def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str, monkey
             assert response.status_code == 503, (path, response.text)
             assert time.monotonic() - started < 4.0
     finally:
-        close_driver()
+        down.close()
 
 
 def test_unexpected_errors_are_500_without_internals(api_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         "import",
         help="import model files/folders into the Neo4j catalogue (idempotent, resumable)",
         description="Each PATH is a model (a weights file or a model folder) or a folder whose "
-        "entries are models, named by entry name as `heritage recover` reads them. Models already "
+        "entries are models, named by entry name as `heritage recover` reads them; a Hugging Face "
+        "hub cache (~/.cache/huggingface/hub) gives one model per cached revision, named org/name "
+        "(org/name@<revision> when several revisions of a repository are cached). Models already "
         "stored (same SHA-256) are skipped, so an interrupted import can simply be run again.",
     )
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -61,14 +63,14 @@ def register(subparsers: Any) -> None:
 @contextmanager
 def catalogue_errors() -> Iterator[None]:
     """Turn graph and catalogue errors into one-line :class:`CLIError`."""
-    from graph.driver import current_settings
     from graph.errors import DatabaseUnavailable, GraphError
+    from graph.settings import Neo4jSettings
     from heritage.catalogue.errors import CatalogueError
 
     try:
         yield
-    except DatabaseUnavailable:
-        uri = current_settings().uri
+    except DatabaseUnavailable as exc:
+        uri = exc.uri or Neo4jSettings.from_env().uri
         raise CLIError(f"Neo4j is not reachable at {uri}: start it with `heritage neo4j start` "
                        "(or point NEO4J_URI at a running server)") from None
     except (GraphError, CatalogueError) as exc:
@@ -80,14 +82,16 @@ def catalogue_errors() -> Iterator[None]:
 def open_catalogue(settings: Any = None, **overrides: Any) -> Any:
     """A :class:`Catalogue` on the configured Neo4j (schema applied), or a CLIError.
 
-    ``overrides`` replace fields of the configuration read from the environment."""
+    ``settings`` default to ``NEO4J_*``; ``overrides`` replace fields of the configuration
+    read from the environment.  The catalogue owns its driver: use it as a context
+    manager (or call ``close()``)."""
     # Schema notifications (e.g. "relationship type does not exist yet" on an empty
     # database) are not the user's concern on the terminal.
     logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
     from heritage.catalogue import Catalogue, CatalogueConfig
 
     with catalogue_errors():
-        return Catalogue(CatalogueConfig.from_env(**overrides), settings=settings)
+        return Catalogue.from_settings(settings, CatalogueConfig.from_env(**overrides))
 
 
 def _progress_bar(total: int, desc: str) -> Any:
@@ -154,8 +158,8 @@ def _import(args: argparse.Namespace) -> int:
     if not entries:
         raise CLIError(f"no models found in {', '.join(map(str, args.paths))}")
     overrides = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    catalogue = open_catalogue(**overrides)
-    summary = import_with_progress(catalogue, entries, args.description)
+    with open_catalogue(**overrides) as catalogue:
+        summary = import_with_progress(catalogue, entries, args.description)
     print_import_summary(summary)
     return 0 if summary.created + summary.duplicates > 0 else EXIT_ALL_FAILED
 
@@ -166,15 +170,22 @@ def _import(args: argparse.Namespace) -> int:
 def _lineage(args: argparse.Namespace) -> int:
     from heritage.cli.render import render_tree
 
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         model = catalogue.find_model(args.model)
         lineage = catalogue.lineage(model["id"], depth=args.depth)
     name = model["name"]
     family = model["family_id"] or "none"
     print(f"{name} (id {model['id']}, family {family}, status {model['status']})")
-    if model["declared_base"]:
-        print(f"declared base: {model['declared_base']}")
+    bases = model.get("declared_bases") or ([model["declared_base"]] if model["declared_base"] else [])
+    relation = f" ({model['declared_relation']})" if model.get("declared_relation") else ""
+    if len(bases) > 1:
+        print(f"declared bases: {', '.join(bases)}{relation}")
+    elif bases:
+        print(f"declared base: {bases[0]}{relation}")
+    if model.get("quantization"):
+        print(f"quantization: {model['quantization']}")
+    if model.get("revision"):
+        print(f"revision: {model['revision']}")
     print()
     if lineage["ancestors"]:
         print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")
@@ -229,8 +240,7 @@ def print_family_tree(genealogy: dict[str, Any]) -> None:
 def _tree(args: argparse.Namespace) -> int:
     from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
 
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         try:
             genealogy = catalogue.genealogy(args.family)
         except FamilyNotFound:
@@ -249,20 +259,17 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _recluster(args: argparse.Namespace) -> int:
-    catalogue = open_catalogue()
-
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         result = catalogue.recluster(progress=progress)
     print("\n".join(_table([(k.replace("_", " "), str(v)) for k, v in result.items()], ("recluster", "value"))))
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         stats = catalogue.statistics()
         clustering = catalogue.clustering_statistics()
     rows = [
