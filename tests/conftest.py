@@ -276,3 +276,34 @@ def wild_zoo():
     from heritage.evaluation.zoo import ensure_zoo
 
     return ensure_zoo("wild")
+
+
+# =========================================================================== storage conventions
+#
+# `conventions_zoo` (session): models stored the way the ecosystem stores them
+# (tests/storage_conventions.py: transformers, peft, safetensors, mergekit's formulas), with
+# their true parents and relations; built once per version of that file (about a minute)
+# and cached beside the other zoos.
+
+
+@pytest.fixture(scope="session")
+def conventions_zoo():
+    """``(models folder, {child: [relation, {parent: weight or None}]})``."""
+    import hashlib
+    import json
+    import shutil
+
+    import storage_conventions
+
+    root = Path(os.environ.get("HERITAGE_ZOO_CACHE") or Path.home() / ".cache" / "model-heritage")
+    source = Path(storage_conventions.__file__).read_bytes()
+    target = root / f"conventions-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not (target / "truth.json").is_file():
+        staging = target.with_name(target.name + f".building-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        truth = storage_conventions.build(staging / "models")
+        (staging / "truth.json").write_text(json.dumps(truth))
+        shutil.rmtree(staging / "models-work", ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target / "models", json.loads((target / "truth.json").read_text())

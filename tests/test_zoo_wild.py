@@ -161,9 +161,10 @@ def truth_families(records: dict[str, dict]) -> set[str]:
 def test_scoring_reads_relations_and_merge_weights(zoo: Path, records: dict[str, dict]) -> None:
     truth = Truth.load(zoo)
     assert len(truth.edges) == sum(len(r["parents"]) for r in records.values())
-    assert set(truth.relations.values()) == set(RELATIONS)
-    merge_edges = {edge for edge, relation in truth.relations.items() if relation == "merge"}
-    assert set(truth.weights) == merge_edges and len(merge_edges) == 4
+    assert set(truth.relation.values()) == set(RELATIONS)
+    merge_edges = {edge for edge, relation in truth.relation.items() if relation == "merge"}
+    assert {edge for edge, weight in truth.weight.items() if weight is not None} == merge_edges
+    assert len(merge_edges) == 4
 
 
 def test_old_truth_files_read_as_finetune_and_adapter(tmp_path: Path) -> None:
@@ -175,8 +176,8 @@ def test_old_truth_files_read_as_finetune_and_adapter(tmp_path: Path) -> None:
     }
     (tmp_path / "truth.json").write_text(json.dumps(old))
     truth = Truth.load(tmp_path)
-    assert truth.relations == {("a", "b"): "finetune", ("a", "c"): "adapter"}
-    assert truth.weights == {}
+    assert truth.relation == {("a", "b"): "finetune", ("a", "c"): "adapter"}
+    assert truth.weight == {("a", "b"): None, ("a", "c"): None}
 
 
 # ----------------------------------------------------------------------------- writers
