@@ -17,6 +17,7 @@ from heritage.api.errors import BadUpload, Conflict
 from heritage.api.schemas import (
     MAX_NAME_LENGTH,
     ConflictResponse,
+    DeclaredMismatch,
     DeleteResponse,
     ErrorResponse,
     ImportResponse,
@@ -103,6 +104,12 @@ async def list_models(
 @router.get("/models/{model_id}", response_model=Model, dependencies=[ReadAccess], responses=_NOT_FOUND)
 async def get_model(model_id: ModelId, db: DbDep) -> Model:
     return Model.model_validate(await db.read(db.catalogue.get_model, model_id))
+
+
+@router.get("/lineage/declared-mismatches", response_model=list[DeclaredMismatch], dependencies=[ReadAccess],
+            summary="Models whose declared base or relation (model card) disagrees with the recovered lineage")
+async def declared_mismatches(db: DbDep) -> list[DeclaredMismatch]:
+    return [DeclaredMismatch.model_validate(m) for m in await db.read(db.catalogue.declared_mismatches)]
 
 
 @router.get("/models/{model_id}/lineage", response_model=Lineage, dependencies=[ReadAccess],

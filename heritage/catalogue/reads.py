@@ -124,27 +124,36 @@ def family_models(db: Database, family_id: str) -> list[ModelRecord]:
 
 
 def genealogy(db: Database, family_id: str) -> FamilyGenealogy:
-    """A family's stored tree: see :class:`~heritage.catalogue.records.FamilyGenealogy`
-    (statistics and validation computed from the stored edges, over model ids)."""
+    """A family's stored genealogy: see :class:`~heritage.catalogue.records.FamilyGenealogy`
+    (a tree apart from merge children; statistics and validation computed from the stored
+    edges, over model ids)."""
     row = _genealogy_row(db, family_id)
     models = {m["id"]: m for m in row["models"]}
     edges = [_genealogy_edge(e, models) for e in row["edges"]]
-    parent_edge = {e.child: e for e in edges}
+    parents_of: dict[str, list[GenealogyEdge]] = {}
+    for e in edges:
+        parents_of.setdefault(e.child, []).append(e)
+    parents_of = {child: _main_parent_first(found) for child, found in parents_of.items()}
     ids = list(models)
-    pairs = [(e.parent, e.child) for e in edges]
-    nodes = _genealogy_nodes(ids, models, parent_edge)
+    triples = [(e.parent, e.child, e.relation) for e in edges]
+    nodes = _genealogy_nodes(ids, models, parents_of)
     confidences = [e.confidence for e in edges if e.confidence is not None]
     return FamilyGenealogy(
         family=family_record({"family": row["family"], "members": len(models),
                               "roots": [{"id": n.id, "name": n.name} for n in nodes if n.is_root]}),
-        models=[_member_record(m, family_id, parent_edge.get(m["id"])) for m in row["models"]],
+        models=[_member_record(m, family_id, parents_of.get(m["id"], [])) for m in row["models"]],
         nodes=nodes,
         edges=edges,
         roots=[n.id for n in nodes if n.is_root],
-        statistics=tree_statistics(pairs, ids),
-        validation=validate_tree(pairs, ids) if ids else TreeValidation(True, []),
+        statistics=tree_statistics(triples, ids),
+        validation=validate_tree(triples, ids) if ids else TreeValidation(True, []),
         mean_confidence=sum(confidences) / len(confidences) if confidences else None,
     )
+
+
+def _main_parent_first(edges: list[GenealogyEdge]) -> list[GenealogyEdge]:
+    """A model's parent edges, the main parent (largest merge weight, else by name) first."""
+    return sorted(edges, key=lambda e: (-(e.weight if e.weight is not None else 1.0), e.parent_name or ""))
 
 
 def _genealogy_edge(row: dict[str, Any], models: dict[str, dict[str, Any]]) -> GenealogyEdge:
@@ -152,13 +161,14 @@ def _genealogy_edge(row: dict[str, Any], models: dict[str, dict[str, Any]]) -> G
         parent=row["parent"], child=row["child"],
         parent_name=models.get(row["parent"], {}).get("name"), child_name=models.get(row["child"], {}).get("name"),
         confidence=native(row["confidence"]), distance=native(row["distance"]), method=row["method"],
+        relation=row["relation"] or "finetune", weight=native(row["weight"]), aligned=native(row["aligned"]),
         lambda_=row["lambda"], run_id=row["runId"], created_at=native(row["createdAt"]),
     )
 
 
 def _generations(ids: list[str], parent_of: dict[str, str]) -> dict[str, int]:
-    """Edges from each model up to its root (a cycle, which a valid tree never has, stops
-    the walk instead of looping)."""
+    """Edges from each model up its main parents to its root (a cycle, which a valid
+    genealogy never has, stops the walk instead of looping)."""
     def up(node: str) -> int:
         steps, seen = 0, {node}
         while node in parent_of and steps <= len(ids):
@@ -173,27 +183,34 @@ def _generations(ids: list[str], parent_of: dict[str, str]) -> dict[str, int]:
 
 
 def _genealogy_nodes(ids: list[str], models: dict[str, dict[str, Any]],
-                     parent_edge: dict[str, GenealogyEdge]) -> list[GenealogyNode]:
-    generations = _generations(ids, {child: e.parent for child, e in parent_edge.items()})
-    parents = {e.parent for e in parent_edge.values()}
+                     parents_of: dict[str, list[GenealogyEdge]]) -> list[GenealogyNode]:
+    main = {child: found[0] for child, found in parents_of.items()}
+    generations = _generations(ids, {child: e.parent for child, e in main.items()})
+    parents = {e.parent for found in parents_of.values() for e in found}
     return [
         GenealogyNode(
-            id=i, name=models[i]["name"], parent_id=parent_edge[i].parent if i in parent_edge else None,
-            confidence=parent_edge[i].confidence if i in parent_edge else None, generation=generations[i],
-            is_root=i not in parent_edge, is_leaf=i not in parents,
+            id=i, name=models[i]["name"], parent_id=main[i].parent if i in main else None,
+            parent_ids=[e.parent for e in parents_of.get(i, [])], relation=main[i].relation if i in main else None,
+            confidence=main[i].confidence if i in main else None, generation=generations[i],
+            is_root=i not in main, is_leaf=i not in parents,
             is_adapter=bool(models[i].get("isAdapter")), status=models[i].get("status"),
         )
         for i in ids
     ]
 
 
-def _member_record(model: dict[str, Any], family_id: str, edge: GenealogyEdge | None) -> ModelRecord:
-    """A member's ModelRecord with its stored parent edge."""
+def _member_record(model: dict[str, Any], family_id: str, edges: list[GenealogyEdge]) -> ModelRecord:
+    """A member's ModelRecord with its stored parent edges (the main one first)."""
+    main = edges[0] if edges else None
     return model_record({
         "model": model, "familyId": family_id,
-        "parentId": edge.parent if edge else None, "parentName": edge.parent_name if edge else None,
-        "confidence": edge.confidence if edge else None, "distance": edge.distance if edge else None,
-        "method": edge.method if edge else None,
+        "parentId": main.parent if main else None, "parentName": main.parent_name if main else None,
+        "confidence": main.confidence if main else None, "distance": main.distance if main else None,
+        "method": main.method if main else None, "relation": main.relation if main else None,
+        "weight": main.weight if main else None,
+        "parents": [{"id": e.parent, "name": e.parent_name, "relation": e.relation, "weight": e.weight,
+                     "confidence": e.confidence, "distance": e.distance, "method": e.method, "aligned": e.aligned}
+                    for e in edges],
     })
 
 
@@ -212,7 +229,7 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
         stable = bool(after) and after[0]["version"] == (row["family"] or {}).get("version")
         ids = [m["id"] for m in row["models"]]
         whole = len({e["runId"] for e in row["edges"]}) <= 1 and (
-            not ids or validate_tree([(e["parent"], e["child"]) for e in row["edges"]], ids).valid)
+            not ids or validate_tree([(e["parent"], e["child"], e["relation"]) for e in row["edges"]], ids).valid)
         if stable and (whole or n == _CONSISTENT_READ_ATTEMPTS - 1):  # stored as such: report, do not hide
             return row
         raise _TornRead("the genealogy overlapped a rewrite of its tree")
@@ -223,22 +240,27 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
 
 def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], descendants: list[dict[str, Any]],
                    root: list[dict[str, Any]], depth: int) -> bool:
-    """Do the parts of a lineage describe one tree? (parent = nearest ancestor, one chain up
-    to the root, descendants hanging below the model, nobody twice)."""
+    """Do the parts of a lineage describe one genealogy? (the main parent is the first
+    ancestor of generation 1, each ancestor hangs above a model one generation below it,
+    the root is among the ancestors when within reach, descendants hang below the model,
+    nobody twice)."""
     model_id = model["model"]["id"]
-    chain = [model_id, *(a["id"] for a in ancestors)]
-    if model["parentId"] != (ancestors[0]["id"] if ancestors else None):
+    first = [a for a in ancestors if a["generation"] == 1]
+    if model["parentId"] != (first[0]["id"] if first else None):
         return False
-    if any(a["childId"] != below for a, below in zip(ancestors, chain)):
+    generation = {model_id: 0, **{a["id"]: a["generation"] for a in ancestors}}
+    if len(generation) != len(ancestors) + 1:
         return False
-    if root and len(ancestors) < depth and root[0]["id"] != chain[-1]:
+    if any(generation.get(a["childId"]) != a["generation"] - 1 for a in ancestors):
+        return False
+    if root and root[0]["generations"] <= depth and root[0]["id"] not in generation:
         return False
     placed = {model_id}
     for d in descendants:  # ordered by generation: each hangs below one already placed
         if d["parentId"] not in placed or d["id"] in placed:
             return False
         placed.add(d["id"])
-    return not placed & set(chain[1:])
+    return not placed & (set(generation) - {model_id})
 
 
 def _light(row: dict[str, Any]) -> dict[str, Any]:
@@ -246,12 +268,14 @@ def _light(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
         "generation": row.get("generation"), "confidence": native(row.get("confidence")),
         "distance": native(row.get("distance")), "method": row.get("method"),
+        "relation": row.get("relation") or "finetune", "weight": native(row.get("weight")),
     }
 
 
 def lineage(db: Database, model_id: str, depth: int = 10) -> Lineage:
     """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50):
-    see :class:`~heritage.catalogue.records.Lineage`."""
+    see :class:`~heritage.catalogue.records.Lineage` (every relative with the relation and
+    weight of its edge; with merges, each relative once, at its nearest generation)."""
     depth = validate_depth(depth)
     model_row, ancestor_rows, rows, root = _lineage_rows(db, model_id, depth)
     model = model_record(model_row)
@@ -311,8 +335,8 @@ def _require_models(db: Database, *ids: str) -> None:
 
 
 def path_between(db: Database, a: str, b: str) -> dict[str, Any] | None:
-    """The tree path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent, child,
-    confidence}], length}``, or ``None`` when they are not in the same tree."""
+    """The genealogy path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent,
+    child, confidence, relation, weight}], length}``, or ``None`` when they are not related."""
     _require_models(db, a, b)
     rows = db.read("lineage_path", a=a, b=b)
     return native(dict(rows[0])) if rows else None
@@ -329,25 +353,33 @@ def lowest_common_ancestor(db: Database, a: str, b: str) -> dict[str, Any] | Non
 
 
 def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
-    """Models sharing this model's recovered parent: ``{id, name, status, format,
-    confidence, parent_id, parent_name}``."""
+    """Models sharing a recovered parent with this model: ``{id, name, status, format,
+    confidence, relation, parent_id, parent_name}`` (one row per shared parent)."""
     _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "status": r["status"], "format": r["format"],
-         "confidence": native(r["confidence"]), "parent_id": r["parentId"], "parent_name": r["parentName"]}
+         "confidence": native(r["confidence"]), "relation": r["relation"],
+         "parent_id": r["parentId"], "parent_name": r["parentName"]}
         for r in db.read("lineage_siblings", id=model_id)
     ]
 
 
 def declared_mismatches(db: Database) -> list[dict[str, Any]]:
-    """Models whose declared base is not their recovered parent: ``{id, name, relation,
-    declared_name, declared_id, declared_external, recovered_id, recovered_name,
-    confidence}`` (``declared_external``: the declared base is not in the catalogue)."""
+    """Models whose declared lineage disagrees with the recovered one, by parent or by
+    relation: ``{id, name, reason ('parent' | 'relation'), relation (declared, as the card
+    says it), declared_name, declared_id, declared_external, recovered_id,
+    recovered_name, recovered_relation, relation_to_declared, confidence,
+    recovered_parents}`` (``declared_external``: the declared base is not in the catalogue;
+    ``recovered_*``: the main recovered parent; ``relation_to_declared``: the relation of
+    the recovered edge to the declared base, None when there is none)."""
     return [
-        {"id": r["id"], "name": r["name"], "relation": r["relation"], "declared_name": r["declaredName"],
-         "declared_id": r["declaredId"], "declared_external": bool(r["declaredExternal"]),
+        {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
+         "declared_name": r["declaredName"], "declared_id": r["declaredId"],
+         "declared_external": bool(r["declaredExternal"]),
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
-         "confidence": native(r["confidence"])}
+         "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
+         "confidence": native(r["confidence"]),
+         "recovered_parents": [native(dict(p)) for p in r["recoveredParents"] or []]}
         for r in db.read("lineage_declared_mismatches")
     ]
 

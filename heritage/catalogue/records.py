@@ -24,6 +24,7 @@ __all__ = [
     "ImportSummary",
     "ModelRecord",
     "FamilyRecord",
+    "ParentRecord",
     "GenealogyNode",
     "GenealogyEdge",
     "FamilyGenealogy",
@@ -110,7 +111,9 @@ class ModelRecord(TypedDict, total=False):
     read from the weights at import, never estimated.  ``family_id``, ``parent_id``,
     ``parent_name`` and ``confidence`` (of the DERIVED_FROM edge to the parent) come from
     the stored genealogy; ``declared_base`` is what the model card or adapter config
-    names, ``declared_base_id`` the catalogue model it resolved to (``None`` if external).
+    names (the first of ``declared_bases``, several for a merge), ``declared_base_id`` the
+    catalogue model it resolved to (``None`` if external). ``quantization`` is the GGML
+    type of a quantised (GGUF) model, ``revision`` the hub cache commit it was read from.
     """
 
     id: str
@@ -135,12 +138,31 @@ class ModelRecord(TypedDict, total=False):
     declared_base: str | None
     declared_relation: str | None
     declared_base_id: str | None
+    declared_bases: list[str] | None
+    quantization: str | None
+    revision: str | None
     family_id: str | None
     parent_id: str | None
     parent_name: str | None
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str | None
+    weight: float | None
+    parents: list["ParentRecord"]
+
+
+class ParentRecord(TypedDict, total=False):
+    """One recovered parent of a model (the DERIVED_FROM edge to it)."""
+
+    id: str
+    name: str
+    relation: str
+    weight: float | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    aligned: float | None
 
 
 class FamilyRecord(TypedDict, total=False):
@@ -164,11 +186,15 @@ class FamilyRecord(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class GenealogyNode:
-    """One model in a stored family tree."""
+    """One model in a stored family genealogy: ``parent_id`` is its main parent (the one of
+    largest weight; a merged model has one edge per parent, all in ``parent_ids``),
+    ``relation`` and ``confidence`` those of the edge to it."""
 
     id: str
     name: str
     parent_id: str | None
+    parent_ids: list[str]
+    relation: str | None
     confidence: float | None
     generation: int
     is_root: bool
@@ -179,7 +205,9 @@ class GenealogyNode:
 
 @dataclass(frozen=True)
 class GenealogyEdge:
-    """A stored DERIVED_FROM edge, child -> parent, with how it was decided."""
+    """A stored DERIVED_FROM edge, child -> parent, with how it was decided: ``relation``
+    (``finetune``, ``adapter``, ``merge``, ...), a merge parent's ``weight``, and the share
+    of the parameters ``aligned`` between them."""
 
     parent: str
     child: str
@@ -188,6 +216,9 @@ class GenealogyEdge:
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str
+    weight: float | None
+    aligned: float | None
     lambda_: float | None
     run_id: str | None
     created_at: datetime | None
@@ -195,8 +226,9 @@ class GenealogyEdge:
 
 @dataclass(frozen=True)
 class FamilyGenealogy:
-    """A family's stored tree: the family, its models (with their parents), nodes, edges,
-    roots (ids), the tree's statistics and validation, and the mean edge confidence."""
+    """A family's stored genealogy (a tree apart from merge children, which have one edge
+    per parent): the family, its models (with their parents), nodes, edges, roots (ids),
+    its statistics and validation, and the mean edge confidence."""
 
     family: FamilyRecord
     models: list[ModelRecord]
@@ -215,7 +247,7 @@ class FamilyGenealogy:
         raise KeyError(name)
 
     def parent_of(self, name: str) -> str | None:
-        """The name of the stored parent of the model called ``name`` (``None`` for a root)."""
+        """The name of the main stored parent of the model called ``name`` (``None`` for a root)."""
         names = {n.id: n.name for n in self.nodes}
         parent = self.node(name).parent_id
         return names.get(parent) if parent else None
@@ -232,7 +264,8 @@ class LineageRoot:
 
 @dataclass(frozen=True)
 class Ancestor:
-    """A model above another one; ``confidence`` is that of the edge from ``child_id``."""
+    """A model above another one; ``confidence``, ``relation`` and ``weight`` are those of
+    the edge from ``child_id``."""
 
     id: str
     name: str
@@ -242,12 +275,15 @@ class Ancestor:
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str
+    weight: float | None
     child_id: str | None
 
 
 @dataclass(frozen=True)
 class Descendant:
-    """A model below another one, with its own descendants."""
+    """A model below another one (the edge to its parent: ``relation``, ``weight``,
+    ``confidence``), with its own descendants."""
 
     id: str
     name: str
@@ -257,12 +293,16 @@ class Descendant:
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str
+    weight: float | None
     children: list[Descendant] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Lineage:
-    """Ancestors (nearest first) and nested descendants of ``model``, up to ``depth``."""
+    """Ancestors (nearest first) and nested descendants of ``model``, up to ``depth``.
+    With merges the genealogy is a DAG: each relative is listed once, at its nearest
+    generation."""
 
     model: ModelRecord
     depth: int
@@ -317,12 +357,13 @@ _MODEL_KEYS = {
     "adapterRank": "adapter_rank", "kurtosis": "kurtosis", "status": "status",
     "error": "error", "createdAt": "created_at", "processedAt": "processed_at",
     "path": "path", "uploaded": "uploaded", "declaredBase": "declared_base",
-    "declaredRelation": "declared_relation",
+    "declaredRelation": "declared_relation", "declaredBases": "declared_bases", "quantization": "quantization",
+    "revision": "revision",
 }
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",
     "confidence": "confidence", "distance": "distance", "method": "method",
-    "declaredBaseId": "declared_base_id",
+    "relation": "relation", "weight": "weight", "declaredBaseId": "declared_base_id",
 }
 _FAMILY_KEYS = {
     "id": "id", "memberCount": "member_count", "meanDistance": "mean_distance",
@@ -353,6 +394,13 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
     record["uploaded"] = bool(record["uploaded"])
     for camel, snake in _MODEL_EXTRA.items():
         record[snake] = native(row.get(camel))
+    record["parents"] = [native(dict(p)) for p in row.get("parents") or []]
+    if record["parent_id"] is None and record["parents"]:  # rows that list parents only
+        main = record["parents"][0]
+        for key in ("id", "name", "confidence", "distance", "method", "relation", "weight"):
+            record["parent_" + key if key in ("id", "name") else key] = main.get(key)
+    if record["parent_id"] is not None and record["relation"] is None:
+        record["relation"] = "finetune"  # an edge stored before relations existed
     if record["declared_base_id"] is None and row.get("declaredBaseName") and not record["declared_base"]:
         record["declared_base"] = row.get("declaredBaseName")
     return record  # type: ignore[return-value]

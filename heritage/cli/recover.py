@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recover",
         help="recover families and genealogy trees of the models in a folder (no database)",
         description="Every entry directly inside DIR (a file or a folder) is one model, "
-        "named by its entry name without extension.",
+        "named by its entry name without extension. A Hugging Face hub cache folder "
+        "(~/.cache/huggingface/hub) gives one model per cached revision, named org/name.",
     )
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--out", type=Path, help="write the result as JSON to this file")
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def recovery_document(models: list[IngestedModel], genealogy) -> dict[str, object]:
-    """The ``--out`` JSON: models, families (lists of names) and edges."""
+    """The ``--out`` JSON: models, families (lists of names) and edges (a merge child has
+    one edge per parent, each with its ``weight``; other edges have ``weight`` null)."""
     family_index = {m: f.index for f in genealogy.families for m in f.members}
     return {
         "models": [
@@ -37,12 +39,16 @@ def recovery_document(models: list[IngestedModel], genealogy) -> dict[str, objec
                 "format": m.profile.format,
                 "params": m.profile.params,
                 "family": family_index.get(m.name),
+                "quantization": m.profile.quantization,
+                "revision": m.profile.revision,
             }
             for m in models
         ],
         "families": [list(f.members) for f in genealogy.families],
         "edges": [
-            {"parent": e.parent, "child": e.child, "confidence": round(e.confidence, 4)}
+            {"parent": e.parent, "child": e.child, "relation": e.relation,
+             "weight": None if e.weight is None else round(e.weight, 4),
+             "confidence": round(e.confidence, 4), "aligned": round(e.aligned, 4)}
             for e in genealogy.edges
         ],
     }

@@ -75,7 +75,8 @@ def _margin(costs: np.ndarray, parent: int, child: int) -> float:
 def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
                lam: float = DEFAULT_LAMBDA,
-               regime: Regime = Regime.FINE_TUNING) -> list[TreeEdge]:
+               regime: Regime = Regime.FINE_TUNING,
+               forbidden: np.ndarray | None = None) -> list[TreeEdge]:
     """Return the genealogy tree of one family of models.
 
     Parameters
@@ -95,6 +96,10 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         Which way edges should point: from higher to lower kurtosis (fine-tuning), from
         lower to higher (pretraining), or from the family's centre outwards
         (centrality); see :func:`heritage.lineage.direction.decide_direction`.
+    forbidden : ndarray of bool, shape (n, n), optional
+        ``forbidden[i, j]`` rules the edge ``i -> j`` out (``mother`` only): structural
+        facts such as "a model with fewer blocks is not the parent of one with more", or
+        a merge's fitted parents.
 
     Returns
     -------
@@ -131,6 +136,8 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         return []
     if method is TreeBuildingMethod.MOTHER:
         costs = mother_costs(distances, kurtosis, lam, regime)
+        if forbidden is not None:
+            costs[forbidden] = np.inf
         pairs = minimum_arborescence(costs)
     elif method is TreeBuildingMethod.DISTANCE_ONLY:
         costs = distances.astype(np.float64).copy()
@@ -157,7 +164,7 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
 
 
 class TreeValidation(NamedTuple):
-    """Whether edges form one tree, and every reason they do not (empty when valid).
+    """Whether edges form one genealogy, and every reason they do not (empty when valid).
 
     A named tuple, so ``valid, issues = validate_tree(...)`` works as well as
     ``validate_tree(...).valid``.
@@ -170,7 +177,8 @@ class TreeValidation(NamedTuple):
 @dataclass(frozen=True)
 class TreeStatistics:
     """Shape of a forest: sizes, roots and leaves (sorted by ``str``), longest root-to-leaf
-    path in edges, and branching over the nodes that have children."""
+    path in edges, and branching over the nodes that have children (a merge child counts
+    once under each of its parents)."""
 
     nodes: int
     edges: int
@@ -181,22 +189,25 @@ class TreeStatistics:
     mean_branching: float
 
 
-def validate_tree(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Hashable]) -> TreeValidation:
-    """Check that edges form one tree over the given nodes.
+def validate_tree(edges: Sequence[tuple[Hashable, ...]], nodes: Sequence[Hashable]) -> TreeValidation:
+    """Check that edges form one genealogy over the given nodes.
 
     Parameters
     ----------
-    edges : sequence of (parent, child)
-        Directed edges, parent first (names, ids, indexes: any hashable).
+    edges : sequence of (parent, child) or (parent, child, relation)
+        Directed edges, parent first (names, ids, indexes: any hashable); a third item
+        is the edge's relation (``"merge"`` for the parents of a merged model).
     nodes : sequence
-        Every node the tree must span.
+        Every node the genealogy must span.
 
     Returns
     -------
     TreeValidation
-        ``(valid, issues)``: valid when every node has at most one parent, no edge
-        leaves ``nodes``, there is no cycle, exactly one root, and every node is reached
-        from it; ``issues`` says what fails, one line each.
+        ``(valid, issues)``: valid when every node has at most one parent, except a
+        merge child (all of whose edges have the relation ``merge``), which has two or
+        more; no edge leaves ``nodes``; there is no cycle, exactly one root, and every
+        node is reached from it.  So a valid genealogy is a tree apart from its merge
+        children.  ``issues`` says what fails, one line each.
 
     See Also
     --------
@@ -209,20 +220,24 @@ def validate_tree(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Ha
     >>> valid, issues = validate_tree([("a", "b"), ("c", "b")], ["a", "b", "c"])
     >>> valid, issues
     (False, ["'b' has more than one parent", 'expected one root, found 2'])
+    >>> validate_tree([("r", "a"), ("r", "b"), ("a", "m", "merge"), ("b", "m", "merge")], ["r", "a", "b", "m"])
+    TreeValidation(valid=True, issues=[])
     """
     issues: list[str] = []
     node_set = set(nodes)
     graph = nx.DiGraph()
     graph.add_nodes_from(node_set)
-    parents: dict[object, object] = {}
-    for parent, child in edges:
+    relations: dict[Hashable, list[Hashable | None]] = {}
+    for edge in edges:
+        parent, child = edge[0], edge[1]
         if parent not in node_set or child not in node_set:
             issues.append(f"edge {parent!r} -> {child!r} names a model outside the family")
             continue
-        if child in parents:
-            issues.append(f"{child!r} has more than one parent")
-        parents[child] = parent
+        relations.setdefault(child, []).append(edge[2] if len(edge) > 2 else None)
         graph.add_edge(parent, child)
+    for child, kinds in relations.items():
+        if len(kinds) > 1 and any(kind != "merge" for kind in kinds):
+            issues.append(f"{child!r} has more than one parent")
     if not nx.is_directed_acyclic_graph(graph):
         issues.append("the tree contains a cycle")
     roots = [n for n in node_set if graph.in_degree(n) == 0]
@@ -233,12 +248,12 @@ def validate_tree(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Ha
     return TreeValidation(not issues, issues)
 
 
-def tree_statistics(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[Hashable]) -> TreeStatistics:
+def tree_statistics(edges: Sequence[tuple[Hashable, ...]], nodes: Sequence[Hashable]) -> TreeStatistics:
     """Describe the shape of a forest.
 
     Parameters
     ----------
-    edges : sequence of (parent, child)
+    edges : sequence of (parent, child) or (parent, child, relation)
         Directed edges, parent first.
     nodes : sequence
         Every node (one without edges is a root and a leaf).
@@ -263,7 +278,7 @@ def tree_statistics(edges: Sequence[tuple[Hashable, Hashable]], nodes: Sequence[
     """
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
+    graph.add_edges_from((e[0], e[1]) for e in edges)
     roots = sorted((n for n in graph if graph.in_degree(n) == 0), key=str)
     leaves = sorted((n for n in graph if graph.out_degree(n) == 0), key=str)
     depth = 0

@@ -3,7 +3,8 @@
 Why: a model being trained, or one loaded by another library, should not have to be
 written to disk to be fingerprinted.  :func:`model_from_arrays` wraps the arrays in the
 same lazy :class:`~heritage.reading.model.LoadedModel` the file readers build (names
-canonicalised the same way, values read only when the fingerprint reads them), so the
+canonicalised and buffers set apart the same way, values read only when the fingerprint
+reads them), so the
 fingerprint of a state dict equals that of the file ``torch.save`` or ``save_file``
 writes from it.
 """
@@ -17,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from heritage.errors import ModelLoadError
-from heritage.reading.loader import canonicalise_tensors
 from heritage.reading.model import LoadedModel, ModelFormat, TensorRef
+from heritage.reading.parameters import split_parameters
 
 __all__ = ["model_from_arrays"]
 
@@ -47,7 +48,8 @@ def _reference(name: str, value: Any) -> TensorRef:
                      loader=lambda a=array: np.asarray(a, dtype=np.float32))
 
 
-def model_from_arrays(weights: Mapping[str, Any], name: str = "in-memory") -> LoadedModel:
+def model_from_arrays(weights: Mapping[str, Any], name: str = "in-memory",
+                      config: Mapping[str, object] | None = None) -> LoadedModel:
     """A :class:`LoadedModel` over in-memory weights.
 
     Parameters
@@ -58,6 +60,9 @@ def model_from_arrays(weights: Mapping[str, Any], name: str = "in-memory") -> Lo
         for files.
     name : str
         The model's name, which its fingerprint carries.
+    config : mapping, optional
+        The model's ``config.json`` content, when known: its ``model_type`` names a
+        wrapper prefix, and it tells whether a missing output projection is tied.
 
     Raises
     ------
@@ -78,5 +83,7 @@ def model_from_arrays(weights: Mapping[str, Any], name: str = "in-memory") -> Lo
         if not isinstance(key, str):
             raise ModelLoadError(f"parameter names must be strings, got {key!r}")
         refs[key] = _reference(key, value)
-    return LoadedModel(name=name, path=Path(name), format=ModelFormat.IN_MEMORY,
-                       tensors=canonicalise_tensors(refs), files=[])
+    config = dict(config or {})
+    tensors, buffers, tied = split_parameters(refs, config)
+    return LoadedModel(name=name, path=Path(name), format=ModelFormat.IN_MEMORY, tensors=tensors, files=[],
+                       config=config, buffers=buffers, tied=tied)
