@@ -336,10 +336,23 @@ def _require_models(db: Database, *ids: str) -> None:
 
 def path_between(db: Database, a: str, b: str) -> dict[str, Any] | None:
     """The genealogy path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent,
-    child, confidence, relation, weight}], length}``, or ``None`` when they are not related."""
+    child, confidence, relation, weight}], length}``, or ``None`` when they are not related.
+
+    One query, but read-committed: an edge deleted by a rewrite that commits while the
+    path is walked comes back without its ends; such a path is read again."""
     _require_models(db, a, b)
-    rows = db.read("lineage_path", a=a, b=b)
-    return native(dict(rows[0])) if rows else None
+
+    def attempt(_: int) -> dict[str, Any] | None:
+        rows = db.read("lineage_path", a=a, b=b)
+        if not rows:
+            return None
+        found = native(dict(rows[0]))
+        if any(e["parent"] is None or e["child"] is None for e in found["edges"]):
+            raise _TornRead("the path crossed an edge that was being rewritten")
+        return found
+
+    return retry(f"read the path between {a} and {b}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def lowest_common_ancestor(db: Database, a: str, b: str) -> dict[str, Any] | None:
