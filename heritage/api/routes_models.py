@@ -1,4 +1,4 @@
-"""``/api/models``: list, read, upload, register, delete, lineage, path, reprocess."""
+"""``/api/models``: list, read, upload, register, delete, lineage, path, common ancestor, reprocess."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from heritage.api.deps import DbDep, JobsDep, ReadAccess, SettingsDep, WriteAcce
 from heritage.api.errors import BadUpload, Conflict
 from heritage.api.schemas import (
     MAX_NAME_LENGTH,
+    CommonAncestor,
     ConflictResponse,
     DeleteResponse,
     ErrorResponse,
@@ -121,6 +122,17 @@ async def model_path(model_id: ModelId, other_id: ModelId, db: DbDep) -> ModelPa
     if found is None:
         return ModelPath(related=False)
     return ModelPath.model_validate({"related": True, **found})
+
+
+@router.get("/models/{model_id}/common-ancestor/{other_id}", response_model=CommonAncestor,
+            dependencies=[ReadAccess], responses=_NOT_FOUND,
+            summary="The lowest common ancestor of two models, with the generations from each")
+async def common_ancestor(model_id: ModelId, other_id: ModelId, db: DbDep) -> CommonAncestor:
+    found = await db.read(db.catalogue.lowest_common_ancestor, model_id, other_id)
+    if found is None:
+        return CommonAncestor(related=False)
+    return CommonAncestor.model_validate({"related": True, "ancestor": {"id": found["id"], "name": found["name"]},
+                                          "from_a": found["from_a"], "from_b": found["from_b"]})
 
 
 # ------------------------------------------------------------------------------ writes

@@ -36,6 +36,8 @@ __all__ = [
     "Lineage",
     "PathEdge",
     "ModelPath",
+    "CommonAncestor",
+    "DeclaredMismatch",
     "Job",
     "JobAccepted",
     "ClusteringConfiguration",
@@ -48,6 +50,9 @@ __all__ = [
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
 JobState = Literal["queued", "running", "succeeded", "failed"]
+RELATION_DESCRIPTION = ("how the child was derived: finetune, adapter, merge, quantization, conversion, "
+                        "head_only or distillation (edges stored without one read as finetune)")
+WEIGHT_DESCRIPTION = "a merge parent's estimated mixing weight; null for other relations"
 
 
 class _Out(BaseModel):
@@ -192,6 +197,8 @@ class Family(_Out):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     roots: list[ModelRef] = Field(default_factory=list)
+    edge_count: int | None = Field(None, description="DERIVED_FROM edges of the family's stored tree")
+    mean_confidence: float | None = Field(None, description="mean confidence of those edges, 0..1")
 
 
 class FamilyList(_Out):
@@ -217,6 +224,8 @@ class TreeEdge(_Out):
     child: str
     parent_name: str | None = None
     child_name: str | None = None
+    relation: str = Field("finetune", description=RELATION_DESCRIPTION)
+    weight: float | None = Field(None, description=WEIGHT_DESCRIPTION)
     confidence: float | None = None
     distance: float | None = None
     method: str | None = None
@@ -250,6 +259,8 @@ class _LineageBase(_Out):
     status: str | None = None
     format: str | None = None
     generation: int | None = None
+    relation: str = Field("finetune", description=RELATION_DESCRIPTION)
+    weight: float | None = Field(None, description=WEIGHT_DESCRIPTION)
     confidence: float | None = None
     distance: float | None = None
     method: str | None = None
@@ -293,6 +304,29 @@ class ModelPath(_Out):
     nodes: list[ModelRef] = Field(default_factory=list)
     edges: list[PathEdge] = Field(default_factory=list)
     length: int | None = None
+
+
+class CommonAncestor(_Out):
+    """The lowest common ancestor of two models (one of them when it is the other's ancestor)."""
+
+    related: bool = Field(description="false when the models share no ancestor (different trees)")
+    ancestor: ModelRef | None = None
+    from_a: int | None = Field(None, description="generations from the first model up to the ancestor")
+    from_b: int | None = Field(None, description="generations from the second model up to the ancestor")
+
+
+class DeclaredMismatch(_Out):
+    """A declared base (model card, adapter config) that is not a recovered parent."""
+
+    id: str = Field(description="the model")
+    name: str
+    relation: str | None = Field(None, description="the relation the model card declares")
+    declared_name: str | None = None
+    declared_id: str | None = Field(None, description="the declared base in the catalogue; null when external")
+    declared_external: bool = Field(False, description="the declared base is not in the catalogue")
+    recovered_id: str | None = Field(None, description="the recovered parent; null for a recovered root")
+    recovered_name: str | None = None
+    confidence: float | None = Field(None, description="confidence of the recovered edge")
 
 
 # ------------------------------------------------------------------------------- jobs

@@ -111,8 +111,8 @@ def genealogy(family_id: str) -> dict[str, Any]:
 
     Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with parent/confidence),
     ``nodes`` (``{id, name, parent_id, confidence, generation, is_root, is_leaf,
-    is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name,
-    confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
+    is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name, relation,
+    weight, confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
     ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids), ``validation``
     (``{valid, issues}``) and ``mean_confidence``.
     """
@@ -122,6 +122,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
         {"parent": e["parent"], "child": e["child"],
          "parent_name": models.get(e["parent"], {}).get("name"),
          "child_name": models.get(e["child"], {}).get("name"),
+         "relation": e.get("relation") or "finetune", "weight": native(e.get("weight")),
          "confidence": native(e["confidence"]), "distance": native(e["distance"]),
          "method": e["method"], "lambda_": e["lambda"], "run_id": e["runId"],
          "created_at": native(e["createdAt"])}
@@ -163,6 +164,8 @@ def genealogy(family_id: str) -> dict[str, Any]:
         for i in ids
     ]
     confidences = [e["confidence"] for e in edges if e["confidence"] is not None]
+    family["edge_count"] = len(edges)
+    family["mean_confidence"] = sum(confidences) / len(confidences) if confidences else None
     return {
         "family": family,
         "models": model_records,
@@ -171,7 +174,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
         "roots": [n["id"] for n in nodes if n["is_root"]],
         "statistics": stats,
         "validation": {"valid": valid, "issues": issues},
-        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "mean_confidence": family["mean_confidence"],
     }
 
 
@@ -222,7 +225,8 @@ def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], desce
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
-        "generation": row.get("generation"), "confidence": native(row.get("confidence")),
+        "generation": row.get("generation"), "relation": row.get("relation") or "finetune",
+        "weight": native(row.get("weight")), "confidence": native(row.get("confidence")),
         "distance": native(row.get("distance")), "method": row.get("method"),
     }
 
@@ -234,7 +238,8 @@ def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
     model's own parent edge), ``root`` (``{id, name, generations}``), ``ancestors``
     (``{id, name, status, format, generation, confidence, distance, method, child_id}``;
     ``confidence`` is that of the edge from ``child_id`` to this ancestor),
-    ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.
+    ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.  Every
+    ancestor and descendant also carries the ``relation`` and merge ``weight`` of that edge.
     """
     depth = validate_depth(depth)
     model_row, ancestor_rows, rows, root = _lineage_rows(model_id, depth)
@@ -332,16 +337,21 @@ def siblings(model_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def declared_mismatches() -> list[dict[str, Any]]:
-    """Models whose declared base is not their recovered parent: ``{id, name, relation,
-    declared_name, declared_id, declared_external, recovered_id, recovered_name,
-    confidence}`` (``declared_external``: the declared base is not in the catalogue)."""
+def declared_mismatches(model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Models whose declared base is not one of their recovered parents: ``{id, name,
+    relation, declared_name, declared_id, declared_external, recovered_id, recovered_name,
+    confidence}`` (``declared_external``: the declared base is not in the catalogue), by
+    model name, at most ``limit``.  With ``model_id``, that model's alone
+    (``ModelNotFound`` when it does not exist)."""
+    _, limit = _paging(0, limit)
+    if model_id is not None:
+        _require_models(model_id)
     return [
         {"id": r["id"], "name": r["name"], "relation": r["relation"], "declared_name": r["declaredName"],
          "declared_id": r["declaredId"], "declared_external": bool(r["declaredExternal"]),
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
          "confidence": native(r["confidence"])}
-        for r in read("lineage_declared_mismatches")
+        for r in read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 
 

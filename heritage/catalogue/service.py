@@ -194,8 +194,9 @@ class Catalogue:
     def siblings(self, model_id: str) -> list[dict[str, Any]]:
         return reads.siblings(model_id)
 
-    def declared_mismatches(self) -> list[dict[str, Any]]:
-        return reads.declared_mismatches()
+    def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Declared bases that are not recovered parents (all models, or ``model_id``'s)."""
+        return reads.declared_mismatches(model_id, limit)
 
     def statistics(self) -> dict[str, Any]:
         return reads.statistics()
