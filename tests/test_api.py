@@ -7,6 +7,7 @@ genealogy read back through REST is checked against the truth.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -707,16 +708,21 @@ def test_small_zoo_genealogy_through_rest(api_factory: Any, api_headers: dict[st
 
 
 def test_web_front_end_is_served(api_client: Any) -> None:
-    """The seed's web front end (model list, lineage, upload form) over the same API."""
+    """The genealogy explorer (tests/test_ui.py drives it in a browser) over the same API."""
     home = api_client.get("/", follow_redirects=False)
     assert home.status_code in (302, 307) and home.headers["location"] == "/ui/"
     page = api_client.get("/ui/")
     assert page.status_code == 200 and "Model Heritage" in page.text
-    assert 'id="upload-form"' in page.text and 'id="lineage"' in page.text
-    script = api_client.get("/ui/app.js")
+    assert 'id="upload-dialog"' in page.text and 'id="key-dialog"' in page.text and 'id="view"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    script = api_client.get("/ui/js/api.js")
     assert script.status_code == 200
-    # It only calls endpoints the API has, and never inserts API values as HTML.
-    for endpoint in ("/models?", "/models/${encodeURIComponent(id)}/lineage", "/models`"):
-        assert endpoint in script.text
-    assert "innerHTML" not in script.text
-    assert api_client.get("/ui/style.css").status_code == 200
+    # It only calls endpoints the API has.
+    paths = set(api_client.get("/openapi.json").json()["paths"])
+    endpoints = [a or b for a, b in re.findall(r'(?:get|post)\((?:`([^`]+)`|"([^"]+)")', script.text)]
+    assert len(endpoints) >= 14
+    for endpoint in endpoints:
+        template = "/api" + re.sub(r"\$\{id\((\w+)\)\}", "{x}", endpoint)
+        assert any(re.sub(r"\{\w+\}", "{x}", p) == template for p in paths), endpoint
+    for path in ("/ui/js/app.js", "/ui/vendor/d3-hierarchy.min.js", "/ui/style.css"):
+        assert api_client.get(path).status_code == 200, path
