@@ -62,8 +62,10 @@ def take(out: Path) -> list[Path]:
                 page.goto(f"{url}/ui/{family}")
                 wait_until_ready(page, "family")
                 page.locator(f'g.node[data-model-id="{ids["minilm-l6-sentiment"]}"]').focus()
-                node = page.locator(f'g.node[data-model-id="{ids["minilm-l6-topics"]}"]')
-                node.hover()
+                # Hover the middle of an edge (a straight vertical path has no width to "hover").
+                middle = page.locator(f'g.edge[data-child-id="{ids["minilm-l6-topics"]}"] path.line').evaluate(
+                    "p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }")
+                page.mouse.move(*middle)
                 saved.append(out / "ui-family.png")
                 page.screenshot(path=str(saved[-1]))
                 page.goto(f"{url}/ui/#/models/{ids[MODEL]}?depth=3&other={ids[OTHER]}")

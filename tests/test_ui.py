@@ -33,14 +33,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 import graph
 from live_server import heritage_serve, register_zoo
-from ui_browser import chromium_path, launch_chromium, wait_until_ready
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test installation")
-
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (scripts/setup.sh installs it)")
+from ui_browser import launch_chromium, wait_until_ready
 
 STATIC = Path(__file__).resolve().parents[1] / "heritage" / "api" / "static"
 INJECTION = "<img src=x onerror=alert(1)>"
@@ -79,7 +76,7 @@ def explorer(neo4j_server: Any, small_zoo: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()

@@ -43,7 +43,10 @@ export function number(x, digits = 3) {
 export function date(value) {
   if (!value) return "—";
   const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  if (Number.isNaN(d.getTime())) return String(value);
+  const sameYear = d.getFullYear() === new Date().getFullYear();
+  return d.toLocaleString(undefined, { year: sameYear ? undefined : "numeric", month: "short", day: "numeric",
+                                       hour: "2-digit", minute: "2-digit" });
 }
 
 const DTYPES = { float32: "fp32", f32: "fp32", float16: "fp16", f16: "fp16", bfloat16: "bf16", bf16: "bf16",

@@ -417,9 +417,12 @@ export class FamilyTree {
     const r = this.host.getBoundingClientRect();
     show(this.tooltip, ...lines.map((line, i) => el(i ? "div" : "strong", {}, line)));
     this.tooltip.hidden = false;
-    const x = Math.min(e.clientX - r.left + 14, r.width - this.tooltip.offsetWidth - 4);
-    const y = Math.min(e.clientY - r.top + 14, r.height - this.tooltip.offsetHeight - 4);
-    this.tooltip.style.transform = `translate(${Math.max(0, x)}px, ${Math.max(0, y)}px)`;
+    const px = e.clientX - r.left;
+    const py = e.clientY - r.top;
+    // Above and right of the pointer where there is room (edges run down from it), else flipped.
+    const x = px + 14 + this.tooltip.offsetWidth < r.width ? px + 14 : px - 14 - this.tooltip.offsetWidth;
+    const y = py - 10 - this.tooltip.offsetHeight >= 0 ? py - 10 - this.tooltip.offsetHeight : py + 14;
+    this.tooltip.style.transform = `translate(${Math.max(0, x)}px, ${Math.max(0, Math.min(y, r.height - this.tooltip.offsetHeight))}px)`;
   }
 
   hideTooltip() {

@@ -11,7 +11,7 @@ const SEARCH_PAGE = 25;
 
 function meter(value) {
   if (value === null || value === undefined) return el("span", { class: "muted" }, "—");
-  const m = el("meter", { min: "0", max: "1", low: "0.25", high: "0.6", optimum: "1", "aria-label": "mean confidence" });
+  const m = el("meter", { min: "0", max: "1", low: "0.2", high: "0.5", optimum: "1", "aria-label": "mean confidence" });
   m.value = value;
   return el("span", { class: "meter" }, m, " ", confidence(value));
 }
@@ -23,7 +23,7 @@ function familyRows(items) {
     el("td", { class: "num" }, f.edge_count ?? "—"),
     el("td", {}, meter(f.mean_confidence)),
     el("td", {}, f.regime ?? "—"),
-    el("td", { class: "muted" }, date(f.updated_at ?? f.created_at))));
+    el("td", { class: "muted date" }, date(f.updated_at ?? f.created_at))));
 }
 
 function statisticsPanel(stats) {
@@ -37,9 +37,9 @@ function statisticsPanel(stats) {
         ["stale families", stats.stale_families]]
         .map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v))))),
     el("div", { class: "charts" },
-      el("figure", {}, barChart(sizes, { title: "families by size", className: "sizes", width: 260 }),
+      el("figure", {}, barChart(sizes, { title: "families by size", className: "sizes", width: 240, height: 140 }),
         el("figcaption", {}, "families by number of members")),
-      el("figure", {}, barChart(statuses, { title: "models by status", className: "statuses", width: 200 }),
+      el("figure", {}, barChart(statuses, { title: "models by status", className: "statuses", width: 240, height: 140 }),
         el("figcaption", {}, "models by status"))),
     el("p", { class: "muted small" },
       `metric ${c.metric} · clustering ${c.clustering} · threshold ${c.threshold} · tree ${c.tree_method} · λ ${c.lambda}`),

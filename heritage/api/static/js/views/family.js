@@ -1,6 +1,6 @@
 // Family view: the genealogy drawn as a tree, with its legend, statistics and actions.
 import { api } from "../api.js";
-import { el, link, note, route, show } from "../dom.js";
+import { el, link, note, route, show, svg } from "../dom.js";
 import { LOW_CONFIDENCE, RELATIONS, confidence, facts, number, relationClass, relationLabel, relationOf } from "../format.js";
 import { FamilyTree } from "../tree-view.js";
 
@@ -11,7 +11,9 @@ function legend(edges) {
   return el("ul", { class: "legend", "aria-label": "legend" },
     items.map(([r]) => el("li", { class: relationClass(r) }, el("span", { class: "swatch", "aria-hidden": "true" }), relationLabel(r))),
     el("li", { class: "low" }, el("span", { class: "swatch", "aria-hidden": "true" }), `confidence below ${LOW_CONFIDENCE}`),
-    el("li", { class: "widths" }, el("span", { class: "swatch", "aria-hidden": "true" }), "thicker = more confident"),
+    el("li", { class: "widths" }, svg("svg", { class: "widths-swatch", width: 34, height: 12, "aria-hidden": "true" },
+      [1.5, 3, 5].map((w, i) => svg("line", { x1: 2 + i * 11, x2: 10 + i * 11, y1: 6, y2: 6, "stroke-width": w }))),
+    "thicker = more confident (hover for the number)"),
     el("li", { class: "badge-note" }, "badges: ", el("span", { class: "badge badge-adapter" }, "adapter"), " ",
       el("span", { class: "badge badge-quantised" }, "quantised")));
 }
@@ -101,7 +103,7 @@ export async function familyView(root, familyId, app) {
   tree.render();
   performance.mark("family:laid-out");
   const sizeHost = () => {
-    host.style.height = `${tree.preferredHeight(320, Math.max(360, window.innerHeight * 0.72))}px`;
+    host.style.height = `${tree.preferredHeight(Math.min(420, window.innerHeight * 0.6), Math.max(420, window.innerHeight * 0.72))}px`;
     tree.fit();
   };
   sizeHost();

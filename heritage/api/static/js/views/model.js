@@ -164,7 +164,7 @@ export async function modelView(root, modelId, app, params) {
         el("section", { class: "panel", "aria-labelledby": "lineage-h" },
           el("div", { class: "title-row" }, el("h3", { id: "lineage-h" }, "Lineage"), el("span", { class: "spacer" }),
             el("label", { for: "depth" }, "generations "), depthSelect),
-          el("h4", {}, "Ancestors ", el("span", { class: "muted" }, "(nearest first; each with the edge to the generation below)")),
+          el("h4", {}, "Ancestors ", el("span", { class: "muted" }, "(nearest first)")),
           ancestorList(lineage),
           el("h4", {}, "Descendants ", el("span", { class: "muted" }, `(${lineage.descendant_count} within ${depth} generation${depth === 1 ? "" : "s"})`)),
           lineage.descendants.length ? descendantTree(lineage.descendants) : note("None.")),
