@@ -64,13 +64,11 @@ def _tree(rng: random.Random, size: int, max_depth: int) -> list[int | None]:
     return parents
 
 
-def build_catalogue(families: int, size: int, seed: int = 0, max_depth: int = 10) -> dict[str, Any]:
+def build_catalogue(db: Any, families: int, size: int, seed: int = 0, max_depth: int = 10) -> dict[str, Any]:
     """Fallback generator (bench_graph.store_catalogue is preferred): bare Model rows.
 
     Returns ``{"members": {family_id: [model ids, root first]}}`` like bench_graph.
     """
-    from graph.driver import write
-
     rng = random.Random(seed)
     members: dict[str, list[str]] = {}
     for f in range(families):
@@ -78,12 +76,12 @@ def build_catalogue(families: int, size: int, seed: int = 0, max_depth: int = 10
         ids = [f"{PREFIX}{f}-{i}" for i in range(size)]
         members[fid] = ids
         parents = _tree(rng, size, max_depth)
-        write("CREATE (:Family {id: $id, memberCount: $n, version: 1, createdAt: datetime(), "
+        db.write("CREATE (:Family {id: $id, memberCount: $n, version: 1, createdAt: datetime(), "
               "updatedAt: datetime()})", id=fid, n=size)
-        write("UNWIND $ids AS id MATCH (f:Family {id: $family}) "
+        db.write("UNWIND $ids AS id MATCH (f:Family {id: $family}) "
               "CREATE (m:Model {id: id, name: id, status: 'ok', format: 'safetensors', isAdapter: false, "
               "createdAt: datetime()})-[:IN_FAMILY]->(f)", ids=ids, family=fid)
-        write("UNWIND $edges AS e MATCH (c:Model {id: e.child}), (p:Model {id: e.parent}) "
+        db.write("UNWIND $edges AS e MATCH (c:Model {id: e.child}), (p:Model {id: e.parent}) "
               "CREATE (c)-[:DERIVED_FROM {confidence: e.confidence, distance: 0.1, method: 'mother'}]->(p)",
               edges=[{"child": ids[i], "parent": ids[p], "confidence": rng.random()}
                      for i, p in enumerate(parents) if p is not None])
@@ -100,15 +98,13 @@ def shared_generator() -> Callable[..., dict[str, Any]] | None:
     return store_catalogue
 
 
-def drop_catalogue(members: dict[str, list[str]]) -> None:
+def drop_catalogue(db: Any, members: dict[str, list[str]]) -> None:
     """Delete exactly the benchmark's families, models and their fingerprints."""
-    from graph.driver import write
-
     ids = [m for family in members.values() for m in family]
     for i in range(0, len(ids), _BATCH):
-        write("UNWIND $ids AS id MATCH (m:Model {id: id}) OPTIONAL MATCH (fp:Fingerprint)-[:OF]->(m) "
+        db.write("UNWIND $ids AS id MATCH (m:Model {id: id}) OPTIONAL MATCH (fp:Fingerprint)-[:OF]->(m) "
               "DETACH DELETE fp, m", ids=ids[i:i + _BATCH])
-    write("UNWIND $ids AS id MATCH (f:Family {id: id}) DETACH DELETE f", ids=list(members))
+    db.write("UNWIND $ids AS id MATCH (f:Family {id: id}) DETACH DELETE f", ids=list(members))
 
 
 # ------------------------------------------------------------------------------ timing
@@ -154,21 +150,27 @@ def start_server(port: int, key: str) -> subprocess.Popen[bytes]:
 
 
 def run(args: argparse.Namespace) -> None:
+    from graph.database import Database
+
+    with Database.connect() as db:
+        _run(db, args)
+
+
+def _run(db: Any, args: argparse.Namespace) -> None:
     import httpx
 
-    from graph.driver import get_driver, run_in_read_transaction
     from graph.schema import apply_schema
     from heritage.catalogue import Catalogue
 
-    apply_schema()
+    apply_schema(db)
     families = max(1, args.models // args.family_size)
     started = time.perf_counter()
     generator = shared_generator()
     if generator is not None:
-        members = generator(families, args.family_size, args.seed, keep=0)["members"]
+        members = generator(db, families, args.family_size, args.seed, keep=0)["members"]
         source = "bench_graph.store_catalogue"
     else:
-        members = build_catalogue(families, args.family_size, args.seed, args.max_depth)["members"]
+        members = build_catalogue(db, families, args.family_size, args.seed, args.max_depth)["members"]
         source = "bench_api.build_catalogue"
     print(f"catalogue: {families * args.family_size} models in {families} families written in "
           f"{time.perf_counter() - started:.1f} s ({source})")
@@ -180,15 +182,14 @@ def run(args: argparse.Namespace) -> None:
         "roots (whole trees)": [ids[0] for ids in members.values()][: args.samples],
     }
     depth = args.max_depth
-    get_driver()
 
     def ancestors(mid: str) -> Any:
-        return run_in_read_transaction(lambda tx: tx.run("lineage_ancestors", id=mid, depth=depth))
+        return db.read("lineage_ancestors", id=mid, depth=depth)
 
     def descendants(mid: str) -> Any:
-        return run_in_read_transaction(lambda tx: tx.run("lineage_descendants", id=mid, depth=depth))
+        return db.read("lineage_descendants", id=mid, depth=depth)
 
-    catalogue = Catalogue(ensure_schema=False)
+    catalogue = Catalogue(db=db, ensure_schema=False)
     key = secrets.token_urlsafe(24)
     port = _free_port()
     server = start_server(port, key)
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
         server.terminate()
         server.wait(timeout=30)
         if not args.keep:
-            drop_catalogue(members)
+            drop_catalogue(db, members)
 
     labels = {
         "ancestors": "driver: ancestors query",

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-import graph
+from graph.database import Database
 from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries
 from heritage.catalogue import importer
 from heritage.catalogue.context import Context
@@ -92,7 +92,8 @@ def write_files(directory: Path, families: int, size: int, seed: int) -> int:
     return families * size
 
 
-def store_catalogue(families: int, size: int, seed: int, keep: int = 5, prefix: str = "cat") -> dict[str, Any]:
+def store_catalogue(db: Database, families: int, size: int, seed: int, keep: int = 5,
+                    prefix: str = "cat") -> dict[str, Any]:
     """Write ``families`` x ``size`` models (Model, Fingerprint, Family, IN_FAMILY,
     DERIVED_FROM) directly with UNWIND, named ``<prefix>-f<family>-m<model>``.  Returns the member ids by family (for the reads)
     and the weights of the first ``keep`` families (to fine-tune stored models later)."""
@@ -105,7 +106,7 @@ def store_catalogue(families: int, size: int, seed: int, keep: int = 5, prefix: 
 
     def flush() -> None:
         if rows:
-            graph.write(
+            db.write(
                 "UNWIND $rows AS row "
                 "CREATE (m:Model) SET m = row.props, m.createdAt = datetime() "
                 "CREATE (:Fingerprint {modelId: m.id, sha256: m.sha256, data: row.data, version: $v})-[:OF]->(m) "
@@ -113,7 +114,7 @@ def store_catalogue(families: int, size: int, seed: int, keep: int = 5, prefix: 
                 rows=rows, v=FINGERPRINT_VERSION)
             rows.clear()
         if edges:
-            graph.write(
+            db.write(
                 "UNWIND $edges AS e MATCH (c:Model {id: e.child}), (p:Model {id: e.parent}) "
                 "CREATE (c)-[:DERIVED_FROM {confidence: e.confidence, distance: 0.1, method: 'mother', "
                 "runId: 'bench', lambda: 0.3}]->(p)", edges=edges)
@@ -121,7 +122,7 @@ def store_catalogue(families: int, size: int, seed: int, keep: int = 5, prefix: 
 
     for f in range(families):
         family_id = uuid.uuid4().hex
-        graph.write("CREATE (:Family {id: $id, version: 1, memberCount: $n, metric: 'l2', threshold: 0.5, "
+        db.write("CREATE (:Family {id: $id, version: 1, memberCount: $n, metric: 'l2', threshold: 0.5, "
                     "createdAt: datetime(), updatedAt: datetime()})", id=family_id, n=size)
         weights, parents = family_weights(size, rng)
         ids = [uuid.uuid4().hex for _ in weights]
@@ -139,16 +140,16 @@ def store_catalogue(families: int, size: int, seed: int, keep: int = 5, prefix: 
         if len(rows) >= WRITE_CHUNK:
             flush()
     flush()
-    graph.write("CALL db.awaitIndexes(300)")
+    db.write("CALL db.awaitIndexes(300)")
     return {"members": members, "kept": kept, "seconds": time.perf_counter() - started}
 
 
 # --------------------------------------------------------------------------- measurements
 
 
-def wipe() -> None:
+def wipe(db: Database) -> None:
     """Empty the database in chunks (one huge transaction would need a huge heap)."""
-    while graph.write("MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n")[0]["n"]:
+    while db.write("MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n")[0]["n"]:
         pass
 
 
@@ -189,21 +190,21 @@ def bench_import(catalogue: Catalogue, count: int, family_size: int, seed: int) 
     print(f"Neo4j rows written per second of Neo4j time: {rows / neo4j:.0f}" if neo4j else "")
 
 
-def bench_lineage(catalogue: Catalogue, members: dict[str, list[str]], samples: int, seed: int) -> None:
+def bench_lineage(db: Database, catalogue: Catalogue, members: dict[str, list[str]], samples: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     everyone = [m for ids in members.values() for m in ids]
     picks = [everyone[i] for i in rng.integers(0, len(everyone), samples)]
     roots = [ids[0] for ids in members.values()][:samples]
     for query in ("lineage_ancestors", "lineage_descendants"):  # warm the plan cache
-        graph.read(query, id=picks[0], depth=MAX_DEPTH)
+        db.read(query, id=picks[0], depth=MAX_DEPTH)
     catalogue.lineage(picks[0], MAX_DEPTH)
     figures = {
-        "ancestors (random models)": latency(lambda m: graph.read("lineage_ancestors", id=m, depth=MAX_DEPTH),
+        "ancestors (random models)": latency(lambda m: db.read("lineage_ancestors", id=m, depth=MAX_DEPTH),
                                              [(m,) for m in picks]),
-        "descendants (random models)": latency(lambda m: graph.read("lineage_descendants", id=m, depth=MAX_DEPTH),
+        "descendants (random models)": latency(lambda m: db.read("lineage_descendants", id=m, depth=MAX_DEPTH),
                                                [(m,) for m in picks]),
         "descendants (roots: whole trees)": latency(
-            lambda m: graph.read("lineage_descendants", id=m, depth=MAX_DEPTH), [(m,) for m in roots]),
+            lambda m: db.read("lineage_descendants", id=m, depth=MAX_DEPTH), [(m,) for m in roots]),
         "Catalogue.lineage (4 queries, nested)": latency(lambda m: catalogue.lineage(m, MAX_DEPTH),
                                                          [(m,) for m in picks]),
     }
@@ -270,30 +271,34 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
 
-    catalogue = Catalogue(CatalogueConfig())
-    existing = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+    with Database.connect() as db:
+        return _run(db, args)
+
+
+def _run(db: Database, args: argparse.Namespace) -> int:
+    catalogue = Catalogue(CatalogueConfig(), db=db)
+    existing = db.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
     if existing and not args.wipe:
         print(f"the database holds {existing} nodes; rerun with --wipe to empty it", file=sys.stderr)
         return 2
-    settings = graph.current_settings()
-    print(f"Neo4j at {settings.uri}; tensors {HIDDEN}x{HIDDEN}, {LAYERS} block per model")
+    print(f"Neo4j at {db.uri}; tensors {HIDDEN}x{HIDDEN}, {LAYERS} block per model")
 
-    wipe()
+    wipe(db)
     bench_import(catalogue, args.import_models, args.import_family_size, args.seed)
 
     results: dict[int, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in (args.small_catalogue, args.catalogue_models):
-            wipe()
-            catalogue = Catalogue(CatalogueConfig())  # cold fingerprint cache for each catalogue
+            wipe(db)
+            catalogue = Catalogue(CatalogueConfig(), db=db)  # cold fingerprint cache for each catalogue
             families = max(1, size // args.family_size)
             per_family = min(size, args.family_size)
-            built = store_catalogue(families, per_family, args.seed + size, keep=args.placements)
+            built = store_catalogue(db, families, per_family, args.seed + size, keep=args.placements)
             print(f"\n== catalogue of {families * per_family} models ({families} families of {per_family}, "
                   f"trees <= {MAX_DEPTH} deep), written in {built['seconds']:.1f} s")
             if size == args.catalogue_models:
                 print("2. lineage reads through the driver (depth 10):")
-                bench_lineage(catalogue, built["members"], args.samples, args.seed)
+                bench_lineage(db, catalogue, built["members"], args.samples, args.seed)
             print("3. placing one new model (Catalogue.import_model end to end: hash, fingerprint, "
                   "candidates, distances, tree rebuild, one transaction):")
             folder = Path(tmp) / str(size)
@@ -306,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = results[args.catalogue_models][kind]["median_ms"] / results[args.small_catalogue][kind]["median_ms"]
         print(f"placement ({kind}), catalogue of {args.catalogue_models} vs {args.small_catalogue}: "
               f"x{ratio:.2f} median latency (target: within 2x)")
-    wipe()
+    wipe(db)
     return 0
 
 

@@ -99,15 +99,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, private_server() as neo4j:
         os.environ.update(NEO4J_URI=neo4j.uri, NEO4J_USER=neo4j.user, NEO4J_PASSWORD=neo4j.password or "",
                           NEO4J_DATABASE=neo4j.database)
-        import graph
+        from graph.database import Database
+        from graph.schema import apply_schema
 
-        graph.apply_schema()
         families = {}
-        for size in args.sizes:
-            stored = bench_graph.store_catalogue(families=1, size=size, seed=args.seed + size, keep=0,
-                                                 prefix=f"ui{size}")
-            [families[size]] = stored["members"]
-            print(f"family of {size} models written in {stored['seconds']:.1f} s")
+        with Database.connect(neo4j) as db:
+            apply_schema(db)
+            for size in args.sizes:
+                stored = bench_graph.store_catalogue(db, families=1, size=size, seed=args.seed + size, keep=0,
+                                                     prefix=f"ui{size}")
+                [families[size]] = stored["members"]
+                print(f"family of {size} models written in {stored['seconds']:.1f} s")
         with heritage_serve(Path(tmp) / "serve.log", api_keys=secrets.token_urlsafe(24), db_timeout_s="120",
                             upload_dir=str(Path(tmp) / "uploads")) as url, sync_playwright() as playwright:
             warm_up(url, families.values())

@@ -1,21 +1,14 @@
-"""Neo4j persistence of model lineage: settings, driver, named Cypher queries, schema.
+"""Neo4j persistence of model lineage: settings, the database object, named Cypher queries, schema.
 
 Kept free of torch and of the compute modules of ``heritage`` so that the API, the
-CLI and tools can talk to the graph without loading model code.  The local
-server manager lives in :mod:`graph.local_server` (imported on demand).
+CLI and tools can talk to the graph without loading model code.  Nothing here is
+process-wide: a :class:`Database` wraps a driver its caller owns
+(:meth:`Database.connect` builds one from :class:`Neo4jSettings`).  The local server
+manager lives in :mod:`graph.local_server` (imported on demand).
 """
 
-from graph.driver import (
-    GraphTransaction,
-    check_connectivity,
-    close_driver,
-    current_settings,
-    get_driver,
-    read,
-    run_in_read_transaction,
-    run_in_write_transaction,
-    write,
-)
+from graph.database import Database
+from graph.driver import GraphTransaction, open_driver
 from graph.errors import (
     AuthenticationFailed,
     ConstraintViolation,
@@ -32,6 +25,7 @@ from graph.settings import Neo4jSettings
 __all__ = [
     "AuthenticationFailed",
     "ConstraintViolation",
+    "Database",
     "DatabaseUnavailable",
     "DuplicateModelError",
     "GraphError",
@@ -41,13 +35,6 @@ __all__ = [
     "UnknownQueryError",
     "apply_schema",
     "available_queries",
-    "check_connectivity",
-    "close_driver",
-    "current_settings",
-    "get_driver",
     "load_query",
-    "read",
-    "run_in_read_transaction",
-    "run_in_write_transaction",
-    "write",
+    "open_driver",
 ]

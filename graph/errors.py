@@ -1,6 +1,6 @@
 """Errors raised by the graph layer.
 
-Callers (CLI, API, pipeline) should never have to catch raw ``neo4j`` driver
+Callers (CLI, API, catalogue) should never have to catch raw ``neo4j`` driver
 exceptions: the driver's hierarchy is large and version-dependent, while the cases
 the application can act on are few.  Every error here carries a one-line message
 that names the cause and, where possible, the fix.
@@ -28,7 +28,14 @@ class Neo4jServerError(GraphError):
 
 
 class DatabaseUnavailable(GraphError):
-    """Neo4j cannot be reached (not running, wrong URI, network down)."""
+    """Neo4j cannot be reached (not running, wrong URI, network down).
+
+    ``uri`` is the server that was tried, when known.
+    """
+
+    def __init__(self, message: str, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
 
 
 class AuthenticationFailed(GraphError):

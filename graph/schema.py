@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import neo4j
-
-from graph.driver import current_settings, get_driver, translate_errors
+from graph.database import Database
 from graph.queries import load_query, split_statements
-from graph.settings import Neo4jSettings
 
 __all__ = ["apply_schema", "schema_statements"]
 
@@ -29,19 +26,10 @@ def schema_statements() -> list[str]:
     return split_statements(load_query("schema"))
 
 
-def apply_schema(driver: neo4j.Driver | None = None, *, settings: Neo4jSettings | None = None) -> None:
-    """Create the constraints and indexes (if missing) and wait until they are online.
-
-    ``driver`` defaults to the process-wide driver; ``settings`` picks the database
-    (default: the process-wide settings).
-    """
-    if driver is None:
-        driver = get_driver(settings)
-    if settings is None:
-        settings = current_settings()
-    with translate_errors(settings), driver.session(database=settings.database) as session:
-        for statement in schema_statements():
-            log.debug("schema: %s", statement.splitlines()[0])
-            session.run(statement).consume()  # auto-commit: schema needs its own transaction
-        session.run("CALL db.awaitIndexes($seconds)", seconds=_INDEX_WAIT_SECONDS).consume()
-    log.info("Neo4j schema applied to database %s", settings.database)
+def apply_schema(db: Database) -> None:
+    """Create the constraints and indexes (if missing) and wait until they are online."""
+    for statement in schema_statements():
+        log.debug("schema: %s", statement.splitlines()[0])
+        db.run_autocommit(statement)
+    db.run_autocommit("CALL db.awaitIndexes($seconds)", seconds=_INDEX_WAIT_SECONDS)
+    log.info("Neo4j schema applied to database %s", db.database)

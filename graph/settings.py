@@ -61,7 +61,7 @@ def read_stored_password(home_dir: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Neo4jSettings:
-    """Where Neo4j is and how to log in; immutable so it can key the driver cache."""
+    """Where Neo4j is and how to log in; immutable, safe to share between threads."""
 
     uri: str = DEFAULT_URI
     user: str = DEFAULT_USER

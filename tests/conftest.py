@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import neo4j
 import pytest
 
-from graph.driver import close_driver, get_driver
+from graph.database import Database
 from graph.schema import apply_schema
 from graph.settings import Neo4jSettings
 from neo4j_servers import TEST_ROOT, private_server
@@ -37,8 +36,9 @@ log = logging.getLogger(__name__)
 # (and NEO4J_HOME_DIR to its own home), so code under test that calls
 # Neo4jSettings.from_env() reaches the test server and nothing else.
 #
-# `neo4j_db` (function) yields the process-wide driver on an EMPTY database with the
-# schema applied.
+# `neo4j_database` (session) is a graph.Database on a driver of the tests' own, built from
+# the test server's settings; `neo4j_db` (function) yields it on an EMPTY database with
+# the schema applied.
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,7 @@ def _private_local_server() -> Iterator[Neo4jTestServer]:
 
     log.info("starting a private Neo4j server for the tests")
     with private_server() as settings:
-        try:
-            yield Neo4jTestServer(settings, "local", local_server.status(settings).browser_url)
-        finally:
-            close_driver()
+        yield Neo4jTestServer(settings, "local", local_server.status(settings).browser_url)
 
 
 @pytest.fixture(scope="session")
@@ -130,10 +127,7 @@ def neo4j_server() -> Iterator[Neo4jTestServer]:
         provide = _private_local_server
     with provide() as server, pytest.MonkeyPatch.context() as monkeypatch:
         _export(monkeypatch, server.settings)
-        try:
-            yield server
-        finally:
-            close_driver()
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -142,15 +136,19 @@ def neo4j_settings(neo4j_server: Neo4jTestServer) -> Neo4jSettings:
     return neo4j_server.settings
 
 
+@pytest.fixture(scope="session")
+def neo4j_database(neo4j_server: Neo4jTestServer) -> Iterator[Database]:
+    """The test server's database, on a driver of the session's own (closed at the end)."""
+    with Database.connect(neo4j_server.settings) as db:
+        yield db
+
+
 @pytest.fixture
-def neo4j_db(neo4j_server: Neo4jTestServer) -> Iterator[neo4j.Driver]:
-    """The process-wide driver, on a database emptied and given the schema for this test."""
-    settings = neo4j_server.settings
-    driver = get_driver(settings)
-    with driver.session(database=settings.database) as session:
-        session.run("MATCH (n) DETACH DELETE n").consume()
-    apply_schema(driver, settings=settings)
-    yield driver
+def neo4j_db(neo4j_database: Database) -> Database:
+    """The test database, emptied and given the schema for this test."""
+    neo4j_database.write("MATCH (n) DETACH DELETE n")
+    apply_schema(neo4j_database)
+    return neo4j_database
 
 
 # =========================================================================== API (heritage.api)
@@ -176,8 +174,9 @@ def api_headers(api_key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def api_factory(neo4j_db: neo4j.Driver, tmp_path: _ApiPath, api_key: str) -> Iterator[_ApiCallable[..., _ApiAny]]:
-    """``make(keys=..., import_roots=..., max_upload_bytes=..., **settings)`` -> started TestClient."""
+def api_factory(neo4j_db: Database, tmp_path: _ApiPath, api_key: str) -> Iterator[_ApiCallable[..., _ApiAny]]:
+    """``make(keys=..., import_roots=..., max_upload_bytes=..., db=..., **settings)`` -> started
+    TestClient (``db``: another database than the test one, e.g. an unreachable server)."""
     from fastapi.testclient import TestClient
 
     from heritage.api.app import create_app
@@ -188,14 +187,15 @@ def api_factory(neo4j_db: neo4j.Driver, tmp_path: _ApiPath, api_key: str) -> Ite
 
     def make(*, keys: tuple[str, ...] | None = None, import_roots: tuple[_ApiPath, ...] = (),
              max_upload_bytes: int = 64 * 1024**2, raise_server_exceptions: bool = True,
-             **settings: _ApiAny) -> TestClient:
+             db: Database | None = None, **settings: _ApiAny) -> TestClient:
         upload_dir = tmp_path / "uploads"
         config = CatalogueConfig.from_env(
             {}, import_roots=tuple(_ApiPath(r).resolve() for r in import_roots),
             upload_dir=upload_dir, max_upload_bytes=max_upload_bytes)
         api_settings = ApiSettings(api_keys=(api_key,) if keys is None else keys, upload_dir=upload_dir,
                                    max_upload_bytes=max_upload_bytes, **settings)
-        app = create_app(api_settings, catalogue=Catalogue(config, ensure_schema=False))
+        catalogue = Catalogue(config, db=db or neo4j_db, ensure_schema=False)
+        app = create_app(api_settings, catalogue=catalogue)
         client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
         client.__enter__()
         clients.append(client)
@@ -252,11 +252,11 @@ def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> SyntheticModel
 
 
 @pytest.fixture
-def catalogue(neo4j_db: neo4j.Driver, neo4j_settings: Neo4jSettings):
+def catalogue(neo4j_db: Database):
     from heritage.catalogue import Catalogue, CatalogueConfig
 
     logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
-    service = Catalogue(CatalogueConfig(), settings=neo4j_settings)
+    service = Catalogue(CatalogueConfig(), db=neo4j_db)
     yield service
     service.close()
 

@@ -16,33 +16,33 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-import graph
+from graph.database import Database
 
 __all__ = ["INTEGRITY_QUERIES", "genealogy_problems", "graph_counts", "integrity_problems", "lineage_problems",
            "snapshot", "wait_for_job"]
 
 
-def graph_counts() -> dict[str, int]:
+def graph_counts(db: Database) -> dict[str, int]:
     """Nodes per label and relationships per type, e.g. ``{"Model": 3, "DERIVED_FROM": 2}``."""
     counts: dict[str, int] = {}
-    for row in graph.read("MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n"):
+    for row in db.read("MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n"):
         counts[row["label"]] = row["n"]
-    for row in graph.read("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n"):
+    for row in db.read("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n"):
         counts[row["type"]] = row["n"]
     return counts
 
 
-def snapshot() -> dict[str, Any]:
+def snapshot(db: Database) -> dict[str, Any]:
     """Models, DERIVED_FROM edges (with their run ids), families and memberships, sorted."""
     return {
-        "models": graph.read("MATCH (m:Model) RETURN m.id AS id, m.name AS name, m.sha256 AS sha, "
-                             "m.status AS status ORDER BY id"),
-        "edges": graph.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) RETURN c.id AS child, p.id AS parent, "
-                            "r.runId AS run, r.confidence AS confidence ORDER BY child"),
-        "families": graph.read("MATCH (f:Family) RETURN f.id AS id, f.version AS version, "
-                               "f.memberCount AS members ORDER BY id"),
-        "memberships": graph.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN m.id AS model, f.id AS family "
-                                  "ORDER BY model"),
+        "models": db.read("MATCH (m:Model) RETURN m.id AS id, m.name AS name, m.sha256 AS sha, "
+                          "m.status AS status ORDER BY id"),
+        "edges": db.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) RETURN c.id AS child, p.id AS parent, "
+                         "r.runId AS run, r.confidence AS confidence ORDER BY child"),
+        "families": db.read("MATCH (f:Family) RETURN f.id AS id, f.version AS version, "
+                            "f.memberCount AS members ORDER BY id"),
+        "memberships": db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN m.id AS model, f.id AS family "
+                               "ORDER BY model"),
     }
 
 
@@ -88,11 +88,11 @@ INTEGRITY_QUERIES: dict[str, str] = {
 }
 
 
-def integrity_problems() -> list[str]:
+def integrity_problems(db: Database) -> list[str]:
     """Every violated invariant of the stored genealogy (empty when all hold)."""
     problems: list[str] = []
     for check, query in INTEGRITY_QUERIES.items():
-        problems += [f"{check}: {row['what']}" for row in graph.read(query)]
+        problems += [f"{check}: {row['what']}" for row in db.read(query)]
     return problems
 
 

@@ -583,10 +583,9 @@ def test_job_of_a_dead_process_is_failed_at_startup(neo4j_db: Any, api_factory: 
 
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(child.stdout)
-    with neo4j_db.session() as session:
-        session.run("CREATE (:Job {id: 'orphan', kind: 'recluster', state: 'running', progress: 0.4, "
-                    "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
-                    owner=f"{socket.gethostname()}:{dead_pid}:deadbeef").consume()
+    neo4j_db.write("CREATE (:Job {id: 'orphan', kind: 'recluster', state: 'running', progress: 0.4, "
+                   "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
+                   owner=f"{socket.gethostname()}:{dead_pid}:deadbeef")
     client = api_factory()  # start-up sweeps orphaned jobs
     job = client.get("/api/jobs/orphan").json()
     assert job["state"] == "failed" and "interrupted" in job["message"]
@@ -628,13 +627,13 @@ def test_configuration_comes_from_the_environment(neo4j_db: Any, tmp_path: Path,
 # ------------------------------------------------------------------- database failures
 
 
-def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graph.driver import close_driver
+def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str) -> None:
+    from graph.database import Database
+    from graph.settings import Neo4jSettings
 
-    monkeypatch.setenv("NEO4J_URI", "bolt://127.0.0.1:9")  # nothing listens there
-    close_driver()
+    down = Database.connect(Neo4jSettings(uri="bolt://127.0.0.1:9", password="irrelevant"))  # nothing listens
     try:
-        client = api_factory(db_timeout_s=2.0)
+        client = api_factory(db=down, db_timeout_s=2.0)
         for path in ("/api/health", "/api/models", "/api/models", "/api/families", "/api/stats"):
             started = time.monotonic()
             response = client.get(path)
@@ -653,7 +652,7 @@ def test_neo4j_down_is_503_within_seconds(api_factory: Any, api_key: str, monkey
             assert response.status_code == 503, (path, response.text)
             assert time.monotonic() - started < 4.0
     finally:
-        close_driver()
+        down.close()
 
 
 def test_unexpected_errors_are_500_without_internals(api_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import graph
+from graph.database import Database
 from heritage.catalogue import (
     Catalogue,
     CatalogueConfig,
@@ -33,26 +33,26 @@ from heritage.evaluation.synthetic import family_zoo, finetune, random_root
 # --------------------------------------------------------------------------- helpers
 
 
-def stored_edges() -> set[tuple[str, str]]:
+def stored_edges(db: Database) -> set[tuple[str, str]]:
     """(parent name, child name) of every stored DERIVED_FROM edge, read through Cypher."""
-    rows = graph.read("MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")
+    rows = db.read("MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS parent, c.name AS child")
     return {(r["parent"], r["child"]) for r in rows}
 
 
-def stored_families() -> list[set[str]]:
-    rows = graph.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
+def stored_families(db: Database) -> list[set[str]]:
+    rows = db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
     return sorted((set(r["names"]) for r in rows), key=lambda s: sorted(s))
 
 
-def snapshot() -> dict:
+def snapshot(db: Database) -> dict:
     """Everything an idempotent operation must leave unchanged."""
     return {
-        "models": graph.read("MATCH (m:Model) RETURN m.id AS id, m.name AS name, m.sha256 AS sha ORDER BY id"),
-        "fingerprints": graph.read("MATCH (f:Fingerprint) RETURN count(f) AS n")[0]["n"],
-        "edges": graph.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) "
-                            "RETURN c.id AS c, p.id AS p, r.runId AS run, r.confidence AS conf ORDER BY c"),
-        "families": graph.read("MATCH (f:Family) RETURN f.id AS id, f.version AS version, "
-                               "f.memberCount AS members ORDER BY id"),
+        "models": db.read("MATCH (m:Model) RETURN m.id AS id, m.name AS name, m.sha256 AS sha ORDER BY id"),
+        "fingerprints": db.read("MATCH (f:Fingerprint) RETURN count(f) AS n")[0]["n"],
+        "edges": db.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) "
+                         "RETURN c.id AS c, p.id AS p, r.runId AS run, r.confidence AS conf ORDER BY c"),
+        "families": db.read("MATCH (f:Family) RETURN f.id AS id, f.version AS version, "
+                            "f.memberCount AS members ORDER BY id"),
     }
 
 
@@ -83,39 +83,42 @@ def imported(catalogue: Catalogue, synthetic_models):
     return summary
 
 
-def model_id(name: str) -> str:
-    return graph.read("MATCH (m:Model {name: $name}) RETURN m.id AS id", name=name)[0]["id"]
+def model_id(db: Database, name: str) -> str:
+    return db.read("MATCH (m:Model {name: $name}) RETURN m.id AS id", name=name)[0]["id"]
 
 
 # --------------------------------------------------------------------------- import
 
 
-def test_import_two_families_matches_truth(catalogue: Catalogue, synthetic_models, imported) -> None:
+def test_import_two_families_matches_truth(neo4j_db: Database,
+                                           catalogue: Catalogue, synthetic_models, imported) -> None:
     assert imported.created == len(synthetic_models.parents)
-    assert stored_families() == sorted((set(f) for f in synthetic_models.families), key=lambda s: sorted(s))
-    correct = len(stored_edges() & synthetic_models.edges)
-    assert correct >= 0.9 * len(synthetic_models.edges), stored_edges() ^ synthetic_models.edges
+    assert stored_families(neo4j_db) == sorted((set(f) for f in synthetic_models.families), key=lambda s: sorted(s))
+    correct = len(stored_edges(neo4j_db) & synthetic_models.edges)
+    assert correct >= 0.9 * len(synthetic_models.edges), stored_edges(neo4j_db) ^ synthetic_models.edges
     assert all(r.family_id for r in imported.results)
     assert set(imported.timings) >= {"hash", "fingerprint", "neo4j"}
     assert_consistent(catalogue)
 
 
-def test_import_again_changes_nothing(catalogue: Catalogue, synthetic_models, imported) -> None:
-    before = snapshot()
+def test_import_again_changes_nothing(neo4j_db: Database,
+                                      catalogue: Catalogue, synthetic_models, imported) -> None:
+    before = snapshot(neo4j_db)
     again = catalogue.import_many(collect_entries([synthetic_models.directory]))
     assert again.created == 0 and again.failed == 0
     assert again.duplicates == len(synthetic_models.parents)
     assert {r.model_id for r in again.results} == {r.model_id for r in imported.results}
-    assert snapshot() == before
+    assert snapshot(neo4j_db) == before
     # and one at a time: a duplicate is reported with the existing id, nothing written
     first = next(r for r in imported.results)
     result = catalogue.import_model(first.path, name="another-name")
     assert result.status == "duplicate" and result.model_id == first.model_id
     assert result.family_id == first.family_id
-    assert snapshot() == before
+    assert snapshot(neo4j_db) == before
 
 
-def test_bad_files_are_reported_and_nothing_of_them_is_written(catalogue: Catalogue, tmp_path: Path) -> None:
+def test_bad_files_are_reported_and_nothing_of_them_is_written(neo4j_db: Database,
+                                                               catalogue: Catalogue, tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     family_zoo(3, prefix="g", children=2, grandchildren=0).write(folder)
     (folder / "truncated.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
@@ -131,59 +134,62 @@ def test_bad_files_are_reported_and_nothing_of_them_is_written(catalogue: Catalo
     assert {n for n, r in by_name.items() if r.status == "failed"} == bad
     assert all(by_name[n].error for n in bad)
     assert summary.created == 3
-    names = {r["name"] for r in graph.read("MATCH (m:Model) RETURN m.name AS name")}
+    names = {r["name"] for r in neo4j_db.read("MATCH (m:Model) RETURN m.name AS name")}
     assert names == {"g0", "g1", "g2"}
-    assert graph.read("MATCH (f:Fingerprint) RETURN count(f) AS n")[0]["n"] == 3
+    assert neo4j_db.read("MATCH (f:Fingerprint) RETURN count(f) AS n")[0]["n"] == 3
     assert_consistent(catalogue)
 
 
-def test_import_model_of_a_bad_file_writes_nothing(catalogue: Catalogue, tmp_path: Path) -> None:
+def test_import_model_of_a_bad_file_writes_nothing(neo4j_db: Database,
+                                                   catalogue: Catalogue, tmp_path: Path) -> None:
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"garbage" * 10)
     result = catalogue.import_model(bad)
     assert result.status == "failed" and result.error and result.model_id is None
-    assert graph.read("MATCH (n) WHERE NOT n:Job RETURN count(n) AS n")[0]["n"] == 0
+    assert neo4j_db.read("MATCH (n) WHERE NOT n:Job RETURN count(n) AS n")[0]["n"] == 0
 
 
-def test_duplicate_name_is_a_clear_error(catalogue: Catalogue, tmp_path: Path) -> None:
+def test_duplicate_name_is_a_clear_error(neo4j_db: Database, catalogue: Catalogue, tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     first = write_model(tmp_path / "one" / "shared.safetensors", random_root(rng))
     other = write_model(tmp_path / "two" / "shared.safetensors", random_root(rng))
     created = catalogue.import_model(first)
     assert created.status == "created"
-    before = snapshot()
+    before = snapshot(neo4j_db)
     with pytest.raises(NameTakenError, match="'shared' is already used") as excinfo:
         catalogue.import_model(other)
     assert excinfo.value.existing_id == created.model_id
-    assert snapshot() == before
+    assert snapshot(neo4j_db) == before
     # in a batch the same conflict is a failed entry, not an exception
     summary = catalogue.import_many([("shared", other)])
     assert summary.results[0].status == "failed" and "already used" in summary.results[0].error
-    assert snapshot() == before
+    assert snapshot(neo4j_db) == before
 
 
-def test_single_imports_build_the_tree_incrementally(catalogue: Catalogue, synthetic_models) -> None:
+def test_single_imports_build_the_tree_incrementally(neo4j_db: Database,
+                                                     catalogue: Catalogue, synthetic_models) -> None:
     entries = collect_entries([synthetic_models.directory])
     results = [catalogue.import_model(path) for _, path in entries]
     assert {r.status for r in results} == {"created"}
     assert len({r.family_id for r in results}) == 2
-    correct = len(stored_edges() & synthetic_models.edges)
+    correct = len(stored_edges(neo4j_db) & synthetic_models.edges)
     assert correct >= 0.9 * len(synthetic_models.edges)
     assert_consistent(catalogue)
 
 
-def test_placement_through_the_vector_index(neo4j_db, neo4j_settings, synthetic_models) -> None:
+def test_placement_through_the_vector_index(neo4j_db: Database, synthetic_models) -> None:
     """With a tiny exact-comparison limit every placement goes through the vector index."""
     config = CatalogueConfig(exact_placement_limit=1, placement_candidates=3)
-    catalogue = Catalogue(config, settings=neo4j_settings)
+    catalogue = Catalogue(config, db=neo4j_db)
     for _, path in collect_entries([synthetic_models.directory]):
         assert catalogue.import_model(path).status == "created"
-    assert len(stored_families()) == 2
-    assert len(stored_edges() & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
+    assert len(stored_families(neo4j_db)) == 2
+    assert len(stored_edges(neo4j_db) & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
     assert_consistent(catalogue)
 
 
-def test_import_resumes_after_an_interruption(catalogue: Catalogue, synthetic_models, monkeypatch) -> None:
+def test_import_resumes_after_an_interruption(neo4j_db: Database,
+                                              catalogue: Catalogue, synthetic_models, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -195,11 +201,11 @@ def test_import_resumes_after_an_interruption(catalogue: Catalogue, synthetic_mo
     assert catalogue.statistics()["unplaced_models"] == len(entries)  # stored, not yet placed
     resumed = catalogue.import_many(entries)
     assert resumed.duplicates == len(entries) and resumed.created == 0
-    assert len(stored_edges() & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
+    assert len(stored_edges(neo4j_db) & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
     assert_consistent(catalogue)
 
 
-def test_concurrent_imports_from_threads(catalogue: Catalogue, synthetic_models) -> None:
+def test_concurrent_imports_from_threads(neo4j_db: Database, catalogue: Catalogue, synthetic_models) -> None:
     entries = collect_entries([synthetic_models.directory])
     results, errors = [], []
 
@@ -216,7 +222,7 @@ def test_concurrent_imports_from_threads(catalogue: Catalogue, synthetic_models)
         t.join()
     assert not errors
     assert len(results) == len(entries) and {r.status for r in results} == {"created"}
-    assert len(stored_edges() & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
+    assert len(stored_edges(neo4j_db) & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
     assert_consistent(catalogue)
 
 
@@ -246,9 +252,9 @@ def test_adapter_without_stored_base_stands_alone_then_recluster_keeps_it(catalo
 # --------------------------------------------------------------------------- atomic tree writes
 
 
-def test_tree_rebuild_is_atomic(catalogue: Catalogue, imported, monkeypatch) -> None:
+def test_tree_rebuild_is_atomic(neo4j_db: Database, catalogue: Catalogue, imported, monkeypatch) -> None:
     family_id = imported.results[0].family_id
-    before = snapshot()
+    before = snapshot(neo4j_db)
     seen_mid_write = {}
 
     def fail_half_way(tx, plans):
@@ -262,10 +268,10 @@ def test_tree_rebuild_is_atomic(catalogue: Catalogue, imported, monkeypatch) -> 
         catalogue.rebuild_family(family_id)
     old_runs = {e["run"] for e in before["edges"]}
     assert set(seen_mid_write["edges"]) - old_runs  # the failure really happened half-way
-    assert snapshot() == before  # ... and the old tree is intact
+    assert snapshot(neo4j_db) == before  # ... and the old tree is intact
     monkeypatch.undo()
     catalogue.rebuild_family(family_id)
-    after = snapshot()
+    after = snapshot(neo4j_db)
     assert {(e["c"], e["p"]) for e in after["edges"]} == {(e["c"], e["p"]) for e in before["edges"]}
     assert {e["run"] for e in after["edges"]} != old_runs  # rewritten this time
 
@@ -278,8 +284,9 @@ def test_rebuild_of_unknown_family(catalogue: Catalogue) -> None:
 # --------------------------------------------------------------------------- maintenance
 
 
-def test_delete_reattaches_children(catalogue: Catalogue, synthetic_models, imported) -> None:
-    middle = model_id("a1")  # a child of a0 with two children of its own
+def test_delete_reattaches_children(neo4j_db: Database,
+                                    catalogue: Catalogue, synthetic_models, imported) -> None:
+    middle = model_id(neo4j_db, "a1")  # a child of a0 with two children of its own
     family = catalogue.get_model(middle)["family_id"]
     deleted = catalogue.delete_model(middle)
     assert deleted["name"] == "a1" and not deleted["family_deleted"]
@@ -290,7 +297,7 @@ def test_delete_reattaches_children(catalogue: Catalogue, synthetic_models, impo
         record = catalogue.get_model(child)
         assert record["family_id"] == family and record["parent_id"] is not None
     assert catalogue.get_family(family)["member_count"] == 9
-    assert graph.read("MATCH (f:Fingerprint {modelId: $id}) RETURN f", id=middle) == []
+    assert neo4j_db.read("MATCH (f:Fingerprint {modelId: $id}) RETURN f", id=middle) == []
     assert_consistent(catalogue)
 
 
@@ -307,38 +314,39 @@ def test_deleting_every_member_removes_the_family(catalogue: Catalogue, tmp_path
         catalogue.delete_model(summary.results[0].model_id)
 
 
-def test_recluster_leaves_no_orphaned_or_stale_families(catalogue: Catalogue, synthetic_models, imported) -> None:
+def test_recluster_leaves_no_orphaned_or_stale_families(neo4j_db: Database,
+                                                        catalogue: Catalogue, synthetic_models, imported) -> None:
     old_ids = {f["id"] for f in catalogue.list_families()}
     # Damage: a stale member count and an orphaned family, as the seed system left behind.
-    graph.write("MATCH (f:Family) SET f.memberCount = 99")
-    graph.write("CREATE (:Family {id: 'orphan', memberCount: 3, version: 0})")
+    neo4j_db.write("MATCH (f:Family) SET f.memberCount = 99")
+    neo4j_db.write("CREATE (:Family {id: 'orphan', memberCount: 3, version: 0})")
     assert catalogue.statistics()["stale_families"] == 3
     result = catalogue.recluster()
     assert result["families"] == 2 and result["deleted_families"] == 1 and result["reused_families"] == 2
     assert {f["id"] for f in catalogue.list_families()} == old_ids  # ids survive a recluster
-    counts = graph.read("MATCH (f:Family) RETURN f.memberCount AS stored, "
-                        "COUNT { (:Model)-[:IN_FAMILY]->(f) } AS real")
+    counts = neo4j_db.read("MATCH (f:Family) RETURN f.memberCount AS stored, "
+                           "COUNT { (:Model)-[:IN_FAMILY]->(f) } AS real")
     assert all(r["stored"] == r["real"] for r in counts)
-    assert len(stored_edges() & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
+    assert len(stored_edges(neo4j_db) & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
     assert_consistent(catalogue)
 
 
-def test_reprocess_error_then_recovery(catalogue: Catalogue, tmp_path: Path) -> None:
+def test_reprocess_error_then_recovery(neo4j_db: Database, catalogue: Catalogue, tmp_path: Path) -> None:
     family_zoo(9, prefix="r", children=2, grandchildren=1).write(tmp_path)
     catalogue.import_many(collect_entries([tmp_path]))
-    target = model_id("r1")  # has one child, r1_1
+    target = model_id(neo4j_db, "r1")  # has one child, r1_1
     path = tmp_path / "r1.safetensors"
     saved = path.read_bytes()
     path.write_bytes(b"overwritten by mistake")
     model = catalogue.reprocess_model(target)
     assert model["status"] == "error" and "reprocessing failed" in model["error"]
     assert model["family_id"] is None and model["parent_id"] is None
-    assert catalogue.get_model(model_id("r1_1"))["parent_id"] is not None  # re-attached
+    assert catalogue.get_model(model_id(neo4j_db, "r1_1"))["parent_id"] is not None  # re-attached
     assert_consistent(catalogue)
     path.write_bytes(saved)
     model = catalogue.reprocess_model(target)
     assert model["status"] == "ok" and model["error"] is None and model["family_id"] is not None
-    assert catalogue.get_model(model_id("r1_1"))["parent_name"] == "r1"
+    assert catalogue.get_model(model_id(neo4j_db, "r1_1"))["parent_name"] == "r1"
     assert_consistent(catalogue)
 
 
@@ -360,21 +368,22 @@ def test_place_into_existing_family_and_new_family(catalogue: Catalogue, tmp_pat
 # --------------------------------------------------------------------------- reads through the service
 
 
-def test_reads_return_the_stored_genealogy(catalogue: Catalogue, synthetic_models, imported) -> None:
-    root = model_id("a0")
+def test_reads_return_the_stored_genealogy(neo4j_db: Database,
+                                           catalogue: Catalogue, synthetic_models, imported) -> None:
+    root = model_id(neo4j_db, "a0")
     lineage = catalogue.lineage(root, depth=2)
     assert lineage["ancestors"] == [] and lineage["root"]["name"] == "a0"
     assert sorted(n["name"] for n in lineage["descendants"]) == ["a1", "a2", "a3"]
     assert lineage["descendant_count"] == 9
     a1 = next(n for n in lineage["descendants"] if n["name"] == "a1")
     assert sorted(c["name"] for c in a1["children"]) == ["a1_1", "a1_2"]
-    leaf = catalogue.lineage(model_id("a2_1"), depth=1)
+    leaf = catalogue.lineage(model_id(neo4j_db, "a2_1"), depth=1)
     assert [a["name"] for a in leaf["ancestors"]] == ["a2"] and leaf["confidence"] is not None
-    assert catalogue.lowest_common_ancestor(model_id("a1_1"), model_id("a2_2"))["name"] == "a0"
-    assert catalogue.lowest_common_ancestor(model_id("a1_1"), model_id("b0")) is None
-    path = catalogue.path(model_id("a1_1"), model_id("a2_2"))
+    assert catalogue.lowest_common_ancestor(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "a2_2"))["name"] == "a0"
+    assert catalogue.lowest_common_ancestor(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "b0")) is None
+    path = catalogue.path(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "a2_2"))
     assert [n["name"] for n in path["nodes"]] == ["a1_1", "a1", "a0", "a2", "a2_2"]
-    assert [s["name"] for s in catalogue.siblings(model_id("a1"))] == ["a2", "a3"]
+    assert [s["name"] for s in catalogue.siblings(model_id(neo4j_db, "a1"))] == ["a2", "a3"]
     genealogy = catalogue.genealogy(catalogue.get_model(root)["family_id"])
     assert genealogy["validation"]["valid"] and genealogy["roots"] == [root]
     assert genealogy["statistics"]["depth"] == 2 and len(genealogy["edges"]) == 9
@@ -398,13 +407,13 @@ def test_validate_depth() -> None:
 # --------------------------------------------------------------------------- register, config
 
 
-def test_register_only_inside_import_roots(neo4j_db, neo4j_settings, tmp_path: Path) -> None:
+def test_register_only_inside_import_roots(neo4j_db: Database, tmp_path: Path) -> None:
     root = tmp_path / "allowed"
     outside = tmp_path / "secret"
     family_zoo(13, prefix="p", children=1, grandchildren=0).write(root)
     family_zoo(14, prefix="s", children=0, grandchildren=0).write(outside)
     (root / "link.safetensors").symlink_to(outside / "s0.safetensors")
-    catalogue = Catalogue(CatalogueConfig(import_roots=(root.resolve(),)), settings=neo4j_settings)
+    catalogue = Catalogue(CatalogueConfig(import_roots=(root.resolve(),)), db=neo4j_db)
     assert catalogue.register(root / "p0.safetensors").status == "created"
     assert catalogue.register("p1.safetensors", name="relative").status == "created"
     for bad in (outside / "s0.safetensors", root / ".." / "secret" / "s0.safetensors", root / "link.safetensors"):
@@ -416,7 +425,7 @@ def test_register_only_inside_import_roots(neo4j_db, neo4j_settings, tmp_path: P
     with pytest.raises(PathNotAllowedError, match="links outside"):
         check_import_path(folder, (root.resolve(),))
     with pytest.raises(PathNotAllowedError, match="HERITAGE_IMPORT_ROOTS"):
-        Catalogue(CatalogueConfig(), ensure_schema=False).register(root / "p0.safetensors")
+        Catalogue(CatalogueConfig(), db=neo4j_db, ensure_schema=False).register(root / "p0.safetensors")
 
 
 def test_config_from_env() -> None:
@@ -458,14 +467,14 @@ def test_jobs_run_in_background_and_record_results(catalogue: Catalogue, importe
     assert [j["id"] for j in catalogue.list_jobs(state="failed")] == [failed["id"]]
 
 
-def test_orphaned_running_jobs_are_marked_failed(catalogue: Catalogue) -> None:
+def test_orphaned_running_jobs_are_marked_failed(neo4j_db: Database, catalogue: Catalogue) -> None:
     import socket
 
-    graph.write("CREATE (:Job {id: 'dead', kind: 'recluster', state: 'running', progress: 0.5, "
-                "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
-                owner=f"{socket.gethostname()}:999999:gone")
-    graph.write("CREATE (:Job {id: 'mine', kind: 'recluster', state: 'running', progress: 0.5, "
-                "owner: $owner, createdAt: datetime(), updatedAt: datetime()})", owner=jobs.owner_token())
+    neo4j_db.write("CREATE (:Job {id: 'dead', kind: 'recluster', state: 'running', progress: 0.5, "
+                   "owner: $owner, createdAt: datetime(), updatedAt: datetime()})",
+                   owner=f"{socket.gethostname()}:999999:gone")
+    neo4j_db.write("CREATE (:Job {id: 'mine', kind: 'recluster', state: 'running', progress: 0.5, "
+                   "owner: $owner, createdAt: datetime(), updatedAt: datetime()})", owner=jobs.owner_token())
     assert catalogue.fail_orphaned_jobs() == ["dead"]
     assert catalogue.get_job("dead")["state"] == "failed"
     assert catalogue.get_job("mine")["state"] == "running"
@@ -474,16 +483,17 @@ def test_orphaned_running_jobs_are_marked_failed(catalogue: Catalogue) -> None:
 # --------------------------------------------------------------------------- the real zoo
 
 
-def test_small_real_zoo_stored_tree_matches_truth(catalogue: Catalogue, small_zoo: Path) -> None:
+def test_small_real_zoo_stored_tree_matches_truth(neo4j_db: Database,
+                                                  catalogue: Catalogue, small_zoo: Path) -> None:
     truth = json.loads((small_zoo / "truth.json").read_text())
     summary = catalogue.import_many(collect_entries([small_zoo / "models"]))
     assert summary.failed == 0, [(r.name, r.error) for r in summary.results if r.error]
     want = {(e["parent"], e["child"]) for e in truth["edges"]}
-    assert len(stored_edges() & want) >= 0.9 * len(want), stored_edges() ^ want
+    assert len(stored_edges(neo4j_db) & want) >= 0.9 * len(want), stored_edges(neo4j_db) ^ want
     assert_consistent(catalogue)
     catalogue.recluster()  # the configured clustering over everything: still right
-    assert len(stored_edges() & want) >= 0.9 * len(want), stored_edges() ^ want
-    assert len(stored_families()) == len(truth["families"])
+    assert len(stored_edges(neo4j_db) & want) >= 0.9 * len(want), stored_edges(neo4j_db) ^ want
+    assert len(stored_families(neo4j_db)) == len(truth["families"])
     assert_consistent(catalogue)
 
 

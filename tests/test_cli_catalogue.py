@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import graph
-from graph.driver import close_driver
+from graph.database import Database
 from heritage.cli import main
 from heritage.evaluation.synthetic import family_zoo
 
@@ -34,7 +33,7 @@ def test_import_prints_a_summary_and_is_idempotent(neo4j_db, synthetic_models, c
     code, out, err = run(capsys, "import", str(synthetic_models.directory))
     assert code == 0
     assert "created           0" in out and "already stored    20" in out
-    assert graph.read("MATCH (m:Model) RETURN count(m) AS n")[0]["n"] == 20
+    assert neo4j_db.read("MATCH (m:Model) RETURN count(m) AS n")[0]["n"] == 20
 
 
 def test_import_exit_codes_for_failures(neo4j_db, tmp_path: Path, capsys) -> None:
@@ -99,12 +98,8 @@ def test_unreachable_neo4j_is_one_line(neo4j_db, monkeypatch, capsys) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    close_driver()
     monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{port}")
-    try:
-        code, out, err = run(capsys, "stats")
-    finally:
-        close_driver()
+    code, out, err = run(capsys, "stats")
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert f"Neo4j is not reachable at bolt://127.0.0.1:{port}" in err and "heritage neo4j start" in err

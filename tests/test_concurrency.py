@@ -35,7 +35,7 @@ from lineage_invariants import (
 )
 from live_server import heritage_serve
 
-import graph
+from graph.database import Database
 from heritage.evaluation.synthetic import random_root
 
 REQUEST_TIMEOUT_S = 120.0
@@ -91,7 +91,7 @@ def stored_files(server: LiveServer) -> list[Path]:
 # ------------------------------------------------------------------ concurrent uploads
 
 
-def test_twenty_concurrent_uploads(server: LiveServer, synthetic_models: Any) -> None:
+def test_twenty_concurrent_uploads(neo4j_db: Database, server: LiveServer, synthetic_models: Any) -> None:
     files = sorted(synthetic_models.directory.glob("*.safetensors"))
     assert len(files) == 20
     barrier = threading.Barrier(len(files))
@@ -114,18 +114,18 @@ def test_twenty_concurrent_uploads(server: LiveServer, synthetic_models: Any) ->
         for family in families:
             assert genealogy_problems(client.get(f"/api/families/{family['id']}/genealogy").json()) == []
 
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
     assert stats["models"] == 20 and stats["unplaced_models"] == 0 and stats["stale_families"] == 0
-    rows = graph.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
+    rows = neo4j_db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
     assert sorted(sorted(r["names"]) for r in rows) == sorted(sorted(f) for f in synthetic_models.families)
-    edges = {(r["p"], r["c"]) for r in graph.read(
+    edges = {(r["p"], r["c"]) for r in neo4j_db.read(
         "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS p, c.name AS c")}
     assert len(edges & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
     assert len(stored_files(server)) == 20
     print(f"20 concurrent uploads in {elapsed:.1f} s")
 
 
-def test_same_file_twice_at_the_same_moment(server: LiveServer, tmp_path: Path) -> None:
+def test_same_file_twice_at_the_same_moment(neo4j_db: Database, server: LiveServer, tmp_path: Path) -> None:
     from safetensors.numpy import save
 
     rounds = 6
@@ -152,18 +152,19 @@ def test_same_file_twice_at_the_same_moment(server: LiveServer, tmp_path: Path) 
             created.append(winner)
         listed = client.get("/api/models", params={"limit": 100}).json()
     assert sorted(m["id"] for m in listed["items"]) == sorted(created) and listed["total"] == rounds
-    counts = {r["label"]: r["n"] for r in graph.read(
+    counts = {r["label"]: r["n"] for r in neo4j_db.read(
         "MATCH (n) WHERE n:Model OR n:Fingerprint OR n:Family UNWIND labels(n) AS label "
         "RETURN label, count(*) AS n")}
     assert counts == {"Model": rounds, "Fingerprint": rounds, "Family": rounds}
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
     assert len(stored_files(server)) == rounds  # the losing copy is not kept
 
 
 # ------------------------------------------------------------ reads during reclusters
 
 
-def test_reads_during_reclusters_always_see_whole_trees(server: LiveServer, catalogue: Any,
+def test_reads_during_reclusters_always_see_whole_trees(neo4j_db: Database, neo4j_settings: Any,
+                                                        server: LiveServer, catalogue: Any,
                                                         synthetic_models: Any) -> None:
     from heritage.catalogue import Catalogue, CatalogueConfig, collect_entries
     from heritage.lineage.trees import TreeBuildingMethod
@@ -175,7 +176,8 @@ def test_reads_during_reclusters_always_see_whole_trees(server: LiveServer, cata
     assert len(family_ids) == 2
     # Another process's view (another tree method): its reclusters give different trees,
     # so a read mixing two writes would be visible.
-    other = Catalogue(CatalogueConfig(tree_method=TreeBuildingMethod.KURTOSIS_ONLY), ensure_schema=False)
+    other = Catalogue.from_settings(neo4j_settings, CatalogueConfig(tree_method=TreeBuildingMethod.KURTOSIS_ONLY),
+                                    ensure_schema=False)
     stop = threading.Event()
     problems: list[str] = []
     reads = {"genealogy": 0, "lineage": 0, "path": 0}
@@ -235,11 +237,12 @@ def test_reads_during_reclusters_always_see_whole_trees(server: LiveServer, cata
     assert problems == [], problems[:20]
     assert sum(reads.values()) >= 100 and all(n > 0 for n in reads.values()), reads
     assert len(tree_shapes) >= 2  # the reads did see the trees change
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
     print(f"reads during {rounds} reclusters: {reads}, {len(tree_shapes)} distinct trees seen")
 
 
-def test_a_rewrite_landing_inside_a_read_makes_it_read_again(catalogue: Any, synthetic_models: Any,
+def test_a_rewrite_landing_inside_a_read_makes_it_read_again(neo4j_db: Database, neo4j_settings: Any,
+                                                               catalogue: Any, synthetic_models: Any,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Deterministic version of the race above: a tree rewrite (another process's rebuild,
     with another tree method) commits between the queries of one lineage read and inside
@@ -251,7 +254,8 @@ def test_a_rewrite_landing_inside_a_read_makes_it_read_again(catalogue: Any, syn
     summary = catalogue.import_many(collect_entries([synthetic_models.directory]))
     ids = {r.name: r.model_id for r in summary.results}
     family_id = next(r.family_id for r in summary.results if r.name == "a0")
-    other = Catalogue(CatalogueConfig(tree_method=TreeBuildingMethod.KURTOSIS_ONLY), ensure_schema=False)
+    other = Catalogue.from_settings(neo4j_settings, CatalogueConfig(tree_method=TreeBuildingMethod.KURTOSIS_ONLY),
+                                    ensure_schema=False)
     real_run = GraphTransaction.run
     calls: dict[str, int] = {}
 
@@ -267,11 +271,11 @@ def test_a_rewrite_landing_inside_a_read_makes_it_read_again(catalogue: Any, syn
     monkeypatch.setattr(GraphTransaction, "run", run)
 
     def stored_parents() -> dict[str, str]:
-        return {r["c"]: r["p"] for r in graph.read(
+        return {r["c"]: r["p"] for r in neo4j_db.read(
             "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN c.id AS c, p.id AS p")}
 
     versions = [catalogue.get_family(family_id)["version"]]
-    lineage = reads.lineage(ids["a1_1"], depth=50)
+    lineage = reads.lineage(neo4j_db, ids["a1_1"], depth=50)
     versions.append(catalogue.get_family(family_id)["version"])
     parents = stored_parents()
     chain, node = [], ids["a1_1"]
@@ -283,7 +287,7 @@ def test_a_rewrite_landing_inside_a_read_makes_it_read_again(catalogue: Any, syn
     assert lineage["root"]["id"] == (chain[-1] if chain else ids["a1_1"])
     assert versions[1] == versions[0] + 1 and calls["lineage_stamp"] == 4  # the rewrite landed; read twice
 
-    genealogy = reads.genealogy(family_id)
+    genealogy = reads.genealogy(neo4j_db, family_id)
     assert {(e["child"], e["parent"]) for e in genealogy["edges"]} == {
         (c, p) for c, p in stored_parents().items() if c in {n["id"] for n in genealogy["nodes"]}}
     assert genealogy["validation"]["valid"] and len({e["run_id"] for e in genealogy["edges"]}) == 1

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 
-import neo4j
 import pytest
 
-import graph
+from graph.database import Database
+from graph.driver import GraphTransaction
+from graph.errors import ConstraintViolation
 from graph.queries import CYPHER_DIR, available_queries, load_query
 
 ORDER = ["r", "a", "b", "a1", "a2", "b1", "b11", "s", "t", "e"]
@@ -42,7 +43,7 @@ def vector(seed: int) -> list[float]:
 
 
 @pytest.fixture
-def known_graph(neo4j_db: neo4j.Driver) -> None:
+def known_graph(neo4j_db: Database) -> None:
     rows = [
         {"id": mid(n), "name": n, "i": i, "sha": f"{i:064x}", "format": "pytorch" if n == "b" else "safetensors",
          "status": "error" if n == "e" else "ok", "hash": "h2" if n in ("s", "t") else "h1",
@@ -50,7 +51,7 @@ def known_graph(neo4j_db: neo4j.Driver) -> None:
          "placement": vector(i) if n != "e" else None}
         for i, n in enumerate(ORDER)
     ]
-    graph.write(
+    neo4j_db.write(
         "UNWIND $rows AS row "
         "CREATE (m:Model {id: row.id, name: row.name, sha256: row.sha, format: row.format, status: row.status, "
         "  structureHash: row.hash, isAdapter: false, params: 100 + row.i, description: row.description, "
@@ -58,22 +59,22 @@ def known_graph(neo4j_db: neo4j.Driver) -> None:
         "CREATE (:Fingerprint {modelId: row.id, sha256: row.sha, data: row.sha, version: 1})-[:OF]->(m)",
         rows=rows,
     )
-    graph.write(
+    neo4j_db.write(
         "UNWIND $fams AS fam CREATE (f:Family {id: fam.id, memberCount: fam.n, version: 1, "
         "  structureHash: fam.hash, createdAt: datetime()})",
         fams=[{"id": "f1", "n": 7, "hash": "h1"}, {"id": "f2", "n": 2, "hash": "h2"}],
     )
-    graph.write(
+    neo4j_db.write(
         "UNWIND $rows AS row MATCH (m:Model {id: row.id}), (f:Family {id: row.family}) CREATE (m)-[:IN_FAMILY]->(f)",
         rows=[{"id": mid(n), "family": f} for n, f in FAMILY.items()],
     )
-    graph.write(
+    neo4j_db.write(
         "UNWIND $rows AS row MATCH (c:Model {id: row.child}), (p:Model {id: row.parent}) "
         "CREATE (c)-[:DERIVED_FROM {confidence: row.conf, distance: row.conf / 10, method: 'mother', "
         "  runId: 'run-0'}]->(p)",
         rows=[{"child": mid(c), "parent": mid(p), "conf": CONFIDENCE[c]} for c, p in PARENT.items()],
     )
-    graph.write(
+    neo4j_db.write(
         "MATCH (a:Model {name: 'a'}), (r:Model {name: 'r'}), (a1:Model {name: 'a1'}), (b:Model {name: 'b'}), "
         "      (t:Model {name: 't'}) "
         "CREATE (a)-[:DECLARED_BASE {relation: 'finetune'}]->(r), (a1)-[:DECLARED_BASE {relation: 'finetune'}]->(b), "
@@ -114,79 +115,79 @@ def test_every_catalogue_query_is_used_by_the_code() -> None:
 # --------------------------------------------------------------------------- lineage
 
 
-def test_lineage_ancestors(known_graph) -> None:
-    rows = graph.read("lineage_ancestors", id=mid("b11"), depth=50)
+def test_lineage_ancestors(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.read("lineage_ancestors", id=mid("b11"), depth=50)
     assert names(rows) == ["b1", "b", "r"]
     assert [r["generation"] for r in rows] == [1, 2, 3]
     assert [r["confidence"] for r in rows] == [0.4, 0.5, 0.8]  # edge from the generation below
     assert [r["relation"] for r in rows] == ["finetune"] * 3 and [r["weight"] for r in rows] == [None] * 3
     assert names(rows, "childId") == ["b11", "b1", "b"]
-    assert names(graph.read("lineage_ancestors", id=mid("b11"), depth=2)) == ["b1", "b"]
-    assert graph.read("lineage_ancestors", id=mid("r"), depth=5) == []
+    assert names(neo4j_db.read("lineage_ancestors", id=mid("b11"), depth=2)) == ["b1", "b"]
+    assert neo4j_db.read("lineage_ancestors", id=mid("r"), depth=5) == []
 
 
-def test_lineage_descendants(known_graph) -> None:
-    rows = graph.read("lineage_descendants", id=mid("r"), depth=50)
+def test_lineage_descendants(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.read("lineage_descendants", id=mid("r"), depth=50)
     assert names(rows) == ["a", "b", "a1", "a2", "b1", "b11"]
     assert {r["id"]: r["parentId"] for r in rows} == {mid(c): mid(PARENT[c]) for c in names(rows)}
     assert [r["generation"] for r in rows] == [1, 1, 2, 2, 2, 3]
     assert {r["relation"] for r in rows} == {"finetune"}  # stored without a relation
-    assert names(graph.read("lineage_descendants", id=mid("r"), depth=1)) == ["a", "b"]
-    assert graph.read("lineage_descendants", id=mid("a1"), depth=3) == []
+    assert names(neo4j_db.read("lineage_descendants", id=mid("r"), depth=1)) == ["a", "b"]
+    assert neo4j_db.read("lineage_descendants", id=mid("a1"), depth=3) == []
 
 
-def test_lineage_root(known_graph) -> None:
-    assert graph.read("lineage_root", id=mid("b11")) == [{"id": mid("r"), "name": "r", "generations": 3}]
-    assert graph.read("lineage_root", id=mid("r")) == [{"id": mid("r"), "name": "r", "generations": 0}]
-    assert graph.read("lineage_root", id="missing") == []
+def test_lineage_root(neo4j_db: Database, known_graph) -> None:
+    assert neo4j_db.read("lineage_root", id=mid("b11")) == [{"id": mid("r"), "name": "r", "generations": 3}]
+    assert neo4j_db.read("lineage_root", id=mid("r")) == [{"id": mid("r"), "name": "r", "generations": 0}]
+    assert neo4j_db.read("lineage_root", id="missing") == []
 
 
-def test_lineage_path(known_graph) -> None:
-    [row] = graph.read("lineage_path", a=mid("a2"), b=mid("b11"))
+def test_lineage_path(neo4j_db: Database, known_graph) -> None:
+    [row] = neo4j_db.read("lineage_path", a=mid("a2"), b=mid("b11"))
     assert names(row["nodes"]) == ["a2", "a", "r", "b", "b1", "b11"]
     assert row["length"] == 5
     assert [(e["child"], e["parent"]) for e in row["edges"]][:2] == [(mid("a2"), mid("a")), (mid("a"), mid("r"))]
-    assert graph.read("lineage_path", a=mid("a2"), b=mid("t")) == []
-    [same] = graph.read("lineage_path", a=mid("a"), b=mid("a"))
+    assert neo4j_db.read("lineage_path", a=mid("a2"), b=mid("t")) == []
+    [same] = neo4j_db.read("lineage_path", a=mid("a"), b=mid("a"))
     assert same["length"] == 0
 
 
-def test_lineage_lowest_common_ancestor(known_graph) -> None:
-    lca = graph.read("lineage_lowest_common_ancestor", a=mid("a2"), b=mid("b11"))
+def test_lineage_lowest_common_ancestor(neo4j_db: Database, known_graph) -> None:
+    lca = neo4j_db.read("lineage_lowest_common_ancestor", a=mid("a2"), b=mid("b11"))
     assert lca == [{"id": mid("r"), "name": "r", "fromA": 2, "fromB": 3}]
-    assert graph.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("a2"))[0]["name"] == "a"
-    assert graph.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("a"))[0]["name"] == "a"
-    assert graph.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("t")) == []
+    assert neo4j_db.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("a2"))[0]["name"] == "a"
+    assert neo4j_db.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("a"))[0]["name"] == "a"
+    assert neo4j_db.read("lineage_lowest_common_ancestor", a=mid("a1"), b=mid("t")) == []
 
 
-def test_lineage_siblings(known_graph) -> None:
-    rows = graph.read("lineage_siblings", id=mid("a1"))
+def test_lineage_siblings(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.read("lineage_siblings", id=mid("a1"))
     assert names(rows) == ["a2"] and rows[0]["parentName"] == "a" and rows[0]["confidence"] == 0.6
-    assert names(graph.read("lineage_siblings", id=mid("a"))) == ["b"]
-    assert graph.read("lineage_siblings", id=mid("r")) == []
-    assert graph.read("lineage_siblings", id=mid("b1")) == []
+    assert names(neo4j_db.read("lineage_siblings", id=mid("a"))) == ["b"]
+    assert neo4j_db.read("lineage_siblings", id=mid("r")) == []
+    assert neo4j_db.read("lineage_siblings", id=mid("b1")) == []
 
 
-def test_lineage_declared_mismatches(known_graph) -> None:
-    rows = graph.read("lineage_declared_mismatches", id=None, limit=100)
+def test_lineage_declared_mismatches(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.read("lineage_declared_mismatches", id=None, limit=100)
     assert [(r["name"], r["declaredName"], r["recoveredName"], r["declaredExternal"]) for r in rows] == [
         ("a1", "b", "a", False),
         ("t", "hf/origin", "s", True),
     ]
-    assert names(graph.read("lineage_declared_mismatches", id=mid("t"), limit=100)) == ["t"]
-    assert graph.read("lineage_declared_mismatches", id=mid("a"), limit=100) == []  # declared = recovered
-    assert names(graph.read("lineage_declared_mismatches", id=None, limit=1)) == ["a1"]
+    assert names(neo4j_db.read("lineage_declared_mismatches", id=mid("t"), limit=100)) == ["t"]
+    assert neo4j_db.read("lineage_declared_mismatches", id=mid("a"), limit=100) == []  # declared = recovered
+    assert names(neo4j_db.read("lineage_declared_mismatches", id=None, limit=1)) == ["a1"]
 
 
-def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(known_graph) -> None:
+def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(neo4j_db: Database, known_graph) -> None:
     """A merge child declares two bases and has both as recovered parents: no mismatch,
     although each declared base differs from the other recovered parent."""
-    graph.write(
+    neo4j_db.write(
         "MATCH (a:Model {name: 'a'}), (b:Model {name: 'b'}), (a2:Model {name: 'a2'}) "
         "CREATE (a2)-[:DERIVED_FROM {confidence: 0.5, relation: 'merge', weight: 0.4}]->(b), "
         "       (a2)-[:DECLARED_BASE {relation: 'merge'}]->(a), (a2)-[:DECLARED_BASE {relation: 'merge'}]->(b)")
-    assert graph.read("lineage_declared_mismatches", id=mid("a2"), limit=100) == []
-    [row] = graph.read("family_genealogy", id="f1")
+    assert neo4j_db.read("lineage_declared_mismatches", id=mid("a2"), limit=100) == []
+    [row] = neo4j_db.read("family_genealogy", id="f1")
     merge = [e for e in row["edges"] if e["child"] == mid("a2")]
     assert sorted((e["parent"], e["relation"], e["weight"]) for e in merge) == [
         (mid("a"), "finetune", None), (mid("b"), "merge", 0.4)]
@@ -195,24 +196,24 @@ def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(known_graph)
 # --------------------------------------------------------------------------- models
 
 
-def test_model_get_find_and_exists(known_graph) -> None:
-    [row] = graph.read("model_get", id=mid("a1"))
+def test_model_get_find_and_exists(neo4j_db: Database, known_graph) -> None:
+    [row] = neo4j_db.read("model_get", id=mid("a1"))
     assert row["model"]["name"] == "a1" and row["familyId"] == "f1"
     assert row["parentId"] == mid("a") and row["confidence"] == 0.7
     assert row["declaredBaseId"] == mid("b") and "placement" not in row["model"]
-    assert graph.read("model_get", id="a1") == []  # by id only
-    assert graph.read("model_find", ref="a1")[0]["model"]["id"] == mid("a1")
-    assert graph.read("model_find", ref=mid("a1"))[0]["model"]["name"] == "a1"
-    assert graph.read("model_find", ref="nope") == []
-    assert graph.read("model_exists", ids=[mid("r"), "nope"]) == [{"id": mid("r"), "exists": True},
+    assert neo4j_db.read("model_get", id="a1") == []  # by id only
+    assert neo4j_db.read("model_find", ref="a1")[0]["model"]["id"] == mid("a1")
+    assert neo4j_db.read("model_find", ref=mid("a1"))[0]["model"]["name"] == "a1"
+    assert neo4j_db.read("model_find", ref="nope") == []
+    assert neo4j_db.read("model_exists", ids=[mid("r"), "nope"]) == [{"id": mid("r"), "exists": True},
                                                                   {"id": "nope", "exists": False}]
 
 
-def test_model_list_filters_and_pages(known_graph) -> None:
+def test_model_list_filters_and_pages(neo4j_db: Database, known_graph) -> None:
     def page(**params):
         values = {"q": None, "familyId": None, "format": None, "status": None, "skip": 0, "limit": 100}
         values.update(params)
-        [row] = graph.read("model_list", **values)
+        [row] = neo4j_db.read("model_list", **values)
         return row["total"], [item["model"]["name"] for item in row["items"]]
 
     total, listed = page()
@@ -223,100 +224,100 @@ def test_model_list_filters_and_pages(known_graph) -> None:
     assert page(q="B1") == (2, ["b11", "b1"])
     assert page(q="ROOT") == (1, ["r"])  # description
     assert page(familyId="f1", skip=2, limit=3) == (7, ["a2", "a1", "b"])
-    [row] = graph.read("model_list", q=None, familyId="f1", format=None, status=None, skip=0, limit=1)
+    [row] = neo4j_db.read("model_list", q=None, familyId="f1", format=None, status=None, skip=0, limit=1)
     assert row["items"][0]["parentId"] == mid("b1") and row["items"][0]["familyId"] == "f1"
 
 
-def test_model_lookups_by_sha_name_and_family(known_graph) -> None:
+def test_model_lookups_by_sha_name_and_family(neo4j_db: Database, known_graph) -> None:
     sha = f"{ORDER.index('a'):064x}"
-    assert graph.read("model_ids_by_sha256", sha256s=[sha, "0" * 63 + "f"]) == [
+    assert neo4j_db.read("model_ids_by_sha256", sha256s=[sha, "0" * 63 + "f"]) == [
         {"sha256": sha, "id": mid("a"), "name": "a"}]
-    assert names(graph.read("model_ids_by_name", names=["s", "zz"])) == ["s"]
-    assert graph.read("model_families", ids=[mid("t"), mid("e")]) == [{"id": mid("t"), "familyId": "f2"}]
-    fps = graph.read("model_fingerprints", ids=[mid("r")])
+    assert names(neo4j_db.read("model_ids_by_name", names=["s", "zz"])) == ["s"]
+    assert neo4j_db.read("model_families", ids=[mid("t"), mid("e")]) == [{"id": mid("t"), "familyId": "f2"}]
+    fps = neo4j_db.read("model_fingerprints", ids=[mid("r")])
     assert fps[0]["id"] == mid("r") and fps[0]["version"] == 1
 
 
-def test_model_lock_placement(known_graph) -> None:
-    rows = graph.write("model_lock_placement", ids=sorted([mid("t"), mid("e"), "not-yet-created"]))
+def test_model_lock_placement(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.write("model_lock_placement", ids=sorted([mid("t"), mid("e"), "not-yet-created"]))
     assert sorted((r["id"], r["familyId"]) for r in rows) == [(mid("e"), None), (mid("t"), "f2")]
-    assert graph.read("MATCH (m:Model {name: 't'}) RETURN m.placedAt IS NOT NULL AS locked") == [{"locked": True}]
+    assert neo4j_db.read("MATCH (m:Model {name: 't'}) RETURN m.placedAt IS NOT NULL AS locked") == [{"locked": True}]
 
 
-def test_model_unplaced_and_keys_all(known_graph) -> None:
-    assert graph.read("model_unplaced") == []
-    graph.write("MATCH (m:Model {name: 'b11'})-[r:IN_FAMILY]->() DELETE r")
-    assert names(graph.read("model_unplaced")) == ["b11"]
-    assert len(graph.read("model_keys_all")) == 9  # status ok only
+def test_model_unplaced_and_keys_all(neo4j_db: Database, known_graph) -> None:
+    assert neo4j_db.read("model_unplaced") == []
+    neo4j_db.write("MATCH (m:Model {name: 'b11'})-[r:IN_FAMILY]->() DELETE r")
+    assert names(neo4j_db.read("model_unplaced")) == ["b11"]
+    assert len(neo4j_db.read("model_keys_all")) == 9  # status ok only
 
 
-def test_model_create_with_fingerprint_and_declared_bases(known_graph) -> None:
+def test_model_create_with_fingerprint_and_declared_bases(neo4j_db: Database, known_graph) -> None:
     row = {"props": {"id": "id-new", "name": "new", "sha256": "f" * 64, "status": "ok", "isAdapter": False,
                      "placement": vector(99)},
            "fingerprint": b"\x00\x01", "fingerprintVersion": 1}
-    assert graph.write("model_create", rows=[row]) == [{"id": "id-new", "name": "new"}]
-    [fp] = graph.read("MATCH (fp:Fingerprint)-[:OF]->(:Model {id: 'id-new'}) RETURN fp.data AS data, fp.sha256 AS sha")
+    assert neo4j_db.write("model_create", rows=[row]) == [{"id": "id-new", "name": "new"}]
+    [fp] = neo4j_db.read("MATCH (fp:Fingerprint)-[:OF]->(:Model {id: 'id-new'}) RETURN fp.data AS data, fp.sha256 AS sha")
     assert bytes(fp["data"]) == b"\x00\x01" and fp["sha"] == "f" * 64
-    with pytest.raises(graph.ConstraintViolation):  # same content again
-        graph.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new2", "name": "new2"}}])
-    with pytest.raises(graph.ConstraintViolation):  # same name again
-        graph.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new3", "sha256": "e" * 64}}])
+    with pytest.raises(ConstraintViolation):  # same content again
+        neo4j_db.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new2", "name": "new2"}}])
+    with pytest.raises(ConstraintViolation):  # same name again
+        neo4j_db.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new3", "sha256": "e" * 64}}])
 
-    linked = graph.write("model_link_declared_bases", rows=[
+    linked = neo4j_db.write("model_link_declared_bases", rows=[
         {"id": "id-new", "base": "owner/r", "candidates": ["owner/r", "r"], "relation": "finetune"}])
     assert linked == [{"id": "id-new", "baseId": mid("r")}]
-    linked = graph.write("model_link_declared_bases", rows=[
+    linked = neo4j_db.write("model_link_declared_bases", rows=[
         {"id": "id-new", "base": "owner/later", "candidates": ["owner/later", "later"], "relation": "adapter"}])
     assert linked == [{"id": "id-new", "baseId": None}]  # replaced: now a placeholder
-    assert graph.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) RETURN x.name AS n, labels(x) AS l") == [
+    assert neo4j_db.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) RETURN x.name AS n, labels(x) AS l") == [
         {"n": "owner/later", "l": ["ExternalModel"]}]
 
     # The declared base arrives later: the placeholder's edges move onto it.
-    graph.write("model_create", rows=[{"props": {"id": "id-later", "name": "later", "sha256": "d" * 64,
+    neo4j_db.write("model_create", rows=[{"props": {"id": "id-later", "name": "later", "sha256": "d" * 64,
                                                  "status": "ok", "isAdapter": False},
                                        "fingerprint": b"", "fingerprintVersion": 1}])
-    moved = graph.write("model_resolve_placeholders", ids=["id-later"])
+    moved = neo4j_db.write("model_resolve_placeholders", ids=["id-later"])
     assert moved == [{"modelId": "id-new", "baseId": "id-later"}]
-    assert graph.write("catalogue_drop_orphan_placeholders") == [{"deleted": 1}]
-    assert graph.read("MATCH (x:ExternalModel) RETURN x.name AS n") == [{"n": "hf/origin"}]
+    assert neo4j_db.write("catalogue_drop_orphan_placeholders") == [{"deleted": 1}]
+    assert neo4j_db.read("MATCH (x:ExternalModel) RETURN x.name AS n") == [{"n": "hf/origin"}]
 
 
-def test_model_update_profile_and_set_status(known_graph) -> None:
-    graph.write("model_update_profile", id=mid("a2"), props={"params": 7, "format": "hf_folder"},
-                fingerprint=b"\x09", fingerprintVersion=1)
-    [row] = graph.read("model_get", id=mid("a2"))
+def test_model_update_profile_and_set_status(neo4j_db: Database, known_graph) -> None:
+    neo4j_db.write("model_update_profile", id=mid("a2"), props={"params": 7, "format": "hf_folder"},
+                   fingerprint=b"\x09", fingerprintVersion=1)
+    [row] = neo4j_db.read("model_get", id=mid("a2"))
     assert row["model"]["params"] == 7 and row["model"]["status"] == "ok"
-    graph.write("model_set_status", id=mid("a2"), status="processing", error=None)
-    assert graph.read("model_get", id=mid("a2"))[0]["familyId"] == "f1"  # still placed
-    graph.write("model_set_status", id=mid("a2"), status="error", error="unreadable")
-    [row] = graph.read("model_get", id=mid("a2"))
+    neo4j_db.write("model_set_status", id=mid("a2"), status="processing", error=None)
+    assert neo4j_db.read("model_get", id=mid("a2"))[0]["familyId"] == "f1"  # still placed
+    neo4j_db.write("model_set_status", id=mid("a2"), status="error", error="unreadable")
+    [row] = neo4j_db.read("model_get", id=mid("a2"))
     assert row["model"]["status"] == "error" and row["model"]["error"] == "unreadable"
     assert row["familyId"] is None and row["parentId"] is None  # out of the genealogy
 
 
-def test_model_delete(known_graph) -> None:
-    assert graph.write("model_delete", id=mid("b")) == [{"id": mid("b"), "name": "b"}]
-    assert graph.read("model_get", id=mid("b")) == []
-    assert graph.read("MATCH (f:Fingerprint {modelId: $id}) RETURN f", id=mid("b")) == []
+def test_model_delete(neo4j_db: Database, known_graph) -> None:
+    assert neo4j_db.write("model_delete", id=mid("b")) == [{"id": mid("b"), "name": "b"}]
+    assert neo4j_db.read("model_get", id=mid("b")) == []
+    assert neo4j_db.read("MATCH (f:Fingerprint {modelId: $id}) RETURN f", id=mid("b")) == []
     # a1 declared b: the declaration survives, now pointing at a placeholder named b
-    declared = graph.read("MATCH (:Model {name: 'a1'})-[:DECLARED_BASE]->(x:ExternalModel) RETURN x.name AS n")
+    declared = neo4j_db.read("MATCH (:Model {name: 'a1'})-[:DECLARED_BASE]->(x:ExternalModel) RETURN x.name AS n")
     assert declared == [{"n": "b"}]
-    assert graph.write("model_delete", id=mid("b")) == []
+    assert neo4j_db.write("model_delete", id=mid("b")) == []
 
 
 # --------------------------------------------------------------------------- placement
 
 
-def test_placement_queries(known_graph) -> None:
-    assert graph.read("placement_architecture_size", structureHash="h1") == [{"models": 8}]  # e included
-    assert graph.read("placement_architecture_size", structureHash="none") == [{"models": 0}]
-    rows = graph.read("placement_same_structure", structureHash="h1", exclude=[mid("a")], limit=100)
+def test_placement_queries(neo4j_db: Database, known_graph) -> None:
+    assert neo4j_db.read("placement_architecture_size", structureHash="h1") == [{"models": 8}]  # e included
+    assert neo4j_db.read("placement_architecture_size", structureHash="none") == [{"models": 0}]
+    rows = neo4j_db.read("placement_same_structure", structureHash="h1", exclude=[mid("a")], limit=100)
     assert sorted(names(rows)) == ["a1", "a2", "b", "b1", "b11", "r"]
     assert {r["familyId"] for r in rows} == {"f1"}
-    assert len(graph.read("placement_same_structure", structureHash="h1", exclude=[], limit=3)) == 3
-    graph.write("CALL db.awaitIndexes(60)")
-    near = graph.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h1",
-                      exclude=[], k=20, limit=3)
+    assert len(neo4j_db.read("placement_same_structure", structureHash="h1", exclude=[], limit=3)) == 3
+    neo4j_db.write("CALL db.awaitIndexes(60)")
+    near = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h1",
+                         exclude=[], k=20, limit=3)
     assert names(near)[0] == "a1" and len(near) == 3 and near[0]["score"] == pytest.approx(1.0)
     import numpy as np
 
@@ -324,55 +325,55 @@ def test_placement_queries(known_graph) -> None:
     d = np.linalg.norm(np.array(vector(ORDER.index("a1"))) - np.array(vector(second)))
     # what placement.py assumes (approximately: the index quantizes vectors)
     assert near[1]["score"] == pytest.approx(1 / (1 + d**2), rel=2e-2)
-    rows = graph.read("placement_same_structure", structureHash="h2", exclude=[], limit=5)
+    rows = neo4j_db.read("placement_same_structure", structureHash="h2", exclude=[], limit=5)
     assert rows[0]["placement"] == pytest.approx(vector(ORDER.index("s")))
-    far = graph.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h2",
-                     exclude=[mid("s")], k=20, limit=3)
+    far = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h2",
+                        exclude=[mid("s")], k=20, limit=3)
     assert names(far) == ["t"]
-    assert names(graph.read("placement_models_by_name", names=["b", "e", "x"])) == ["b"]  # e has no family
-    roots = graph.read("placement_family_roots")
+    assert names(neo4j_db.read("placement_models_by_name", names=["b", "e", "x"])) == ["b"]  # e has no family
+    roots = neo4j_db.read("placement_family_roots")
     assert [(r["familyId"], r["rootId"], r["size"]) for r in roots] == [("f1", mid("r"), 7), ("f2", mid("s"), 2)]
 
 
 # --------------------------------------------------------------------------- families
 
 
-def test_family_reads(known_graph) -> None:
-    listed = graph.read("family_list", skip=0, limit=10)
+def test_family_reads(neo4j_db: Database, known_graph) -> None:
+    listed = neo4j_db.read("family_list", skip=0, limit=10)
     assert [(r["family"]["id"], r["members"], names(r["roots"])) for r in listed] == [
         ("f1", 7, ["r"]), ("f2", 2, ["s"])]
     assert [r["edges"] for r in listed] == [6, 1]
     assert listed[0]["meanConfidence"] == pytest.approx(sum(CONFIDENCE[c] for c in ORDER[1:7]) / 6)
     assert listed[1]["meanConfidence"] == pytest.approx(0.3)
-    assert [r["family"]["id"] for r in graph.read("family_list", skip=1, limit=10)] == ["f2"]
-    [one] = graph.read("family_get", id="f2")
+    assert [r["family"]["id"] for r in neo4j_db.read("family_list", skip=1, limit=10)] == ["f2"]
+    [one] = neo4j_db.read("family_get", id="f2")
     assert one["members"] == 2 and one["family"]["structureHash"] == "h2"
     assert one["edges"] == 1 and one["meanConfidence"] == pytest.approx(0.3)
-    assert graph.read("family_get", id="nope") == []
-    models = graph.read("family_models", id="f1")
+    assert neo4j_db.read("family_get", id="nope") == []
+    models = neo4j_db.read("family_models", id="f1")
     assert [m["model"]["name"] for m in models] == ORDER[:7]
     assert {m["model"]["name"]: m["confidence"] for m in models if m["parentId"]} == {
         c: CONFIDENCE[c] for c in ORDER[1:7]}
-    [keys] = graph.read("family_member_keys", id="f2")
+    [keys] = neo4j_db.read("family_member_keys", id="f2")
     assert keys["version"] == 1 and [m["name"] for m in keys["members"]] == ["s", "t"]
 
 
-def test_family_genealogy(known_graph) -> None:
-    [row] = graph.read("family_genealogy", id="f1")
+def test_family_genealogy(neo4j_db: Database, known_graph) -> None:
+    [row] = neo4j_db.read("family_genealogy", id="f1")
     assert row["family"]["id"] == "f1" and len(row["models"]) == 7
     assert {(e["child"], e["parent"], e["confidence"]) for e in row["edges"]} == {
         (mid(c), mid(PARENT[c]), CONFIDENCE[c]) for c in ORDER[1:7]}
     assert {(e["relation"], e["weight"]) for e in row["edges"]} == {("finetune", None)}
-    assert graph.read("family_genealogy", id="nope") == []
-    graph.write("CREATE (:Family {id: 'empty'})")
-    [empty] = graph.read("family_genealogy", id="empty")
+    assert neo4j_db.read("family_genealogy", id="nope") == []
+    neo4j_db.write("CREATE (:Family {id: 'empty'})")
+    [empty] = neo4j_db.read("family_genealogy", id="empty")
     assert empty["models"] == [] and empty["edges"] == []
-    [counted] = graph.read("family_get", id="empty")
+    [counted] = neo4j_db.read("family_get", id="empty")
     assert counted["edges"] == 0 and counted["meanConfidence"] is None
 
 
-def test_family_rewrite_steps_and_rollback(known_graph) -> None:
-    def rewrite(tx: graph.GraphTransaction, fail: bool = False) -> None:
+def test_family_rewrite_steps_and_rollback(neo4j_db: Database, known_graph) -> None:
+    def rewrite(tx: GraphTransaction, fail: bool = False) -> None:
         locked = tx.run("family_lock", ids=["f2", "f3"])
         assert {(r["id"], r["version"], tuple(sorted(r["members"]))) for r in locked} == {
             ("f2", 1, (mid("s"), mid("t"))), ("f3", 0, ())}
@@ -392,61 +393,61 @@ def test_family_rewrite_steps_and_rollback(known_graph) -> None:
         assert {(r["id"], r["memberCount"], r["version"]) for r in stats} == {("f2", 1, 2), ("f3", 2, 1)}
 
     everything = "MATCH (c)-[r:DERIVED_FROM|IN_FAMILY]->(p) RETURN c.id AS c, type(r) AS t, p.id AS p ORDER BY c, t"
-    before = graph.read(everything)
+    before = neo4j_db.read(everything)
     with pytest.raises(RuntimeError):
-        graph.run_in_write_transaction(lambda tx: rewrite(tx, fail=True))
-    after = graph.read(everything)
-    assert after == before and graph.read("MATCH (f:Family {id: 'f3'}) RETURN f") == []
+        neo4j_db.write_transaction(lambda tx: rewrite(tx, fail=True))
+    after = neo4j_db.read(everything)
+    assert after == before and neo4j_db.read("MATCH (f:Family {id: 'f3'}) RETURN f") == []
 
-    graph.run_in_write_transaction(rewrite)
-    assert graph.read("lineage_ancestors", id=mid("b11"), depth=5)[0]["id"] == mid("t")
-    assert graph.read("model_get", id=mid("b1"))[0]["familyId"] == "f1"
-    assert graph.read("MATCH (f:Family {id: 'f1'}) RETURN f.memberCount AS n")[0]["n"] == 7  # not rewritten yet
-    assert graph.write("family_delete_empty", ids=["f1", "f2"]) == [{"deleted": 0}]
-    graph.write("MATCH (m:Model)-[r:IN_FAMILY]->(:Family {id: 'f2'}) DELETE r")
-    assert graph.write("family_delete_empty", ids=None) == [{"deleted": 1}]
+    neo4j_db.write_transaction(rewrite)
+    assert neo4j_db.read("lineage_ancestors", id=mid("b11"), depth=5)[0]["id"] == mid("t")
+    assert neo4j_db.read("model_get", id=mid("b1"))[0]["familyId"] == "f1"
+    assert neo4j_db.read("MATCH (f:Family {id: 'f1'}) RETURN f.memberCount AS n")[0]["n"] == 7  # not rewritten yet
+    assert neo4j_db.write("family_delete_empty", ids=["f1", "f2"]) == [{"deleted": 0}]
+    neo4j_db.write("MATCH (m:Model)-[r:IN_FAMILY]->(:Family {id: 'f2'}) DELETE r")
+    assert neo4j_db.write("family_delete_empty", ids=None) == [{"deleted": 1}]
 
 
-def test_catalogue_clear_and_memberships(known_graph) -> None:
+def test_catalogue_clear_and_memberships(neo4j_db: Database, known_graph) -> None:
     memberships = {r["id"]: sorted(names([{"id": m} for m in r["members"]]))
-                   for r in graph.read("catalogue_family_memberships")}
+                   for r in neo4j_db.read("catalogue_family_memberships")}
     assert memberships == {"f1": sorted(ORDER[:7]), "f2": ["s", "t"]}
-    assert graph.write("catalogue_clear_genealogy") == [{"removed": 7 + 9}]
-    assert graph.read("MATCH ()-[r:DERIVED_FROM|IN_FAMILY]->() RETURN count(r) AS n") == [{"n": 0}]
+    assert neo4j_db.write("catalogue_clear_genealogy") == [{"removed": 7 + 9}]
+    assert neo4j_db.read("MATCH ()-[r:DERIVED_FROM|IN_FAMILY]->() RETURN count(r) AS n") == [{"n": 0}]
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def test_catalogue_statistics(known_graph) -> None:
-    [stats] = graph.read("catalogue_statistics")
+def test_catalogue_statistics(neo4j_db: Database, known_graph) -> None:
+    [stats] = neo4j_db.read("catalogue_statistics")
     assert stats["models"] == 10 and stats["adapters"] == 0
     assert {x["status"]: x["count"] for x in stats["modelsByStatus"]} == {"ok": 9, "error": 1}
     assert stats["families"] == 2 and stats["staleFamilies"] == 0 and stats["emptyFamilies"] == 0
     assert stats["derivedEdges"] == 7 and stats["declaredEdges"] == 3 and stats["externalModels"] == 1
     assert stats["fingerprints"] == 10 and stats["unplacedModels"] == 0 and stats["jobsByState"] == []
-    graph.write("MATCH (f:Family {id: 'f2'}) SET f.memberCount = 5")
-    assert graph.read("catalogue_statistics")[0]["staleFamilies"] == 1
-    assert graph.read("catalogue_family_sizes") == [{"size": 2, "families": 1}, {"size": 7, "families": 1}]
+    neo4j_db.write("MATCH (f:Family {id: 'f2'}) SET f.memberCount = 5")
+    assert neo4j_db.read("catalogue_statistics")[0]["staleFamilies"] == 1
+    assert neo4j_db.read("catalogue_family_sizes") == [{"size": 2, "families": 1}, {"size": 7, "families": 1}]
 
 
 # --------------------------------------------------------------------------- jobs
 
 
 def test_job_queries(neo4j_db) -> None:
-    [created] = graph.write("job_create", id="j1", kind="recluster", message="waiting", owner="host:1:x")
+    [created] = neo4j_db.write("job_create", id="j1", kind="recluster", message="waiting", owner="host:1:x")
     assert created["job"]["state"] == "queued" and created["job"]["progress"] == 0.0
-    graph.write("job_create", id="j2", kind="import", message=None, owner="host:2:y")
-    [updated] = graph.write("job_update", id="j1", state="running", progress=0.5, message=None, result=None)
+    neo4j_db.write("job_create", id="j2", kind="import", message=None, owner="host:2:y")
+    [updated] = neo4j_db.write("job_update", id="j1", state="running", progress=0.5, message=None, result=None)
     assert updated["job"]["state"] == "running" and updated["job"]["message"] == "waiting"
-    assert graph.write("job_update", id="none", state=None, progress=None, message=None, result=None) == []
-    assert graph.read("job_get", id="j2")[0]["job"]["kind"] == "import"
-    assert [r["job"]["id"] for r in graph.read("job_list", state=None, limit=10)] == ["j2", "j1"]
-    assert [r["job"]["id"] for r in graph.read("job_list", state="running", limit=10)] == ["j1"]
-    assert sorted(r["id"] for r in graph.read("job_active")) == ["j1", "j2"]
-    assert graph.write("job_fail", ids=["j1"], message="gone") == [{"id": "j1"}]
-    assert graph.read("job_get", id="j1")[0]["job"]["state"] == "failed"
-    assert graph.write("job_fail", ids=["j1"], message="again") == []  # only active jobs
+    assert neo4j_db.write("job_update", id="none", state=None, progress=None, message=None, result=None) == []
+    assert neo4j_db.read("job_get", id="j2")[0]["job"]["kind"] == "import"
+    assert [r["job"]["id"] for r in neo4j_db.read("job_list", state=None, limit=10)] == ["j2", "j1"]
+    assert [r["job"]["id"] for r in neo4j_db.read("job_list", state="running", limit=10)] == ["j1"]
+    assert sorted(r["id"] for r in neo4j_db.read("job_active")) == ["j1", "j2"]
+    assert neo4j_db.write("job_fail", ids=["j1"], message="gone") == [{"id": "j1"}]
+    assert neo4j_db.read("job_get", id="j1")[0]["job"]["state"] == "failed"
+    assert neo4j_db.write("job_fail", ids=["j1"], message="again") == []  # only active jobs
 
 
 def test_queries_load_by_name() -> None:

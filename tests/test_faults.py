@@ -34,8 +34,7 @@ import pytest
 from lineage_invariants import graph_counts, integrity_problems, snapshot, wait_for_job
 from neo4j_servers import free_port, private_server
 
-import graph
-from graph.driver import close_driver
+from graph.database import Database
 from graph.settings import Neo4jSettings
 
 FORBIDDEN_IN_BODY = ("Traceback", 'File "', "site-packages")
@@ -93,10 +92,7 @@ def throwaway_neo4j(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jS
     if shutil.which("java") is None:
         pytest.fail("these tests need Java 17+ (the project's setup installs what Neo4j needs)")
     with private_server(tmp_path_factory.mktemp("neo4j-throwaway") / "home") as settings:
-        try:
-            yield settings
-        finally:
-            close_driver()  # the process-wide driver pointed here; the next test builds its own
+        yield settings
 
 
 def test_neo4j_down_is_503_and_the_same_app_recovers(throwaway_neo4j: Neo4jSettings, tmp_path: Path,
@@ -112,7 +108,7 @@ def test_neo4j_down_is_503_and_the_same_app_recovers(throwaway_neo4j: Neo4jSetti
     key = secrets.token_urlsafe(24)
     headers = {"X-API-Key": key}
     upload_dir = tmp_path / "uploads"
-    catalogue = Catalogue(CatalogueConfig(upload_dir=upload_dir), settings=settings)  # schema applied
+    catalogue = Catalogue.from_settings(settings, CatalogueConfig(upload_dir=upload_dir))  # schema applied
     app = create_app(ApiSettings(api_keys=(key,), upload_dir=upload_dir, db_timeout_s=2.0), catalogue=catalogue)
     files = sorted(synthetic_models.directory.glob("a*.safetensors"))
 
@@ -164,7 +160,7 @@ def test_neo4j_down_is_503_and_the_same_app_recovers(throwaway_neo4j: Neo4jSetti
         assert job.status_code == 202
         assert wait_for_job(client, job.json()["job"]["id"])["state"] == "succeeded"
         assert client.get(f"/api/families/{family_id}").json()["member_count"] == 2
-        assert integrity_problems() == []
+        assert integrity_problems(catalogue.db) == []
         # Only the two stored models' files stay in the upload directory.
         assert len([p for p in upload_dir.iterdir() if p.is_file()]) == 2
 
@@ -187,7 +183,7 @@ _STALL_IN_TRANSACTION = """
 
     commit.write_trees = stalled(commit.write_trees)          # used by rebuilds (commit_plans)
     maintenance.write_trees = stalled(maintenance.write_trees)  # used by recluster
-    catalogue = Catalogue(CatalogueConfig(), ensure_schema=False)
+    catalogue = Catalogue.from_settings(config=CatalogueConfig(), ensure_schema=False)
     kind = sys.argv[1]
     job = catalogue.submit_recluster() if kind == "recluster" else JobKinds(catalogue).rebuild_family(sys.argv[2])
     print("JOB", job["id"], flush=True)
@@ -196,15 +192,16 @@ _STALL_IN_TRANSACTION = """
 
 
 @pytest.mark.parametrize("kind", ["recluster", "rebuild"])
-def test_killed_during_a_tree_rewrite_leaves_the_old_trees(kind: str, catalogue: Any, api_factory: Any,
+def test_killed_during_a_tree_rewrite_leaves_the_old_trees(neo4j_db: Database,
+                                                           kind: str, catalogue: Any, api_factory: Any,
                                                            api_headers: dict[str, str],
                                                            synthetic_models: Any) -> None:
     from heritage.catalogue import collect_entries
 
     summary = catalogue.import_many(collect_entries([synthetic_models.directory]))
     assert summary.created == len(synthetic_models.parents)
-    before, before_counts = snapshot(), graph_counts()
-    assert integrity_problems() == [] and len(before["families"]) == 2
+    before, before_counts = snapshot(neo4j_db), graph_counts(neo4j_db)
+    assert integrity_problems(neo4j_db) == [] and len(before["families"]) == 2
     family_id = summary.results[0].family_id
 
     child = Child(_STALL_IN_TRANSACTION, kind, family_id)
@@ -216,10 +213,10 @@ def test_killed_during_a_tree_rewrite_leaves_the_old_trees(kind: str, catalogue:
         child.kill()
 
     # Only committed data is visible: the trees of before, whole and valid.
-    assert snapshot() == before
-    assert {k: v for k, v in graph_counts().items() if k != "Job"} == \
+    assert snapshot(neo4j_db) == before
+    assert {k: v for k, v in graph_counts(neo4j_db).items() if k != "Job"} == \
         {k: v for k, v in before_counts.items() if k != "Job"}
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
     client = api_factory()  # a new app: its start-up finds the job of the dead process
     job = client.get(f"/api/jobs/{job_id}").json()
@@ -230,8 +227,8 @@ def test_killed_during_a_tree_rewrite_leaves_the_old_trees(kind: str, catalogue:
             else client.post(f"/api/families/{family_id}/tree/rebuild", headers=api_headers))
     assert redo.status_code == 202, redo.text
     assert wait_for_job(client, redo.json()["job"]["id"], timeout=60)["state"] == "succeeded"
-    after = snapshot()
-    assert integrity_problems() == []
+    after = snapshot(neo4j_db)
+    assert integrity_problems(neo4j_db) == []
     assert [m["id"] for m in after["models"]] == [m["id"] for m in before["models"]]
     assert {(e["child"], e["parent"]) for e in after["edges"]} == {(e["child"], e["parent"]) for e in before["edges"]}
 
@@ -283,7 +280,7 @@ def test_interrupted_import_resumes_without_duplicates(phase: str, stop_after: i
     finally:
         child.kill()
 
-    counts = graph_counts()
+    counts = graph_counts(neo4j_db)
     stored = counts.get("Model", 0)
     if phase == "store":
         assert stop_after <= stored < total and counts.get("Family", 0) == 0
@@ -291,22 +288,22 @@ def test_interrupted_import_resumes_without_duplicates(phase: str, stop_after: i
         assert stored == total and counts["Family"] == 1
     assert counts.get("Fingerprint", 0) == stored
     # Stored but not all placed: exactly the state `model_unplaced` reports and the rerun repairs.
-    unplaced = graph.read("MATCH (m:Model) WHERE NOT (m)-[:IN_FAMILY]->() RETURN count(m) AS n")[0]["n"]
+    unplaced = neo4j_db.read("MATCH (m:Model) WHERE NOT (m)-[:IN_FAMILY]->() RETURN count(m) AS n")[0]["n"]
     assert unplaced == (stored if phase == "store" else total - counts["IN_FAMILY"]) and unplaced > 0
-    half = snapshot()
+    half = snapshot(neo4j_db)
 
     rerun = _run_import(directory)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    after = snapshot()
+    after = snapshot(neo4j_db)
     assert len(after["models"]) == total  # the rest imported, nothing lost
     assert {m["id"] for m in half["models"]} <= {m["id"] for m in after["models"]}  # the first ones kept their ids
-    assert integrity_problems() == []  # no duplicates, every model placed, trees valid
-    families = graph.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
+    assert integrity_problems(neo4j_db) == []  # no duplicates, every model placed, trees valid
+    families = neo4j_db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
     assert sorted(sorted(r["names"]) for r in families) == sorted(sorted(f) for f in synthetic_models.families)
-    edges = {(r["p"], r["c"]) for r in graph.read(
+    edges = {(r["p"], r["c"]) for r in neo4j_db.read(
         "MATCH (c:Model)-[:DERIVED_FROM]->(p:Model) RETURN p.name AS p, c.name AS c")}
     assert len(edges & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
 
     again = _run_import(directory)  # a third run: everything is a duplicate, nothing changes
     assert again.returncode == 0, again.stdout + again.stderr
-    assert snapshot() == after
+    assert snapshot(neo4j_db) == after

@@ -9,8 +9,8 @@ import httpx
 import neo4j
 import pytest
 
-import graph
-from graph.driver import translate_errors
+from graph.database import Database
+from graph.driver import GraphTransaction, translate_errors
 from graph.errors import (
     ConstraintViolation,
     DatabaseUnavailable,
@@ -28,17 +28,17 @@ from neo4j_servers import free_port
 
 
 def test_schema_applies_twice_and_creates_constraints_and_indexes(
-    neo4j_db: neo4j.Driver, neo4j_settings: Neo4jSettings
+    neo4j_db: Database,
 ) -> None:
-    apply_schema(neo4j_db, settings=neo4j_settings)  # the fixture applied it once already
-    apply_schema(neo4j_db, settings=neo4j_settings)
+    apply_schema(neo4j_db)  # the fixture applied it once already
+    apply_schema(neo4j_db)
 
-    constraints = graph.read("SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type")
+    constraints = neo4j_db.read("SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type")
     unique = {(c["labelsOrTypes"][0], c["properties"][0]) for c in constraints if c["type"] == "UNIQUENESS"}
     assert {("Model", "id"), ("Family", "id")} <= unique
 
     # Each look-up property is covered by an ONLINE index (plain or constraint-backed).
-    indexes = graph.read("SHOW INDEXES YIELD labelsOrTypes, properties, state")
+    indexes = neo4j_db.read("SHOW INDEXES YIELD labelsOrTypes, properties, state")
     online = {
         (i["labelsOrTypes"][0], i["properties"][0])
         for i in indexes
@@ -63,36 +63,36 @@ def _rows(*models: dict) -> list[dict]:
     return [{"props": props, "fingerprint": b"", "fingerprintVersion": 1} for props in models]
 
 
-def test_model_written_and_read_back(neo4j_db: neo4j.Driver) -> None:
+def test_model_written_and_read_back(neo4j_db: Database) -> None:
     props = {"id": "m-1", "name": "tiny-mlp", "sha256": "ab" * 32, "params": 1234, "format": "safetensors"}
-    created = graph.write("model_create", rows=_rows(props))
+    created = neo4j_db.write("model_create", rows=_rows(props))
     assert created == [{"id": "m-1", "name": "tiny-mlp"}]
 
-    [row] = graph.read("model_get", id="m-1")
+    [row] = neo4j_db.read("model_get", id="m-1")
     assert {k: row["model"][k] for k in props} == props
     assert row["model"]["createdAt"] is not None and row["familyId"] is None
-    assert graph.read("model_get", id="missing") == []
+    assert neo4j_db.read("model_get", id="missing") == []
 
 
-def test_duplicate_model_id_raises_project_error(neo4j_db: neo4j.Driver) -> None:
-    graph.write("model_create", rows=_rows({"id": "dup", "name": "first"}))
+def test_duplicate_model_id_raises_project_error(neo4j_db: Database) -> None:
+    neo4j_db.write("model_create", rows=_rows({"id": "dup", "name": "first"}))
     with pytest.raises(DuplicateModelError) as excinfo:
-        graph.write("model_create", rows=_rows({"id": "dup", "name": "second"}))
+        neo4j_db.write("model_create", rows=_rows({"id": "dup", "name": "second"}))
     assert isinstance(excinfo.value, ConstraintViolation)
     assert "dup" in str(excinfo.value) and "Model" in str(excinfo.value)
-    assert graph.read("MATCH (m:Model {id: $id}) RETURN m.name AS name", id="dup") == [{"name": "first"}]
+    assert neo4j_db.read("MATCH (m:Model {id: $id}) RETURN m.name AS name", id="dup") == [{"name": "first"}]
 
 
-def test_write_transaction_is_all_or_nothing(neo4j_db: neo4j.Driver) -> None:
-    graph.write("model_create", rows=_rows({"id": "existing", "name": "existing"}))
+def test_write_transaction_is_all_or_nothing(neo4j_db: Database) -> None:
+    neo4j_db.write("model_create", rows=_rows({"id": "existing", "name": "existing"}))
 
-    def work(tx: graph.GraphTransaction) -> None:
+    def work(tx: GraphTransaction) -> None:
         tx.run("model_create", rows=_rows({"id": "new-in-tx", "name": "new-in-tx"}))
         tx.run("model_create", rows=_rows({"id": "existing", "name": "another"}))  # violates the constraint
 
     with pytest.raises(DuplicateModelError):
-        graph.run_in_write_transaction(work)
-    assert graph.read("model_get", id="new-in-tx") == []  # rolled back with the failure
+        neo4j_db.write_transaction(work)
+    assert neo4j_db.read("model_get", id="new-in-tx") == []  # rolled back with the failure
 
 
 # --------------------------------------------------------------------------- errors without a server

@@ -31,7 +31,7 @@ import pytest
 from lineage_invariants import graph_counts, integrity_problems, snapshot, wait_for_job
 from safetensors.numpy import save_file
 
-import graph
+from graph.database import Database
 from heritage.evaluation.synthetic import family_zoo, random_root
 
 pytestmark = pytest.mark.usefixtures("neo4j_db")
@@ -157,13 +157,14 @@ BAD_FILES: dict[str, tuple[Any, int]] = {
 # ------------------------------------------------------------------------- injection
 
 
-def test_cypher_injection_is_stored_as_plain_text(api_client: Any, api_headers: dict[str, str],
+def test_cypher_injection_is_stored_as_plain_text(neo4j_db: Database,
+                                                  api_client: Any, api_headers: dict[str, str],
                                                   tmp_path: Path) -> None:
     # A real family first, so that "the graph is otherwise unchanged" means something.
     for name, path in family_zoo(21, prefix="base", hidden=32, layers=1, children=2,
                                  grandchildren=0).write(tmp_path / "base").items():
         assert post_file(api_client, api_headers, path.read_bytes(), f"{name}.safetensors").status_code == 201
-    before_counts, before = graph_counts(), snapshot()
+    before_counts, before = graph_counts(neo4j_db), snapshot(neo4j_db)
     assert before_counts["DERIVED_FROM"] == 2
 
     created: dict[str, str] = {}
@@ -184,7 +185,7 @@ def test_cypher_injection_is_stored_as_plain_text(api_client: Any, api_headers: 
     for name, model_id in created.items():
         fetched = api_client.get(f"/api/models/{model_id}").json()
         assert fetched["name"] == name
-        rows = graph.read("MATCH (m:Model {name: $name}) RETURN m.id AS id", name=name)
+        rows = neo4j_db.read("MATCH (m:Model {name: $name}) RETURN m.id AS id", name=name)
         assert [r["id"] for r in rows] == [model_id]  # stored as this exact text
         found = api_client.get("/api/models", params={"q": name, "limit": 500}).json()
         assert model_id in {m["id"] for m in found["items"]}, name
@@ -204,8 +205,8 @@ def test_cypher_injection_is_stored_as_plain_text(api_client: Any, api_headers: 
         assert_clean_error(api_client.delete(f"/api/models/{encoded}", headers=api_headers), 404)
         assert_clean_error(api_client.post(f"/api/families/{encoded}/tree/rebuild", headers=api_headers), 404)
 
-    after = snapshot()
-    after_counts = graph_counts()
+    after = snapshot(neo4j_db)
+    after_counts = graph_counts(neo4j_db)
     k = len(INJECTION_NAMES)
     expected = dict(before_counts)
     for key in ("Model", "Fingerprint", "Family", "OF", "IN_FAMILY"):
@@ -214,10 +215,11 @@ def test_cypher_injection_is_stored_as_plain_text(api_client: Any, api_headers: 
     old_ids = {m["id"] for m in before["models"]}
     assert [m for m in after["models"] if m["id"] in old_ids] == before["models"]
     assert after["edges"] == before["edges"]  # same edges, same run ids: untouched
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
 
-def test_batch_import_keeps_any_name_verbatim(catalogue: Any, api_client: Any, tmp_path: Path) -> None:
+def test_batch_import_keeps_any_name_verbatim(neo4j_db: Database,
+                                              catalogue: Any, api_client: Any, tmp_path: Path) -> None:
     """The batch import (CLI) has no naming rule: even names with '//' and newlines are
     parameters, stored as given and served back unchanged."""
     names = [*INJECTION_TEXT, "x'}) DETACH DELETE n //", "multi\nline\nname"]
@@ -230,31 +232,32 @@ def test_batch_import_keeps_any_name_verbatim(catalogue: Any, api_client: Any, t
         assert body["name"] == name
         assert api_client.get(f"/api/families/{body['family_id']}/genealogy").json()["nodes"][0]["name"] == name
         assert result.model_id in {m["id"] for m in api_client.get("/api/models", params={"q": name[:200]}).json()["items"]}
-    counts = graph_counts()
+    counts = graph_counts(neo4j_db)
     assert counts["Model"] == counts["Family"] == counts["Fingerprint"] == len(names)
     assert set(counts) <= {"Model", "Family", "Fingerprint", "OF", "IN_FAMILY"}
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
 
 # ------------------------------------------------------------------------- bad files
 
 
-def test_broken_files_are_clear_4xx_and_write_nothing(api_client: Any, api_headers: dict[str, str],
+def test_broken_files_are_clear_4xx_and_write_nothing(neo4j_db: Database,
+                                                      api_client: Any, api_headers: dict[str, str],
                                                       tmp_path: Path) -> None:
     upload_dir = tmp_path / "uploads"
     good = small_model(tmp_path / "good.safetensors", 7)
     assert post_file(api_client, api_headers, good.read_bytes(), name="good").status_code == 201
-    before_counts, before = graph_counts(), snapshot()
+    before_counts, before = graph_counts(neo4j_db), snapshot(neo4j_db)
     outcomes = {}
     for label, (make, status) in BAD_FILES.items():
         for filename in ("model.safetensors", "model.bin"):  # the name never decides
             response = post_file(api_client, api_headers, make(), filename)
             body = assert_clean_error(response, status, str(upload_dir), str(tmp_path))
             outcomes[label] = (response.status_code, body["detail"])
-        assert graph_counts() == before_counts, label
+        assert graph_counts(neo4j_db) == before_counts, label
         leftovers = [p.name for p in upload_dir.rglob("*") if p.is_file()]
         assert len(leftovers) == 1, (label, leftovers)  # only the good model's file
-    assert snapshot() == before
+    assert snapshot(neo4j_db) == before
     # The reasons name the problem, so a user can fix the file.
     assert "empty" in outcomes["empty file"][1]
     assert "header" in outcomes["header length larger than the file"][1]
@@ -266,7 +269,7 @@ def test_broken_files_are_clear_4xx_and_write_nothing(api_client: Any, api_heade
     assert "not a PyTorch checkpoint" in outcomes["zip that is not a PyTorch checkpoint"][1]
 
 
-def test_batch_import_reports_each_broken_file(catalogue: Any, tmp_path: Path) -> None:
+def test_batch_import_reports_each_broken_file(neo4j_db: Database, catalogue: Any, tmp_path: Path) -> None:
     """The same files through the batch import: one ``failed`` result each with its reason,
     the good models imported, nothing of the bad ones written."""
     folder = tmp_path / "mixed"
@@ -286,9 +289,9 @@ def test_batch_import_reports_each_broken_file(catalogue: Any, tmp_path: Path) -
     for name in bad_names:
         assert by_name[name].status == "failed" and by_name[name].error, by_name[name]
         assert "Traceback" not in by_name[name].error
-    counts = graph_counts()
+    counts = graph_counts(neo4j_db)
     assert counts["Model"] == counts["Fingerprint"] == 3
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
 
 # ------------------------------------------------------------------------- adapters
@@ -309,7 +312,8 @@ def _adapter_folder(folder: Path, base: str, hidden: int, seed: int = 5) -> Path
     return folder
 
 
-def test_adapter_without_a_compatible_base_stands_alone(api_factory: Any, api_headers: dict[str, str],
+def test_adapter_without_a_compatible_base_stands_alone(neo4j_db: Database,
+                                                        api_factory: Any, api_headers: dict[str, str],
                                                         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "root"
     family = family_zoo(22, prefix="host", hidden=32, layers=1, children=1, grandchildren=0).write(root / "host")
@@ -319,7 +323,7 @@ def test_adapter_without_a_compatible_base_stands_alone(api_factory: Any, api_he
     # Base named but absent; and a base that exists by name but does not fit (other shapes).
     _adapter_folder(root / "orphan-adapter", "ghost-org/missing-base", hidden=48)
     _adapter_folder(root / "misfit-adapter", "host0", hidden=48, seed=6)
-    before_counts, before = graph_counts(), snapshot()
+    before_counts, before = graph_counts(neo4j_db), snapshot(neo4j_db)
 
     ids = {}
     for name, declared in (("orphan-adapter", "ghost-org/missing-base"), ("misfit-adapter", "host0")):
@@ -338,19 +342,19 @@ def test_adapter_without_a_compatible_base_stands_alone(api_factory: Any, api_he
     misfit = client.get(f"/api/models/{ids['misfit-adapter']}").json()
     assert misfit["declared_base_id"] == next(m["id"] for m in before["models"] if m["name"] == "host0")
 
-    after_counts = graph_counts()
+    after_counts = graph_counts(neo4j_db)
     assert after_counts["Model"] == before_counts["Model"] + 2
     assert after_counts["Family"] == before_counts["Family"] + 2
     assert after_counts.get("ExternalModel", 0) == 1 and after_counts["DECLARED_BASE"] == 2
-    assert snapshot()["edges"] == before["edges"]  # the host family is untouched
-    assert integrity_problems() == []
+    assert snapshot(neo4j_db)["edges"] == before["edges"]  # the host family is untouched
+    assert integrity_problems(neo4j_db) == []
 
     job = client.post("/api/clustering/recluster", headers=api_headers).json()["job"]
     assert wait_for_job(client, job["id"])["state"] == "succeeded"
     for model_id in ids.values():
         family_id = client.get(f"/api/models/{model_id}").json()["family_id"]
         assert client.get(f"/api/families/{family_id}").json()["member_count"] == 1
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
     # The base arrives later: its name resolves the placeholder, and a recluster puts the
     # adapter under it (import alone does not move models already placed).
@@ -358,23 +362,24 @@ def test_adapter_without_a_compatible_base_stands_alone(api_factory: Any, api_he
     base = client.post("/api/models/register", json={"path": "missing-base.safetensors"}, headers=api_headers)
     assert base.status_code == 201, base.text
     assert client.get(f"/api/models/{ids['orphan-adapter']}").json()["declared_base_id"] == base.json()["model"]["id"]
-    assert graph_counts().get("ExternalModel", 0) == 0
+    assert graph_counts(neo4j_db).get("ExternalModel", 0) == 0
     job = client.post("/api/clustering/recluster", headers=api_headers).json()["job"]
     assert wait_for_job(client, job["id"])["state"] == "succeeded"
     adapter = client.get(f"/api/models/{ids['orphan-adapter']}").json()
     assert adapter["parent_id"] == base.json()["model"]["id"] and adapter["status"] == "ok"
-    assert integrity_problems() == []
+    assert integrity_problems(neo4j_db) == []
 
 
 # ------------------------------------------------------------------------- conflicts, refs
 
 
-def test_conflicts_unknown_ids_and_depth_leave_the_graph_unchanged(api_client: Any, api_headers: dict[str, str],
+def test_conflicts_unknown_ids_and_depth_leave_the_graph_unchanged(neo4j_db: Database,
+                                                                   api_client: Any, api_headers: dict[str, str],
                                                                    tmp_path: Path) -> None:
     first = small_model(tmp_path / "one.safetensors", 61).read_bytes()
     second = small_model(tmp_path / "two.safetensors", 62).read_bytes()
     created = post_file(api_client, api_headers, first, name="same-name").json()["model"]
-    before_counts, before = graph_counts(), snapshot()
+    before_counts, before = graph_counts(neo4j_db), snapshot(neo4j_db)
 
     taken = assert_clean_error(post_file(api_client, api_headers, second, name="same-name"), 409)
     assert "same-name" in taken["detail"] and taken["existing_id"] == created["id"]
@@ -392,7 +397,7 @@ def test_conflicts_unknown_ids_and_depth_leave_the_graph_unchanged(api_client: A
     assert_clean_error(api_client.get(f"/api/models/{too_long}"), 422)
     for depth in (0, -1, 51, 2**63, "1.5", "ten"):
         assert_clean_error(api_client.get(f"/api/models/{created['id']}/lineage", params={"depth": depth}), 422)
-    assert graph_counts() == before_counts
-    assert snapshot() == before
+    assert graph_counts(neo4j_db) == before_counts
+    assert snapshot(neo4j_db) == before
     stored = [p for p in (tmp_path / "uploads").iterdir() if p.is_file()]
     assert len(stored) == 1

@@ -35,7 +35,8 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-import graph
+from graph.database import Database
+from graph.schema import apply_schema
 from live_server import heritage_serve, register_zoo
 from ui_browser import launch_chromium, wait_until_ready
 
@@ -51,6 +52,7 @@ class Explorer:
     key: str
     ids: dict[str, str]  # zoo model name -> id
     upload_dir: Path
+    db: Database  # the server's database, for comparisons with what is stored
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=120)
@@ -60,18 +62,17 @@ class Explorer:
 
 
 @pytest.fixture(scope="module")
-def explorer(neo4j_server: Any, small_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explorer]:
+def explorer(neo4j_database: Database, small_zoo: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explorer]:
     """``heritage serve`` on an emptied test database holding the small zoo (registered via REST)."""
-    driver = graph.get_driver(neo4j_server.settings)
-    with driver.session(database=neo4j_server.settings.database) as session:
-        session.run("MATCH (n) DETACH DELETE n").consume()
-    graph.apply_schema(driver, settings=neo4j_server.settings)
+    neo4j_database.write("MATCH (n) DETACH DELETE n")
+    apply_schema(neo4j_database)
     key = secrets.token_urlsafe(24)
     folder = tmp_path_factory.mktemp("ui-server")
     # A generous read deadline: first queries (planning, cold caches) are slow on a busy machine.
     with heritage_serve(folder / "serve.log", api_keys=key, upload_dir=str(folder / "uploads"),
                         import_roots=str(small_zoo / "models"), db_timeout_s="60") as url:
-        yield Explorer(url, key, register_zoo(url, key, small_zoo), folder / "uploads")
+        yield Explorer(url, key, register_zoo(url, key, small_zoo), folder / "uploads", neo4j_database)
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +139,15 @@ def with_key(watched: Watched, key: str) -> None:
     page.locator("#key-dialog").wait_for(state="hidden")
 
 
-def family_of(model_id: str) -> str:
-    return graph.read("MATCH (:Model {id: $id})-[:IN_FAMILY]->(f:Family) RETURN f.id AS id", id=model_id)[0]["id"]
+def family_of(db: Database, model_id: str) -> str:
+    return db.read("MATCH (:Model {id: $id})-[:IN_FAMILY]->(f:Family) RETURN f.id AS id", id=model_id)[0]["id"]
 
 
-def stored_family(family_id: str) -> tuple[dict[str, str], set[tuple[str, str, str]], dict[tuple[str, str], float]]:
+def stored_family(db: Database, family_id: str) -> tuple[dict[str, str], set[tuple[str, str, str]], dict[tuple[str, str], float]]:
     """({model id: name}, {(parent, child, relation)}, {(parent, child): confidence}) as Neo4j stores them."""
-    members = {r["id"]: r["name"] for r in graph.read(
+    members = {r["id"]: r["name"] for r in db.read(
         "MATCH (m:Model)-[:IN_FAMILY]->(:Family {id: $id}) RETURN m.id AS id, m.name AS name", id=family_id)}
-    rows = graph.read(
+    rows = db.read(
         "MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) WHERE c.id IN $ids "
         "RETURN p.id AS parent, c.id AS child, coalesce(r.relation, 'finetune') AS relation, "
         "r.confidence AS confidence", ids=list(members))
@@ -214,11 +215,11 @@ def test_vendored_files_match_their_record() -> None:
 def test_family_view_draws_every_member_and_every_stored_edge(explorer: Explorer, open_page: Any) -> None:
     watched = open_page()
     page = watched.page
-    families = {family_of(i) for i in explorer.ids.values()}
+    families = {family_of(explorer.db, i) for i in explorer.ids.values()}
     assert len(families) == 3
     for family_id in families:
         goto(watched, explorer, f"#/families/{family_id}", "family")
-        members, edges, confidences = stored_family(family_id)
+        members, edges, confidences = stored_family(explorer.db, family_id)
         drawn_nodes, drawn_edges, drawn_confidences = drawn_family(page)
         assert drawn_nodes == members  # every member, its name as the node's text
         assert drawn_edges == edges and len(edges) == len(members) - 1
@@ -232,7 +233,7 @@ def test_family_view_draws_every_member_and_every_stored_edge(explorer: Explorer
         assert re.search(rf"MEMBERS\s+{len(members)}\b", facts, re.I), facts
     # The adapter of the zoo carries its badge beside its node.
     adapter = explorer.ids["minilm-l6-order-adapter"]
-    goto(watched, explorer, f"#/families/{family_of(adapter)}", "family")
+    goto(watched, explorer, f"#/families/{family_of(explorer.db, adapter)}", "family")
     assert page.locator("svg.tree .node-meta .badge-adapter").count() == 1
     assert page.locator("svg.tree .badge-adapter text").text_content().startswith("adapter")
     # Hovering an edge shows its confidence as a number.
@@ -252,7 +253,7 @@ def merge_family(explorer: Explorer) -> Iterator[dict[str, str]]:
     (its models have no fingerprints, which a recluster would need)."""
     names = ["mix-base", "mix-a", "mix-b", "mix-merged", "mix-merged-q8"]
     ids = {n: f"ui-merge-{n}" for n in names}
-    graph.write(
+    explorer.db.write(
         "CREATE (f:Family {id: 'ui-merge-family', version: 1, memberCount: 5, createdAt: datetime()}) "
         "WITH f UNWIND $rows AS row "
         "CREATE (m:Model {id: row.id, name: row.name, sha256: row.id, status: 'ok', isAdapter: false, "
@@ -262,15 +263,15 @@ def merge_family(explorer: Explorer) -> Iterator[dict[str, str]]:
     edges = [("mix-a", "mix-base", "finetune", None, 0.8), ("mix-b", "mix-base", "finetune", None, 0.7),
              ("mix-merged", "mix-a", "merge", 0.6, 0.5), ("mix-merged", "mix-b", "merge", 0.4, 0.1),
              ("mix-merged-q8", "mix-merged", "quantization", None, 0.9)]
-    graph.write(
+    explorer.db.write(
         "UNWIND $rows AS row MATCH (c:Model {id: row.child}), (p:Model {id: row.parent}) "
         "CREATE (c)-[:DERIVED_FROM {relation: row.relation, weight: row.weight, confidence: row.confidence, "
         "  method: 'mother', runId: 'ui-test'}]->(p)",
         rows=[{"child": ids[c], "parent": ids[p], "relation": r, "weight": w, "confidence": conf}
               for c, p, r, w, conf in edges])
     yield ids
-    graph.write("MATCH (m:Model) WHERE m.id IN $ids DETACH DELETE m", ids=list(ids.values()))
-    graph.write("MATCH (f:Family {id: 'ui-merge-family'}) DETACH DELETE f")
+    explorer.db.write("MATCH (m:Model) WHERE m.id IN $ids DETACH DELETE m", ids=list(ids.values()))
+    explorer.db.write("MATCH (f:Family {id: 'ui-merge-family'}) DETACH DELETE f")
 
 
 def test_merge_children_are_drawn_with_all_their_parents(explorer: Explorer, open_page: Any,
@@ -280,7 +281,7 @@ def test_merge_children_are_drawn_with_all_their_parents(explorer: Explorer, ope
     watched = open_page()
     page = watched.page
     goto(watched, explorer, "#/families/ui-merge-family", "family")
-    members, stored, _ = stored_family("ui-merge-family")
+    members, stored, _ = stored_family(explorer.db, "ui-merge-family")
     drawn_nodes, drawn_edges, _ = drawn_family(page)
     assert drawn_nodes == members and drawn_edges == stored and len(stored) == 5
     merged = page.locator(f'g.edge[data-child-id="{ids["mix-merged"]}"]')
@@ -313,7 +314,7 @@ def test_clicking_a_node_opens_its_model_view(explorer: Explorer, open_page: Any
     watched = open_page()
     page = watched.page
     reviews = explorer.ids["minilm-l6-reviews"]
-    goto(watched, explorer, f"#/families/{family_of(reviews)}", "family")
+    goto(watched, explorer, f"#/families/{family_of(explorer.db, reviews)}", "family")
     page.locator(f'g.node[data-model-id="{reviews}"]').click()
     wait_until_ready(page, "model")
     assert page.url.endswith(f"#/models/{reviews}")
@@ -380,7 +381,7 @@ def test_declared_versus_recovered_disagreement_is_shown(explorer: Explorer, ope
     assert state.get_attribute("data-mismatches") == str(len(expected))
     topics = explorer.ids["minilm-l6-topics"]
     news = explorer.ids["minilm-l6-news"]
-    graph.write("MATCH (n:Model {id: $news}), (t:Model {id: $topics}) "
+    explorer.db.write("MATCH (n:Model {id: $news}), (t:Model {id: $topics}) "
                 "MERGE (n)-[:DECLARED_BASE {relation: 'finetune'}]->(:ExternalModel {name: 'somebody/other-base'})",
                 news=news, topics=topics)
     goto(watched, explorer, f"#/models/{news}", "model")
@@ -476,7 +477,7 @@ def test_rebuild_reprocess_and_recluster_show_their_jobs_until_done(explorer: Ex
     watched = open_page()
     page = watched.page
     sentiment = explorer.ids["minilm-l6-sentiment"]
-    family_id = family_of(sentiment)
+    family_id = family_of(explorer.db, sentiment)
     goto(watched, explorer, f"#/families/{family_id}", "family")
     # A write without a key: the key dialog opens with the server's reason; nothing starts.
     page.locator("button[data-action=rebuild]").click()
@@ -506,7 +507,7 @@ def test_rebuild_reprocess_and_recluster_show_their_jobs_until_done(explorer: Ex
         const view = document.querySelector("#view > .view");
         return view.dataset.generation !== shown && view.dataset.state === "ready";
     }""", arg=shown)
-    members, edges, _ = stored_family(family_id)
+    members, edges, _ = stored_family(explorer.db, family_id)
     assert drawn_family(page)[:2] == (members, edges)
 
     goto(watched, explorer, f"#/models/{sentiment}", "model")
@@ -535,7 +536,7 @@ def test_a_model_named_like_markup_stays_text(explorer: Explorer, open_page: Any
     root = ids[INJECTION]
     watched = open_page()
     page = watched.page
-    goto(watched, explorer, f"#/families/{family_of(root)}", "family")
+    goto(watched, explorer, f"#/families/{family_of(explorer.db, root)}", "family")
     assert page.locator(f'g.node[data-model-id="{root}"]').text_content() == INJECTION
     goto(watched, explorer, f"#/models/{ids[INJECTION + ' child']}", "model")
     assert page.locator("h2.model-name").inner_text() == f"{INJECTION} child"
@@ -557,7 +558,7 @@ def test_keyboard_navigation(explorer: Explorer, open_page: Any) -> None:
     watched = open_page()
     page = watched.page
     root = explorer.ids["all-MiniLM-L6-v2"]
-    family_id = family_of(root)
+    family_id = family_of(explorer.db, root)
     goto(watched, explorer, "#/", "catalogue")
     # Tab from the top of the page reaches the family's link; Enter opens the family.
     for _ in range(40):
@@ -578,7 +579,7 @@ def test_keyboard_navigation(explorer: Explorer, open_page: Any) -> None:
     active = "document.activeElement.dataset.modelId"
     assert page.evaluate(active) == root
     assert page.locator("g.node[tabindex='0']").count() == 1
-    _, edges, _ = stored_family(family_id)
+    _, edges, _ = stored_family(explorer.db, family_id)
     children = {c for p, c, _ in edges if p == root}
     page.keyboard.press("ArrowDown")
     first = page.evaluate(active)
@@ -605,7 +606,7 @@ def test_zoom_pan_and_collapse_with_the_pointer(explorer: Explorer, open_page: A
     watched = open_page()
     page = watched.page
     root = explorer.ids["all-MiniLM-L6-v2"]
-    goto(watched, explorer, f"#/families/{family_of(root)}", "family")
+    goto(watched, explorer, f"#/families/{family_of(explorer.db, root)}", "family")
     svg = page.locator("svg.tree")
     transform = lambda: page.locator("svg.tree g.viewport").get_attribute("transform")  # noqa: E731
     zoom = float(svg.get_attribute("data-zoom"))
@@ -631,13 +632,13 @@ def test_narrow_screen_without_sideways_scrolling(explorer: Explorer, open_page:
     watched = open_page(PHONE)
     page = watched.page
     reviews, news = explorer.ids["minilm-l6-reviews"], explorer.ids["minilm-l6-news"]
-    for hash_, view in (("#/", "catalogue"), (f"#/families/{family_of(reviews)}", "family"),
+    for hash_, view in (("#/", "catalogue"), (f"#/families/{family_of(explorer.db, reviews)}", "family"),
                         (f"#/models/{reviews}?other={news}", "model")):
         goto(watched, explorer, hash_, view)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (view, overflow)
         assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 14
-    goto(watched, explorer, f"#/families/{family_of(reviews)}", "family")
+    goto(watched, explorer, f"#/families/{family_of(explorer.db, reviews)}", "family")
     tree = page.locator("svg.tree").bounding_box()
     assert tree["width"] > 300 and tree["height"] >= 300
     assert page.locator(f'g.node[data-model-id="{reviews}"]').is_visible()
@@ -655,7 +656,7 @@ def test_a_family_of_1000_models_opens(explorer: Explorer, open_page: Any) -> No
         import bench_graph
     finally:
         sys.path.pop(0)
-    stored = bench_graph.store_catalogue(families=1, size=1000, seed=7, keep=0, prefix="ui-scale")
+    stored = bench_graph.store_catalogue(explorer.db, families=1, size=1000, seed=7, keep=0, prefix="ui-scale")
     [family_id] = stored["members"]
     watched = open_page()
     page = watched.page

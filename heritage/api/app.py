@@ -105,10 +105,11 @@ def _mount_front_end(app: FastAPI) -> None:
 
 
 def _default_catalogue() -> Any:
+    """A catalogue with a driver of its own from ``NEO4J_*`` (closed at shutdown)."""
     from heritage.catalogue import Catalogue, CatalogueConfig
 
     # The schema is applied in the lifespan, where Neo4j being down is not fatal.
-    return Catalogue(CatalogueConfig.from_env(), ensure_schema=False)
+    return Catalogue.from_settings(config=CatalogueConfig.from_env(), ensure_schema=False)
 
 
 def _startup(app: FastAPI) -> None:
@@ -124,9 +125,11 @@ def _startup(app: FastAPI) -> None:
 
 
 def _shutdown(app: FastAPI) -> None:
+    # Waits for the running job (a killed process leaves it to the next start-up), and
+    # closes the driver when the catalogue built it (not a driver the caller passed in).
     close = getattr(app.state.db.catalogue, "close", None)
     if callable(close):
-        close()  # waits for the running job; a killed process leaves it to the next start-up
+        close()
 
 
 @asynccontextmanager
@@ -148,7 +151,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ApiSettings | None = None, *, catalogue: Any | None = None) -> FastAPI:
     """Build the API.  ``settings`` default to the environment; ``catalogue`` to a
-    :class:`heritage.catalogue.Catalogue` configured from the environment.
+    :class:`heritage.catalogue.Catalogue` configured from the environment, on a driver of
+    its own that the app closes at shutdown (a catalogue passed in keeps its database:
+    the caller owns that driver).
 
     Raises :class:`ConfigurationError` for unsafe settings (e.g. production without keys).
     """

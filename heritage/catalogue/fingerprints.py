@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Any
 from collections.abc import Iterable
 
-from heritage.catalogue.rawread import read_rows
+from graph.database import Database
 from heritage.reading.fingerprint import Fingerprint
 
 __all__ = ["FingerprintCache", "FINGERPRINT_QUERY_CHUNK", "read_fingerprint_rows"]
@@ -28,15 +28,16 @@ log = logging.getLogger(__name__)
 FINGERPRINT_QUERY_CHUNK = 64
 
 
-def read_fingerprint_rows(ids: list[str]) -> list[dict[str, Any]]:
-    """Rows of ``model_fingerprints`` for ``ids`` (see :mod:`~heritage.catalogue.rawread`)."""
-    return read_rows("model_fingerprints", ids=ids)
+def read_fingerprint_rows(db: Database, ids: list[str]) -> list[dict[str, Any]]:
+    """Rows of ``model_fingerprints`` for ``ids`` (bytes kept as decoded: ``read_raw``)."""
+    return db.read_raw("model_fingerprints", ids=ids)
 
 
 class FingerprintCache:
-    """A thread-safe LRU of parsed fingerprints, bounded by serialised size in bytes."""
+    """A thread-safe LRU of parsed fingerprints of ``db``, bounded by serialised size in bytes."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, db: Database, max_bytes: int) -> None:
+        self.db = db
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, str], tuple[Fingerprint, int]] = OrderedDict()
         self._bytes = 0
@@ -95,7 +96,7 @@ class FingerprintCache:
                 found[model_id] = fp
         for start in range(0, len(missing), FINGERPRINT_QUERY_CHUNK):
             chunk = missing[start : start + FINGERPRINT_QUERY_CHUNK]
-            for row in read_fingerprint_rows(chunk):
+            for row in read_fingerprint_rows(self.db, chunk):
                 data = bytes(row["data"])
                 fp = Fingerprint.from_bytes(data)
                 found[row["id"]] = self.put(row["id"], row["sha256"], fp, len(data))

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from graph.driver import GraphTransaction, read, run_in_write_transaction
+from graph.database import Database
+from graph.driver import GraphTransaction
 from graph.errors import ConstraintViolation
 from heritage.catalogue.commit import StaleFamilyError, commit_plans
 from heritage.catalogue.context import MAX_ATTEMPTS, Context
@@ -73,24 +74,24 @@ def create_models(tx: GraphTransaction, prepared: Sequence[Prepared]) -> None:
     tx.run("catalogue_drop_orphan_placeholders")
 
 
-def read_family(family_id: str) -> tuple[int, list[Member]] | None:
+def read_family(db: Database, family_id: str) -> tuple[int, list[Member]] | None:
     """A family's version and members, or ``None`` when it does not exist."""
-    rows = read("family_member_keys", id=family_id)
+    rows = db.read("family_member_keys", id=family_id)
     if not rows:
         return None
     return int(rows[0]["version"] or 0), [member_from_row(m) for m in rows[0]["members"]]
 
 
-def _existing_by_sha(sha256s: Iterable[str]) -> dict[str, dict]:
-    return {r["sha256"]: r for r in read("model_ids_by_sha256", sha256s=sorted(set(sha256s)))}
+def _existing_by_sha(db: Database, sha256s: Iterable[str]) -> dict[str, dict]:
+    return {r["sha256"]: r for r in db.read("model_ids_by_sha256", sha256s=sorted(set(sha256s)))}
 
 
-def _taken_names(names: Iterable[str]) -> dict[str, dict]:
-    return {r["name"]: r for r in read("model_ids_by_name", names=sorted(set(names)))}
+def _taken_names(db: Database, names: Iterable[str]) -> dict[str, dict]:
+    return {r["name"]: r for r in db.read("model_ids_by_name", names=sorted(set(names)))}
 
 
-def _family_of(model_ids: Sequence[str]) -> dict[str, str]:
-    return {r["id"]: r["familyId"] for r in read("model_families", ids=list(model_ids))} if model_ids else {}
+def _family_of(db: Database, model_ids: Sequence[str]) -> dict[str, str]:
+    return {r["id"]: r["familyId"] for r in db.read("model_families", ids=list(model_ids))} if model_ids else {}
 
 
 def _warn_lone_adapter(name: str, declared_base: str | None) -> None:
@@ -108,11 +109,11 @@ def _plan_single(ctx: Context, prepared: Prepared, timings: Timings) -> FamilyPl
     fp = prepared.fingerprint
     cfg = ctx.config
     if prepared.profile.is_adapter:
-        family_id = adapter_family(fp, prepared.profile.declared_base, ctx.cache, timings)
+        family_id = adapter_family(ctx.db, fp, prepared.profile.declared_base, ctx.cache, timings)
         if family_id is None:
             _warn_lone_adapter(prepared.name, prepared.profile.declared_base)
     else:
-        relatives = nearest_relatives(fp, ctx.cache, exact_limit=cfg.exact_placement_limit,
+        relatives = nearest_relatives(ctx.db, fp, ctx.cache, exact_limit=cfg.exact_placement_limit,
                                       candidates=cfg.placement_candidates,
                                       max_approximate=cfg.max_approximate_distance, timings=timings)
         near = relatives[0] if relatives and relatives[0].distance <= cfg.threshold else None
@@ -123,7 +124,7 @@ def _plan_single(ctx: Context, prepared: Prepared, timings: Timings) -> FamilyPl
             return plan_family(ctx.recovery, uuid.uuid4().hex, [new_member], {prepared.id: fp},
                                expected_version=None)
     with timings.measure("neo4j"):
-        state = read_family(family_id)
+        state = read_family(ctx.db, family_id)
     if state is None:
         raise StaleFamilyError(f"family {family_id} disappeared")
     version, members = state
@@ -135,8 +136,8 @@ def _plan_single(ctx: Context, prepared: Prepared, timings: Timings) -> FamilyPl
                            expected_version=version, expected_members=[m.id for m in members])
 
 
-def _duplicate(existing: dict, name: str, path: Path) -> ImportResult:
-    family = _family_of([existing["id"]]).get(existing["id"])
+def _duplicate(db: Database, existing: dict, name: str, path: Path) -> ImportResult:
+    family = _family_of(db, [existing["id"]]).get(existing["id"])
     return ImportResult(model_id=existing["id"], name=existing.get("name") or name, status="duplicate",
                         family_id=family, path=str(path))
 
@@ -153,10 +154,10 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
     except (ModelLoadError, OSError) as exc:
         return ImportResult(model_id=None, name=display, status="failed", error=str(exc), path=str(path))
     with timings.measure("neo4j"):
-        existing = _existing_by_sha([opened.sha256]).get(opened.sha256)
+        existing = _existing_by_sha(ctx.db, [opened.sha256]).get(opened.sha256)
         if existing is not None:
-            return _duplicate(existing, opened.name, opened.path)
-        taken = _taken_names([opened.name]).get(opened.name)
+            return _duplicate(ctx.db, existing, opened.name, opened.path)
+        taken = _taken_names(ctx.db, [opened.name]).get(opened.name)
     if taken is not None:
         raise NameTakenError(opened.name, taken["id"])
     try:
@@ -170,7 +171,7 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
             plan = _plan_single(ctx, prepared, timings)
             try:
                 with timings.measure("neo4j"):
-                    run_in_write_transaction(lambda tx, plan=plan: commit_plans(
+                    ctx.db.write_transaction(lambda tx, plan=plan: commit_plans(
                         tx, [plan], lam=ctx.recovery.lam,
                         before_trees=lambda tx: create_models(tx, [prepared])))
                 break
@@ -179,11 +180,11 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
             except ConstraintViolation as exc:
                 kind = constraint_kind(exc)
                 if kind == "sha256":
-                    existing = _existing_by_sha([opened.sha256]).get(opened.sha256)
+                    existing = _existing_by_sha(ctx.db, [opened.sha256]).get(opened.sha256)
                     if existing is not None:
-                        return _duplicate(existing, opened.name, opened.path)
+                        return _duplicate(ctx.db, existing, opened.name, opened.path)
                 if kind == "name":
-                    taken = _taken_names([opened.name]).get(opened.name)
+                    taken = _taken_names(ctx.db, [opened.name]).get(opened.name)
                     raise NameTakenError(opened.name, taken["id"] if taken else None) from None
                 raise
         else:
@@ -197,14 +198,14 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
 # --------------------------------------------------------------------------- batches
 
 
-def _store_batch(prepared: list[Prepared], results: dict[int, ImportResult],
+def _store_batch(db: Database, prepared: list[Prepared], results: dict[int, ImportResult],
                  index_of: dict[str, int], timings: Timings) -> list[Prepared]:
     """Create ``prepared`` in one transaction; on a constraint race fall back to one by one."""
     if not prepared:
         return []
     try:
         with timings.measure("neo4j"):
-            run_in_write_transaction(lambda tx: create_models(tx, prepared))
+            db.write_transaction(lambda tx: create_models(tx, prepared))
         return prepared
     except ConstraintViolation:
         log.info("batch write hit a uniqueness constraint; storing its models one by one")
@@ -212,13 +213,13 @@ def _store_batch(prepared: list[Prepared], results: dict[int, ImportResult],
     for p in prepared:
         try:
             with timings.measure("neo4j"):
-                run_in_write_transaction(lambda tx, p=p: create_models(tx, [p]))
+                db.write_transaction(lambda tx, p=p: create_models(tx, [p]))
             stored.append(p)
         except ConstraintViolation as exc:
             kind = constraint_kind(exc)
             i = index_of[p.id]
             if kind == "sha256":
-                existing = _existing_by_sha([p.sha256]).get(p.sha256)
+                existing = _existing_by_sha(db, [p.sha256]).get(p.sha256)
                 results[i] = ImportResult(model_id=existing["id"] if existing else None, name=p.name,
                                           status="duplicate", path=str(p.path))
             else:
@@ -258,8 +259,8 @@ def import_batch(
             except (ModelLoadError, OSError) as exc:
                 done(i, ImportResult(model_id=None, name=name, status="failed", error=str(exc), path=str(path)))
         with timings.measure("neo4j"):
-            existing = _existing_by_sha(o.sha256 for _, o in opened)
-            taken = _taken_names(o.name for _, o in opened)
+            existing = _existing_by_sha(ctx.db, (o.sha256 for _, o in opened))
+            taken = _taken_names(ctx.db, (o.name for _, o in opened))
         prepared: list[Prepared] = []
         index_of: dict[str, int] = {}
         for i, o in opened:
@@ -283,7 +284,7 @@ def import_batch(
                 index_of[p.id] = i
                 run_sha[o.sha256] = p.id
                 run_names.add(o.name)
-        stored = _store_batch(prepared, results, index_of, timings)
+        stored = _store_batch(ctx.db, prepared, results, index_of, timings)
         stored_ids = {p.id for p in stored}
         for p in prepared:
             if p.id in stored_ids:
@@ -298,7 +299,7 @@ def import_batch(
     ordered = [results[i] for i in range(len(entries))]
     ids = [r.model_id for r in ordered if r.model_id]
     with timings.measure("neo4j"):
-        family_of = _family_of(ids)
+        family_of = _family_of(ctx.db, ids)
     for r in ordered:
         if r.model_id:
             r.family_id = family_of.get(r.model_id)
@@ -360,7 +361,7 @@ def _commit_component(ctx: Context, new_members: list[Member], family_ids: set[s
         states: dict[str, tuple[int, list[Member]]] = {}
         with timings.measure("neo4j"):
             for fid in sorted(family_ids):
-                state = read_family(fid)
+                state = read_family(ctx.db, fid)
                 if state is not None:
                     states[fid] = state
         if states:
@@ -380,7 +381,7 @@ def _commit_component(ctx: Context, new_members: list[Member], family_ids: set[s
                                expected_members=[m.id for m in members])
         try:
             with timings.measure("neo4j"):
-                run_in_write_transaction(lambda tx, plan=plan, absorbed=absorbed: commit_plans(
+                ctx.db.write_transaction(lambda tx, plan=plan, absorbed=absorbed: commit_plans(
                     tx, [plan], lam=ctx.recovery.lam, absorbed=absorbed))
             return target
         except StaleFamilyError as exc:
@@ -394,7 +395,7 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
     cfg = ctx.config
     with ctx.write_lock:
         with timings.measure("neo4j"):
-            rows = read("model_unplaced")
+            rows = ctx.db.read("model_unplaced")
         if not rows:
             return []
         members = [member_from_row(r) for r in rows]
@@ -408,13 +409,13 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
 
         uf = _UnionFind()
         with timings.measure("neo4j"):
-            placed = {r["structureHash"] for r in read(
+            placed = {r["structureHash"] for r in ctx.db.read(
                 "placement_placed_structures", structureHashes=sorted({structure[m.id] for m in full}))}
         for m in full:
             uf.find(m.id)
             if structure[m.id] not in placed:
                 continue  # no stored model of this architecture: nothing to search
-            relatives = nearest_relatives(fps[m.id], ctx.cache, exact_limit=cfg.placement_candidates,
+            relatives = nearest_relatives(ctx.db, fps[m.id], ctx.cache, exact_limit=cfg.placement_candidates,
                                           candidates=cfg.placement_candidates,
                                       max_approximate=cfg.max_approximate_distance, timings=timings)
             if relatives and relatives[0].distance <= cfg.threshold:
@@ -440,7 +441,7 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
 
         by_family: dict[str | None, list[Member]] = defaultdict(list)
         for m in adapters:
-            by_family[adapter_family(fps[m.id], m.declared_base, ctx.cache, timings)].append(m)
+            by_family[adapter_family(ctx.db, fps[m.id], m.declared_base, ctx.cache, timings)].append(m)
         for family_id, group in by_family.items():
             if family_id is None:
                 for m in group:  # an adapter that fits no stored model stands alone

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 from collections.abc import Callable
 
+from graph.database import Database
 from graph.processes import process_alive
-from graph.driver import read, write
 from heritage.catalogue.errors import JobNotFound
 from heritage.catalogue.records import native
 
@@ -83,33 +83,33 @@ def _job_record(row: dict[str, Any]) -> JobRecord:
     }  # type: ignore[return-value]
 
 
-def create_job(kind: str, message: str | None = None) -> JobRecord:
-    rows = write("job_create", id=uuid.uuid4().hex, kind=kind, message=message, owner=owner_token())
+def create_job(db: Database, kind: str, message: str | None = None) -> JobRecord:
+    rows = db.write("job_create", id=uuid.uuid4().hex, kind=kind, message=message, owner=owner_token())
     return _job_record(rows[0])
 
 
-def update_job(job_id: str, *, state: str | None = None, progress: float | None = None,
+def update_job(db: Database, job_id: str, *, state: str | None = None, progress: float | None = None,
                message: str | None = None, result: Any = None) -> JobRecord:
     if state is not None and state not in JOB_STATES:
         raise ValueError(f"unknown job state {state!r}")
     encoded = None if result is None else json.dumps(result, default=str)
-    rows = write("job_update", id=job_id, state=state, progress=progress, message=message, result=encoded)
+    rows = db.write("job_update", id=job_id, state=state, progress=progress, message=message, result=encoded)
     if not rows:
         raise JobNotFound(job_id)
     return _job_record(rows[0])
 
 
-def get_job(job_id: str) -> JobRecord:
-    rows = read("job_get", id=job_id)
+def get_job(db: Database, job_id: str) -> JobRecord:
+    rows = db.read("job_get", id=job_id)
     if not rows:
         raise JobNotFound(job_id)
     return _job_record(rows[0])
 
 
-def list_jobs(state: str | None = None, limit: int = 50) -> list[JobRecord]:
+def list_jobs(db: Database, state: str | None = None, limit: int = 50) -> list[JobRecord]:
     if state is not None and state not in JOB_STATES:
         raise ValueError(f"unknown job state {state!r}")
-    return [_job_record(r) for r in read("job_list", state=state, limit=max(1, int(limit)))]
+    return [_job_record(r) for r in db.read("job_list", state=state, limit=max(1, int(limit)))]
 
 
 def _owner_gone(owner: str | None) -> bool:
@@ -128,11 +128,11 @@ def _owner_gone(owner: str | None) -> bool:
     return not process_alive(pid)
 
 
-def fail_orphaned_jobs() -> list[str]:
+def fail_orphaned_jobs(db: Database) -> list[str]:
     """Mark failed the queued/running jobs whose process is gone; returns their ids."""
-    stale = [r["id"] for r in read("job_active") if _owner_gone(r["owner"])]
+    stale = [r["id"] for r in db.read("job_active") if _owner_gone(r["owner"])]
     if stale:
-        write("job_fail", ids=stale, message="interrupted: the process running this job is gone")
+        db.write("job_fail", ids=stale, message="interrupted: the process running this job is gone")
         log.warning("marked %d orphaned job(s) failed", len(stale))
     return stale
 
@@ -140,43 +140,44 @@ def fail_orphaned_jobs() -> list[str]:
 class JobContext:
     """Handed to a job's work function: report progress, read the job id."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, db: Database, job_id: str) -> None:
+        self.db = db
         self.job_id = job_id
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         try:
-            update_job(self.job_id, progress=max(0.0, min(1.0, float(fraction))), message=message)
+            update_job(self.db, self.job_id, progress=max(0.0, min(1.0, float(fraction))), message=message)
         except Exception:  # progress is best effort; the work goes on
             log.exception("could not record progress of job %s", self.job_id)
 
 
 class JobRunner:
-    """Runs submitted work on one background thread, recording state in the Job node."""
+    """Runs submitted work on one background thread, recording state in the Job node of ``db``."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def submit(self, kind: str, work: Callable[[JobContext], Any], message: str | None = None) -> JobRecord:
         """Create a queued job and run ``work(context)`` in the background; its return value
         (JSON-serialisable) becomes the job's ``result``, an exception its failure message."""
-        job = create_job(kind, message)
+        job = create_job(self.db, kind, message)
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heritage-job")
             self._executor.submit(self._run, job["id"], work)
         return job
 
-    @staticmethod
-    def _run(job_id: str, work: Callable[[JobContext], Any]) -> None:
+    def _run(self, job_id: str, work: Callable[[JobContext], Any]) -> None:
         try:
-            update_job(job_id, state="running", message="running")
-            result = work(JobContext(job_id))
-            update_job(job_id, state="succeeded", progress=1.0, message="done", result=result)
+            update_job(self.db, job_id, state="running", message="running")
+            result = work(JobContext(self.db, job_id))
+            update_job(self.db, job_id, state="succeeded", progress=1.0, message="done", result=result)
         except Exception as exc:  # recorded in the job, never lost silently
             log.exception("job %s failed", job_id)
             try:
-                update_job(job_id, state="failed", message=f"{exc.__class__.__name__}: {exc}")
+                update_job(self.db, job_id, state="failed", message=f"{exc.__class__.__name__}: {exc}")
             except Exception:
                 log.exception("could not record the failure of job %s", job_id)
 

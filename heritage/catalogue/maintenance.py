@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 from collections.abc import Callable
 
-from graph.driver import GraphTransaction, read, run_in_write_transaction, write
+from graph.driver import GraphTransaction
 from graph.errors import ConstraintViolation
 from heritage.catalogue.commit import (
     StaleFamilyError,
@@ -53,7 +53,7 @@ def _retrying(what: str, attempt_once: Callable[[], Any]) -> Any:
 def _without(ctx: Context, family_id: str, model_id: str
              ) -> tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]], list[Member]]:
     """Plans that take ``model_id`` out of ``family_id``: a rebuilt family, or its deletion."""
-    state = read_family(family_id)
+    state = read_family(ctx.db, family_id)
     if state is None:
         raise StaleFamilyError(f"family {family_id} disappeared")
     version, members = state
@@ -74,11 +74,11 @@ def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
     children, now re-attached within the family).
     """
     def once() -> dict[str, Any]:
-        rows = read("model_get", id=model_id)
+        rows = ctx.db.read("model_get", id=model_id)
         if not rows:
             raise ModelNotFound(model_id)
         name, family_id = rows[0]["model"]["name"], rows[0]["familyId"]
-        children = [r["id"] for r in read("lineage_descendants", id=model_id, depth=1)]
+        children = [r["id"] for r in ctx.db.read("lineage_descendants", id=model_id, depth=1)]
         plans, absorbed = [], {}
         if family_id:
             plans, absorbed, _ = _without(ctx, family_id, model_id)
@@ -88,7 +88,7 @@ def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
                 raise StaleFamilyError(f"model {model_id} was deleted meanwhile")
             tx.run("catalogue_drop_orphan_placeholders")
 
-        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+        ctx.db.write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
                                                          absorbed=absorbed, before_trees=delete))
         ctx.cache.forget(model_id)
         log.info("deleted model %s (%s)", model_id, name)
@@ -105,17 +105,17 @@ def rebuild_family(ctx: Context, family_id: str) -> dict[str, Any]:
     Returns ``{family_id, members, edges}`` (counts).
     """
     def once() -> dict[str, Any]:
-        state = read_family(family_id)
+        state = read_family(ctx.db, family_id)
         if state is None:
             raise FamilyNotFound(family_id)
         version, members = state
         if not members:
-            run_in_write_transaction(lambda tx: delete_empty_families(tx, [family_id]))
+            ctx.db.write_transaction(lambda tx: delete_empty_families(tx, [family_id]))
             raise FamilyNotFound(family_id)
         fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
         plan = plan_family(ctx.recovery, family_id, members, fps, expected_version=version,
                            expected_members=[m.id for m in members])
-        run_in_write_transaction(lambda tx: commit_plans(tx, [plan], lam=ctx.recovery.lam))
+        ctx.db.write_transaction(lambda tx: commit_plans(tx, [plan], lam=ctx.recovery.lam))
         return {"family_id": family_id, "members": len(plan.members), "edges": len(plan.edges)}
 
     with ctx.write_lock:
@@ -137,11 +137,11 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
     status ``error`` with the reason, and leaves its family (whose tree is rebuilt
     without it) until a later reprocess succeeds.  Returns the new status.
     """
-    rows = read("model_get", id=model_id)
+    rows = ctx.db.read("model_get", id=model_id)
     if not rows:
         raise ModelNotFound(model_id)
     model = rows[0]["model"]
-    write("model_set_status", id=model_id, status="processing", error=None)
+    ctx.db.write("model_set_status", id=model_id, status="processing", error=None)
     try:
         prepared = prepare_model(open_model(model["path"] or "", model["name"]),
                                  model.get("description"), model_id=model_id)
@@ -150,15 +150,15 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
         return "error"
 
     def once() -> None:
-        current = read("model_get", id=model_id)
+        current = ctx.db.read("model_get", id=model_id)
         if not current:
             raise ModelNotFound(model_id)
         old_family = current[0]["familyId"]
         fp = prepared.fingerprint
         if prepared.profile.is_adapter:
-            new_family = adapter_family(fp, prepared.profile.declared_base, ctx.cache)
+            new_family = adapter_family(ctx.db, fp, prepared.profile.declared_base, ctx.cache)
         else:
-            relatives = nearest_relatives(fp, ctx.cache, exact_limit=ctx.config.exact_placement_limit,
+            relatives = nearest_relatives(ctx.db, fp, ctx.cache, exact_limit=ctx.config.exact_placement_limit,
                                           candidates=ctx.config.placement_candidates,
                                           max_approximate=ctx.config.max_approximate_distance,
                                           exclude=[model_id])
@@ -173,7 +173,7 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
             plans.append(plan_family(ctx.recovery, uuid.uuid4().hex, [prepared.member()],
                                      {model_id: fp}, expected_version=None))
         else:
-            state = read_family(new_family)
+            state = read_family(ctx.db, new_family)
             if state is None:
                 raise StaleFamilyError(f"family {new_family} disappeared")
             version, members = state
@@ -191,7 +191,7 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
                 tx.run("model_link_declared_bases", rows=[row])
             tx.run("catalogue_drop_orphan_placeholders")
 
-        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+        ctx.db.write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
                                                          absorbed=absorbed, before_trees=update))
 
     with ctx.write_lock:
@@ -200,7 +200,7 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
         except ConstraintViolation as exc:
             if constraint_kind(exc) != "sha256":
                 raise
-            twin = read("model_ids_by_sha256", sha256s=[prepared.sha256])
+            twin = ctx.db.read("model_ids_by_sha256", sha256s=[prepared.sha256])
             other = twin[0]["name"] if twin else "another model"
             _mark_error(ctx, model_id, f"the weights at {prepared.path} are now identical to {other}'s")
             return "error"
@@ -212,7 +212,7 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
 def _mark_error(ctx: Context, model_id: str, message: str) -> None:
     """Status ``error`` with ``message``; the model leaves its family, whose tree is rebuilt."""
     def once() -> None:
-        rows = read("model_get", id=model_id)
+        rows = ctx.db.read("model_get", id=model_id)
         if not rows:
             raise ModelNotFound(model_id)
         family_id = rows[0]["familyId"]
@@ -223,7 +223,7 @@ def _mark_error(ctx: Context, model_id: str, message: str) -> None:
         def mark(tx: GraphTransaction) -> None:
             tx.run("model_set_status", id=model_id, status="error", error=message)
 
-        run_in_write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
+        ctx.db.write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
                                                          absorbed=absorbed, before_trees=mark))
 
     log.warning("model %s: %s", model_id, message)
@@ -262,7 +262,7 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
     def once() -> dict[str, Any]:
         started = time.perf_counter()
         report(0.05, "reading fingerprints")
-        members = [member_from_row(r) for r in read("model_keys_all")]
+        members = [member_from_row(r) for r in ctx.db.read("model_keys_all")]
         fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
         members = [m for m in members if m.id in fps]
         name_to_id = {m.name: m.id for m in members if not m.is_adapter}
@@ -272,7 +272,7 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
         }
         report(0.3, f"recovering families and trees of {len(members)} models")
         genealogy = ctx.recovery.recover([fps[m.id] for m in members], declared_bases=declared)
-        old = {r["id"]: set(r["members"]) for r in read("catalogue_family_memberships")}
+        old = {r["id"]: set(r["members"]) for r in ctx.db.read("catalogue_family_memberships")}
         ids = _reuse_ids([f.members for f in genealogy.families], old)
         plans = [plan_from_recovered(ctx.recovery, fid, family) for fid, family in zip(ids, genealogy.families)]
         report(0.8, f"writing {len(plans)} families")
@@ -287,7 +287,7 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
                 raise StaleFamilyError("models were added while reclustering")
             return deleted
 
-        deleted = run_in_write_transaction(replace_all)
+        deleted = ctx.db.write_transaction(replace_all)
         reused = sum(1 for fid in ids if fid in old)
         return {
             "models": len(members),

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graph.driver import read
-from heritage.catalogue.rawread import read_rows
+from graph.database import Database
 from heritage.catalogue.fingerprints import FingerprintCache
 from heritage.catalogue.timing import Timings
 from heritage.lineage.distances import DistanceMetric, distances_to
@@ -73,6 +72,7 @@ def _approximate(rows: list[dict], vector: np.ndarray) -> np.ndarray:
 
 
 def nearest_relatives(
+    db: Database,
     fp: Fingerprint,
     cache: FingerprintCache,
     *,
@@ -94,12 +94,12 @@ def nearest_relatives(
         return []
     vector = fp.placement_vector().astype(np.float64)
     with timings.measure("neo4j"):
-        size = read("placement_architecture_size", structureHash=fp.structure_hash)[0]["models"]
+        size = db.read("placement_architecture_size", structureHash=fp.structure_hash)[0]["models"]
         if size <= exact_limit:
-            rows = read_rows("placement_same_structure", structureHash=fp.structure_hash,
+            rows = db.read_raw("placement_same_structure", structureHash=fp.structure_hash,
                              exclude=list(exclude), limit=exact_limit)
         else:
-            rows = read_rows("placement_candidates", vector=[float(x) for x in vector],
+            rows = db.read_raw("placement_candidates", vector=[float(x) for x in vector],
                              structureHash=fp.structure_hash, exclude=list(exclude),
                              k=candidates * _OVERFETCH, limit=candidates)
     approx = _approximate(rows, vector)
@@ -134,6 +134,7 @@ def declared_base_candidates(declared_base: str | None) -> list[str]:
 
 
 def adapter_family(
+    db: Database,
     adapter: Fingerprint,
     declared_base: str | None,
     cache: FingerprintCache,
@@ -145,13 +146,13 @@ def adapter_family(
     names = declared_base_candidates(declared_base)
     if names:
         with timings.measure("neo4j"):
-            rows = [r for r in read("placement_models_by_name", names=names) if not r["isAdapter"]]
+            rows = [r for r in db.read("placement_models_by_name", names=names) if not r["isAdapter"]]
             fps = cache.get_many((r["id"], r["sha256"]) for r in rows)
         for row in rows:
             if row["id"] in fps and adapter_fits(adapter, fps[row["id"]]):
                 return row["familyId"]
     with timings.measure("neo4j"):
-        roots = read("placement_family_roots")
+        roots = db.read("placement_family_roots")
     for row in roots:  # largest family first
         with timings.measure("neo4j"):
             fps = cache.get_many([(row["rootId"], row["rootSha256"])])

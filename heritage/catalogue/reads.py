@@ -11,7 +11,8 @@ import logging
 import time
 from typing import Any
 
-from graph.driver import GraphTransaction, read, run_in_read_transaction
+from graph.database import Database
+from graph.driver import GraphTransaction
 from heritage.catalogue.config import MAX_DEPTH
 from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
 from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
@@ -62,51 +63,51 @@ def _paging(skip: int, limit: int) -> tuple[int, int]:
     return int(skip), int(limit)
 
 
-def get_model(model_id: str) -> ModelRecord:
-    rows = read("model_get", id=model_id)
+def get_model(db: Database, model_id: str) -> ModelRecord:
+    rows = db.read("model_get", id=model_id)
     if not rows:
         raise ModelNotFound(model_id)
     return model_record(rows[0])
 
 
-def find_model(ref: str) -> ModelRecord:
+def find_model(db: Database, ref: str) -> ModelRecord:
     """A model by id or by name."""
-    rows = read("model_find", ref=ref)
+    rows = db.read("model_find", ref=ref)
     if not rows:
         raise ModelNotFound(ref)
     return model_record(rows[0])
 
 
-def list_models(q: str | None = None, family_id: str | None = None, format: str | None = None,
+def list_models(db: Database, q: str | None = None, family_id: str | None = None, format: str | None = None,
                 status: str | None = None, skip: int = 0, limit: int = 50) -> tuple[list[ModelRecord], int]:
     """A page of models (newest first) matching the filters, and the total that match."""
     skip, limit = _paging(skip, limit)
-    rows = read("model_list", q=q or None, familyId=family_id, format=format, status=status,
+    rows = db.read("model_list", q=q or None, familyId=family_id, format=format, status=status,
                 skip=skip, limit=limit)
     if not rows:
         return [], 0
     return [model_record(item) for item in rows[0]["items"]], int(rows[0]["total"])
 
 
-def list_families(skip: int = 0, limit: int = 1000) -> list[FamilyRecord]:
+def list_families(db: Database, skip: int = 0, limit: int = 1000) -> list[FamilyRecord]:
     """Families, largest first, each with its real member count and root(s)."""
     skip, limit = _paging(skip, limit)
-    return [family_record(r) for r in read("family_list", skip=skip, limit=limit)]
+    return [family_record(r) for r in db.read("family_list", skip=skip, limit=limit)]
 
 
-def get_family(family_id: str) -> FamilyRecord:
-    rows = read("family_get", id=family_id)
+def get_family(db: Database, family_id: str) -> FamilyRecord:
+    rows = db.read("family_get", id=family_id)
     if not rows:
         raise FamilyNotFound(family_id)
     return family_record(rows[0])
 
 
-def family_models(family_id: str) -> list[ModelRecord]:
-    get_family(family_id)  # 404 for an unknown family rather than an empty list
-    return [model_record(r) for r in read("family_models", id=family_id)]
+def family_models(db: Database, family_id: str) -> list[ModelRecord]:
+    get_family(db, family_id)  # 404 for an unknown family rather than an empty list
+    return [model_record(r) for r in db.read("family_models", id=family_id)]
 
 
-def genealogy(family_id: str) -> dict[str, Any]:
+def genealogy(db: Database, family_id: str) -> dict[str, Any]:
     """A family's stored tree.
 
     Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with parent/confidence),
@@ -116,7 +117,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
     ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids), ``validation``
     (``{valid, issues}``) and ``mean_confidence``.
     """
-    row = _genealogy_row(family_id)
+    row = _genealogy_row(db, family_id)
     models = {m["id"]: m for m in row["models"]}
     edges = [
         {"parent": e["parent"], "child": e["child"],
@@ -178,7 +179,7 @@ def genealogy(family_id: str) -> dict[str, Any]:
     }
 
 
-def _genealogy_row(family_id: str) -> dict[str, Any]:
+def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
     """The ``family_genealogy`` row of ONE stored tree (see :func:`_lineage_rows` for why):
     read again while the family's version moved during the read, or while the edges are
     not one whole tree written by one run (a commit seen half-applied)."""
@@ -186,7 +187,7 @@ def _genealogy_row(family_id: str) -> dict[str, Any]:
         return tx.run("family_genealogy", id=family_id), tx.run("family_stamp", id=family_id)
 
     for attempt in range(_CONSISTENT_READ_ATTEMPTS):
-        rows, after = run_in_read_transaction(once)
+        rows, after = db.read_transaction(once)
         if not rows:
             raise FamilyNotFound(family_id)
         row = rows[0]
@@ -231,7 +232,7 @@ def _light(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
+def lineage(db: Database, model_id: str, depth: int = 10) -> dict[str, Any]:
     """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50).
 
     Keys: ``model`` (ModelRecord), ``depth``, ``parent_id``, ``confidence`` (of the
@@ -242,7 +243,7 @@ def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
     ancestor and descendant also carries the ``relation`` and merge ``weight`` of that edge.
     """
     depth = validate_depth(depth)
-    model_row, ancestor_rows, rows, root = _lineage_rows(model_id, depth)
+    model_row, ancestor_rows, rows, root = _lineage_rows(db, model_id, depth)
     model = model_record(model_row)
     ancestors = [dict(_light(r), child_id=r["childId"]) for r in ancestor_rows]
     nodes = {r["id"]: dict(_light(r), children=[]) for r in rows}
@@ -262,7 +263,7 @@ def lineage(model_id: str, depth: int = 10) -> dict[str, Any]:
     }
 
 
-def _lineage_rows(model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[str, Any]],
+def _lineage_rows(db: Database, model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[str, Any]],
                                                       list[dict[str, Any]], list[dict[str, Any]]]:
     """The model, ancestor, descendant and root rows of one lineage, all from ONE tree.
 
@@ -283,7 +284,7 @@ def _lineage_rows(model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[
         return before, model, ancestors, descendants, root, tx.run("lineage_stamp", id=model_id)
 
     for attempt in range(_CONSISTENT_READ_ATTEMPTS):
-        before, model, ancestors, descendants, root, after = run_in_read_transaction(once)
+        before, model, ancestors, descendants, root, after = db.read_transaction(once)
         if not model:
             raise ModelNotFound(model_id)
         whole = _lineage_whole(model[0], ancestors, descendants, root, depth)
@@ -294,50 +295,50 @@ def _lineage_rows(model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[
     raise ConcurrentUpdateError(f"the tree of model {model_id} kept changing while it was read; try again")
 
 
-def root_of(model_id: str) -> dict[str, Any]:
+def root_of(db: Database, model_id: str) -> dict[str, Any]:
     """``{id, name, generations}`` of the root of the model's tree."""
-    rows = read("lineage_root", id=model_id)
+    rows = db.read("lineage_root", id=model_id)
     if not rows:
         raise ModelNotFound(model_id)
     return dict(rows[0])
 
 
-def _require_models(*ids: str) -> None:
-    for row in read("model_exists", ids=list(ids)):
+def _require_models(db: Database, *ids: str) -> None:
+    for row in db.read("model_exists", ids=list(ids)):
         if not row["exists"]:
             raise ModelNotFound(row["id"])
 
 
-def path_between(a: str, b: str) -> dict[str, Any] | None:
+def path_between(db: Database, a: str, b: str) -> dict[str, Any] | None:
     """The tree path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent, child,
     confidence}], length}``, or ``None`` when they are not in the same tree."""
-    _require_models(a, b)
-    rows = read("lineage_path", a=a, b=b)
+    _require_models(db, a, b)
+    rows = db.read("lineage_path", a=a, b=b)
     return native(dict(rows[0])) if rows else None
 
 
-def lowest_common_ancestor(a: str, b: str) -> dict[str, Any] | None:
+def lowest_common_ancestor(db: Database, a: str, b: str) -> dict[str, Any] | None:
     """``{id, name, from_a, from_b}`` (generations from each), or ``None`` if unrelated."""
-    _require_models(a, b)
-    rows = read("lineage_lowest_common_ancestor", a=a, b=b)
+    _require_models(db, a, b)
+    rows = db.read("lineage_lowest_common_ancestor", a=a, b=b)
     if not rows:
         return None
     r = rows[0]
     return {"id": r["id"], "name": r["name"], "from_a": r["fromA"], "from_b": r["fromB"]}
 
 
-def siblings(model_id: str) -> list[dict[str, Any]]:
+def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
     """Models sharing this model's recovered parent: ``{id, name, status, format,
     confidence, parent_id, parent_name}``."""
-    _require_models(model_id)
+    _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "status": r["status"], "format": r["format"],
          "confidence": native(r["confidence"]), "parent_id": r["parentId"], "parent_name": r["parentName"]}
-        for r in read("lineage_siblings", id=model_id)
+        for r in db.read("lineage_siblings", id=model_id)
     ]
 
 
-def declared_mismatches(model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Models whose declared base is not one of their recovered parents: ``{id, name,
     relation, declared_name, declared_id, declared_external, recovered_id, recovered_name,
     confidence}`` (``declared_external``: the declared base is not in the catalogue), by
@@ -345,22 +346,22 @@ def declared_mismatches(model_id: str | None = None, limit: int = 1000) -> list[
     (``ModelNotFound`` when it does not exist)."""
     _, limit = _paging(0, limit)
     if model_id is not None:
-        _require_models(model_id)
+        _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "relation": r["relation"], "declared_name": r["declaredName"],
          "declared_id": r["declaredId"], "declared_external": bool(r["declaredExternal"]),
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
          "confidence": native(r["confidence"])}
-        for r in read("lineage_declared_mismatches", id=model_id, limit=limit)
+        for r in db.read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 
 
-def statistics() -> dict[str, Any]:
+def statistics(db: Database) -> dict[str, Any]:
     """Counts: ``models``, ``adapters``, ``models_by_status`` ({status: n}), ``families``,
     ``derived_edges``, ``declared_edges``, ``external_models``, ``fingerprints``,
     ``jobs_by_state``, and consistency checks ``unplaced_models``, ``stale_families``
     (stored memberCount differs from membership), ``empty_families`` (all 0 when healthy)."""
-    r = read("catalogue_statistics")[0]
+    r = db.read("catalogue_statistics")[0]
     return {
         "models": r["models"],
         "adapters": r["adapters"],
@@ -377,6 +378,6 @@ def statistics() -> dict[str, Any]:
     }
 
 
-def family_size_distribution() -> dict[int, int]:
+def family_size_distribution(db: Database) -> dict[int, int]:
     """{family size: number of families of that size}, from real membership."""
-    return {int(r["size"]): int(r["families"]) for r in read("catalogue_family_sizes")}
+    return {int(r["size"]): int(r["families"]) for r in db.read("catalogue_family_sizes")}

@@ -1,9 +1,11 @@
 """The catalogue service: models, families and their stored genealogy in Neo4j.
 
-:class:`Catalogue` is the one entry point the API and the CLI use.  Create one per
-process and share it between threads: the Neo4j driver is thread-safe, genealogy
-rewrites are serialised by a lock inside the process and guarded by family versions
-across processes, and reads run in their own transactions.
+:class:`Catalogue` is the one entry point the API and the CLI use.  It takes its
+database explicitly (a :class:`graph.Database` around a driver the caller owns), or
+builds and owns one with :meth:`Catalogue.from_settings`.  Share one catalogue between
+threads: the Neo4j driver is thread-safe, genealogy rewrites are serialised by a lock
+inside the catalogue and guarded by family versions across processes, and reads run in
+their own read transactions.
 
 Writes (import, delete, rebuild, reprocess, recluster) compute trees from stored
 fingerprints (never by reloading weights, except ``reprocess``) and store each change
@@ -13,11 +15,12 @@ with the trees it affects in one transaction.  Reads return stored genealogies.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
 
-from graph.driver import check_connectivity, get_driver
+from graph.database import Database
 from graph.schema import apply_schema
 from graph.settings import Neo4jSettings
 from heritage.catalogue import importer, jobs, maintenance, reads
@@ -71,35 +74,76 @@ def collect_entries(paths: Iterable[str | Path], recursive: bool = False) -> lis
 class Catalogue:
     """Models, families and genealogy stored in Neo4j; see the module docstring.
 
-    ``settings`` points the process-wide driver at a server (default: the environment);
-    ``ensure_schema`` applies ``cypher/schema.cypher`` (idempotent) and marks failed the
-    jobs whose process is gone.
+    Parameters
+    ----------
+    config : CatalogueConfig, optional
+        How genealogies are recovered and what may be imported; default
+        :meth:`CatalogueConfig.from_env`.
+    db : graph.Database
+        The database to use; its driver belongs to the caller, who closes it.
+    ensure_schema : bool, default True
+        Apply ``cypher/schema.cypher`` (idempotent) and mark failed the jobs whose process
+        is gone.
+
+    Examples
+    --------
+    With a driver of your own::
+
+        driver = neo4j.GraphDatabase.driver(uri, auth=(user, password))
+        catalogue = Catalogue(CatalogueConfig(), db=Database(driver))
+
+    or one the catalogue builds from ``NEO4J_*`` settings and closes::
+
+        with Catalogue.from_settings() as catalogue:
+            catalogue.import_model("models/base.safetensors")
     """
 
-    def __init__(self, config: CatalogueConfig | None = None, *, settings: Neo4jSettings | None = None,
+    def __init__(self, config: CatalogueConfig | None = None, *, db: Database,
                  ensure_schema: bool = True) -> None:
         self.config = config or CatalogueConfig.from_env()
-        self.settings = settings
-        self._ctx = Context(self.config)
-        self._jobs = jobs.JobRunner()
-        if settings is not None:
-            get_driver(settings)
+        self.db = db
+        self._owns_db = False
+        self._ctx = Context(self.config, db)
+        self._jobs = jobs.JobRunner(db)
         if ensure_schema:
             self.ensure_schema()
+
+    @classmethod
+    def from_settings(cls, settings: Neo4jSettings | None = None, config: CatalogueConfig | None = None, *,
+                      ensure_schema: bool = True) -> Catalogue:
+        """A catalogue on a driver of its own, built from ``settings`` (default: ``NEO4J_*``
+        variables); :meth:`close` closes that driver."""
+        db = Database.connect(settings)
+        try:
+            catalogue = cls(config, db=db, ensure_schema=ensure_schema)
+        except BaseException:
+            db.close()
+            raise
+        catalogue._owns_db = True
+        return catalogue
 
     # ------------------------------------------------------------------ lifecycle
     def ensure_schema(self) -> None:
         """Apply the schema (constraints, indexes) and fail orphaned jobs."""
-        apply_schema(settings=self.settings)
-        jobs.fail_orphaned_jobs()
+        apply_schema(self.db)
+        jobs.fail_orphaned_jobs(self.db)
 
     def ping(self) -> None:
         """Raise ``graph.errors.DatabaseUnavailable`` unless Neo4j answers."""
-        check_connectivity(self.settings)
+        self.db.ping()
 
     def close(self) -> None:
-        """Wait for background jobs; the driver is process-wide and stays open."""
+        """Wait for background jobs; close the driver if :meth:`from_settings` built it."""
         self._jobs.shutdown(wait=True)
+        if self._owns_db:
+            self.db.close()
+
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ writes
     def import_model(self, path: str | Path, name: str | None = None,
@@ -138,13 +182,13 @@ class Catalogue:
     def rebuild_family(self, family_id: str) -> FamilyRecord:
         """Recompute one family's tree from stored fingerprints; the updated family."""
         maintenance.rebuild_family(self._ctx, family_id)
-        return reads.get_family(family_id)
+        return reads.get_family(self.db, family_id)
 
     def reprocess_model(self, model_id: str) -> ModelRecord:
         """Re-read a model's weights from its path, refresh it and its family's tree; the
         updated model (``status`` ``error`` with ``error`` set when it cannot be read)."""
         maintenance.reprocess_model(self._ctx, model_id)
-        return reads.get_model(model_id)
+        return reads.get_model(self.db, model_id)
 
     def recluster(self, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
         """Recompute all families and trees with the configured clustering, in one transaction.
@@ -157,56 +201,56 @@ class Catalogue:
 
     # ------------------------------------------------------------------ reads
     def get_model(self, model_id: str) -> ModelRecord:
-        return reads.get_model(model_id)
+        return reads.get_model(self.db, model_id)
 
     def find_model(self, ref: str) -> ModelRecord:
         """A model by id or name (the CLI's way of naming one)."""
-        return reads.find_model(ref)
+        return reads.find_model(self.db, ref)
 
     def list_models(self, q: str | None = None, family_id: str | None = None, format: str | None = None,
                     status: str | None = None, skip: int = 0, limit: int = 50) -> tuple[list[ModelRecord], int]:
-        return reads.list_models(q, family_id, format, status, skip, limit)
+        return reads.list_models(self.db, q, family_id, format, status, skip, limit)
 
     def list_families(self, skip: int = 0, limit: int = 1000) -> list[FamilyRecord]:
-        return reads.list_families(skip, limit)
+        return reads.list_families(self.db, skip, limit)
 
     def get_family(self, family_id: str) -> FamilyRecord:
-        return reads.get_family(family_id)
+        return reads.get_family(self.db, family_id)
 
     def family_models(self, family_id: str) -> list[ModelRecord]:
-        return reads.family_models(family_id)
+        return reads.family_models(self.db, family_id)
 
     def genealogy(self, family_id: str) -> dict[str, Any]:
-        return reads.genealogy(family_id)
+        return reads.genealogy(self.db, family_id)
 
     def lineage(self, model_id: str, depth: int = 10) -> dict[str, Any]:
-        return reads.lineage(model_id, depth)
+        return reads.lineage(self.db, model_id, depth)
 
     def root(self, model_id: str) -> dict[str, Any]:
-        return reads.root_of(model_id)
+        return reads.root_of(self.db, model_id)
 
     def path(self, a: str, b: str) -> dict[str, Any] | None:
-        return reads.path_between(a, b)
+        return reads.path_between(self.db, a, b)
 
     def lowest_common_ancestor(self, a: str, b: str) -> dict[str, Any] | None:
-        return reads.lowest_common_ancestor(a, b)
+        return reads.lowest_common_ancestor(self.db, a, b)
 
     def siblings(self, model_id: str) -> list[dict[str, Any]]:
-        return reads.siblings(model_id)
+        return reads.siblings(self.db, model_id)
 
     def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Declared bases that are not recovered parents (all models, or ``model_id``'s)."""
-        return reads.declared_mismatches(model_id, limit)
+        return reads.declared_mismatches(self.db, model_id, limit)
 
     def statistics(self) -> dict[str, Any]:
-        return reads.statistics()
+        return reads.statistics(self.db)
 
     def clustering_statistics(self) -> dict[str, Any]:
         """``models_by_status``, ``families``, ``family_size_distribution`` ({size: count}),
         ``largest_family``, ``singleton_families``, ``unplaced_models``, ``stale_families``
         and ``configuration`` (the settings that shape genealogies)."""
-        stats = reads.statistics()
-        sizes = reads.family_size_distribution()
+        stats = reads.statistics(self.db)
+        sizes = reads.family_size_distribution(self.db)
         return {
             "models_by_status": stats["models_by_status"],
             "models": stats["models"],
@@ -250,10 +294,10 @@ class Catalogue:
         return self.submit_job("import", work, f"waiting to import {len(entries)} model(s)")
 
     def get_job(self, job_id: str) -> jobs.JobRecord:
-        return jobs.get_job(job_id)
+        return jobs.get_job(self.db, job_id)
 
     def list_jobs(self, state: str | None = None, limit: int = 50) -> list[jobs.JobRecord]:
-        return jobs.list_jobs(state, limit)
+        return jobs.list_jobs(self.db, state, limit)
 
     def fail_orphaned_jobs(self) -> list[str]:
-        return jobs.fail_orphaned_jobs()
+        return jobs.fail_orphaned_jobs(self.db)

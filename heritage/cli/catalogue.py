@@ -61,14 +61,14 @@ def register(subparsers: Any) -> None:
 @contextmanager
 def catalogue_errors() -> Iterator[None]:
     """Turn graph and catalogue errors into one-line :class:`CLIError`."""
-    from graph.driver import current_settings
     from graph.errors import DatabaseUnavailable, GraphError
+    from graph.settings import Neo4jSettings
     from heritage.catalogue.errors import CatalogueError
 
     try:
         yield
-    except DatabaseUnavailable:
-        uri = current_settings().uri
+    except DatabaseUnavailable as exc:
+        uri = exc.uri or Neo4jSettings.from_env().uri
         raise CLIError(f"Neo4j is not reachable at {uri}: start it with `heritage neo4j start` "
                        "(or point NEO4J_URI at a running server)") from None
     except (GraphError, CatalogueError) as exc:
@@ -80,14 +80,16 @@ def catalogue_errors() -> Iterator[None]:
 def open_catalogue(settings: Any = None, **overrides: Any) -> Any:
     """A :class:`Catalogue` on the configured Neo4j (schema applied), or a CLIError.
 
-    ``overrides`` replace fields of the configuration read from the environment."""
+    ``settings`` default to ``NEO4J_*``; ``overrides`` replace fields of the configuration
+    read from the environment.  The catalogue owns its driver: use it as a context
+    manager (or call ``close()``)."""
     # Schema notifications (e.g. "relationship type does not exist yet" on an empty
     # database) are not the user's concern on the terminal.
     logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
     from heritage.catalogue import Catalogue, CatalogueConfig
 
     with catalogue_errors():
-        return Catalogue(CatalogueConfig.from_env(**overrides), settings=settings)
+        return Catalogue.from_settings(settings, CatalogueConfig.from_env(**overrides))
 
 
 def _progress_bar(total: int, desc: str) -> Any:
@@ -154,8 +156,8 @@ def _import(args: argparse.Namespace) -> int:
     if not entries:
         raise CLIError(f"no models found in {', '.join(map(str, args.paths))}")
     overrides = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    catalogue = open_catalogue(**overrides)
-    summary = import_with_progress(catalogue, entries, args.description)
+    with open_catalogue(**overrides) as catalogue:
+        summary = import_with_progress(catalogue, entries, args.description)
     print_import_summary(summary)
     return 0 if summary.created + summary.duplicates > 0 else EXIT_ALL_FAILED
 
@@ -166,8 +168,7 @@ def _import(args: argparse.Namespace) -> int:
 def _lineage(args: argparse.Namespace) -> int:
     from heritage.cli.render import render_tree
 
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         model = catalogue.find_model(args.model)
         lineage = catalogue.lineage(model["id"], depth=args.depth)
     name = model["name"]
@@ -229,8 +230,7 @@ def print_family_tree(genealogy: dict[str, Any]) -> None:
 def _tree(args: argparse.Namespace) -> int:
     from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
 
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         try:
             genealogy = catalogue.genealogy(args.family)
         except FamilyNotFound:
@@ -249,20 +249,17 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _recluster(args: argparse.Namespace) -> int:
-    catalogue = open_catalogue()
-
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         result = catalogue.recluster(progress=progress)
     print("\n".join(_table([(k.replace("_", " "), str(v)) for k, v in result.items()], ("recluster", "value"))))
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    catalogue = open_catalogue()
-    with catalogue_errors():
+    with open_catalogue() as catalogue, catalogue_errors():
         stats = catalogue.statistics()
         clustering = catalogue.clustering_statistics()
     rows = [

@@ -46,7 +46,7 @@ def directed_edge_accuracy(stored: set[tuple[str, str]], truth_edges: list[dict[
 
 def _start_neo4j() -> Any:
     from graph import local_server
-    from graph.driver import check_connectivity
+    from graph.database import Database
     from graph.errors import GraphError
     from graph.settings import Neo4jSettings
 
@@ -56,7 +56,8 @@ def _start_neo4j() -> Any:
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
     try:
-        check_connectivity(settings)  # a server that already answers is used as it is
+        with Database.connect(settings) as db:
+            db.ping()  # a server that already answers is used as it is
         print(f"   reachable: {settings.uri}")
         return settings
     except GraphError:
@@ -97,25 +98,12 @@ def _zoo(size: str, folder: Path | None) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
-    from graph.driver import read
+def _import_and_show(catalogue: Any, zoo: Path, truth: dict[str, Any]) -> list[dict[str, Any]]:
+    """Steps 3 and 4: import the zoo, recluster, print the zoo's trees; the stored edges."""
     from heritage.catalogue import collect_entries
-    from heritage.cli.catalogue import (
-        catalogue_errors,
-        import_with_progress,
-        open_catalogue,
-        print_family_tree,
-        print_import_summary,
-    )
+    from heritage.cli.catalogue import catalogue_errors, import_with_progress, print_family_tree, print_import_summary
 
-    settings = _start_neo4j()
-    zoo = _zoo(args.size, args.zoo)
-    truth = json.loads((zoo / "truth.json").read_text())
-
-    print("3. Import")
-    catalogue = open_catalogue(settings)
-    entries = collect_entries([zoo / "models"])
-    summary = import_with_progress(catalogue, entries)
+    summary = import_with_progress(catalogue, collect_entries([zoo / "models"]))
     print_import_summary(summary)
     if summary.created + summary.duplicates == 0:
         raise CLIError("no zoo model could be imported")
@@ -134,7 +122,19 @@ def run(args: argparse.Namespace) -> int:
                 continue
             print_family_tree(genealogy)
             print()
-        rows = read("lineage_all_edges")
+        return catalogue.db.read("lineage_all_edges")
+
+
+def run(args: argparse.Namespace) -> int:
+    from heritage.cli.catalogue import open_catalogue
+
+    settings = _start_neo4j()
+    zoo = _zoo(args.size, args.zoo)
+    truth = json.loads((zoo / "truth.json").read_text())
+
+    print("3. Import")
+    with open_catalogue(settings) as catalogue:
+        rows = _import_and_show(catalogue, zoo, truth)
     correct, total = directed_edge_accuracy({(r["parent"], r["child"]) for r in rows}, truth["edges"])
     share = correct / total if total else 0.0
     print(f"5. Directed-edge accuracy against truth.json: {correct}/{total} = {share:.0%}")
