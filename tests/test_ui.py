@@ -379,11 +379,10 @@ def test_declared_versus_recovered_disagreement_is_shown(explorer: Explorer, ope
     state = page.locator("[data-mismatches]")
     expected = [m for m in agreed if m["id"] == adapter]
     assert state.get_attribute("data-mismatches") == str(len(expected))
-    topics = explorer.ids["minilm-l6-topics"]
     news = explorer.ids["minilm-l6-news"]
-    explorer.db.write("MATCH (n:Model {id: $news}), (t:Model {id: $topics}) "
-                "MERGE (n)-[:DECLARED_BASE {relation: 'finetune'}]->(:ExternalModel {name: 'somebody/other-base'})",
-                news=news, topics=topics)
+    explorer.db.write("MATCH (n:Model {id: $news}) "
+                      "CREATE (n)-[:DECLARED_BASE {relation: 'finetune'}]->(:ExternalModel {name: 'somebody/other-base'})",
+                      news=news)
     goto(watched, explorer, f"#/models/{news}", "model")
     warning = page.locator("[data-mismatches]")
     assert warning.get_attribute("data-mismatches") == "1"

@@ -126,6 +126,11 @@ keyDialog.querySelector("[data-close]").addEventListener("click", () => keyDialo
 
 setupUpload(app, { openKeyDialog });
 showKeyState();
+// The skip link moves the focus to the content without touching the route in the URL.
+document.querySelector("a.skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", render);
 let resizeTimer = null;
 window.addEventListener("resize", () => {

@@ -51,6 +51,7 @@ export function setupUpload(app, { openKeyDialog }) {
         body.model.family_id ? [" in ", link("families", body.model.family_id, "its family")] : "");
       form.reset();
       app.say(`uploaded ${body.model.name}`);
+      app.refresh(); // the view behind the dialog shows the new model (family list, tree)
     } catch (err) {
       progress.dataset.state = "failed";
       bar.value = 0;
