@@ -12,7 +12,7 @@ WITH m ORDER BY m.createdAt DESC, m.name
 WITH collect(m) AS matched
 RETURN size(matched) AS total,
        [m IN matched[$skip..($skip + $limit)] | {
-          model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation},
+          model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision},
           familyId: head([(m)-[:IN_FAMILY]->(f:Family) | f.id]),
           parentId: head([(m)-[:DERIVED_FROM]->(p:Model) | p.id]),
           parentName: head([(m)-[:DERIVED_FROM]->(p:Model) | p.name]),

@@ -242,12 +242,28 @@ def test_upload_too_large_is_413(api_factory: Any, api_headers: dict[str, str], 
     assert leftovers == []
 
 
-@pytest.mark.parametrize("content", [b"just some text, not a model\n", b"GGUF\x03\x00\x00\x00" + b"\x00" * 64,
-                                     b"\x00" * 128])
+@pytest.mark.parametrize("content", [b"just some text, not a model\n", b"\x00" * 128])
 def test_unknown_content_is_415(api_client: Any, api_headers: dict[str, str], tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "model.safetensors"  # the extension does not matter, the content does
     path.write_bytes(content)
     assert upload(api_client, path, api_headers).status_code == 415
+
+
+def test_gguf_upload_is_read_and_a_broken_one_is_400(api_client: Any, api_headers: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    from gguf_writing import Q, tiny_llama, write_llama_gguf
+
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)  # a valid header naming no tensor
+    response = upload(api_client, empty, api_headers)
+    assert response.status_code == 400 and "no tensors" in response.json()["detail"]
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "llama-q8.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.Q8_0)
+    response = upload(api_client, path, api_headers)
+    assert response.status_code == 201, response.text
+    model = response.json()["model"]
+    assert model["format"] == "gguf" and model["quantization"] == "Q8_0" and model["name"] == "llama-q8"
 
 
 def test_plain_zip_is_415(api_client: Any, api_headers: dict[str, str], tmp_path: Path) -> None:

@@ -264,11 +264,21 @@ def test_model_create_with_fingerprint_and_declared_bases(neo4j_db: Database, kn
         neo4j_db.write("model_create", rows=[{**row, "props": {**row["props"], "id": "id-new3", "sha256": "e" * 64}}])
 
     linked = neo4j_db.write("model_link_declared_bases", rows=[
-        {"id": "id-new", "base": "owner/r", "candidates": ["owner/r", "r"], "relation": "finetune"}])
-    assert linked == [{"id": "id-new", "baseId": mid("r")}]
+        {"id": "id-new", "relation": "finetune", "bases": [{"base": "owner/r", "candidates": ["owner/r", "r"]}]}])
+    assert linked == [{"id": "id-new", "base": "owner/r", "baseId": mid("r")}]
+    merge = neo4j_db.write("model_link_declared_bases", rows=[
+        {"id": "id-new", "relation": "merge", "bases": [{"base": "owner/r", "candidates": ["owner/r", "r"]},
+                                                      {"base": "org/other", "candidates": ["org/other", "other"]}]}])
+    assert sorted(merge, key=lambda r: r["base"]) == [{"id": "id-new", "base": "org/other", "baseId": None},
+                                                      {"id": "id-new", "base": "owner/r", "baseId": mid("r")}]
+    assert neo4j_db.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) "
+                      "RETURN x.name AS n, d.relation AS relation ORDER BY n") == [
+        {"n": "org/other", "relation": "merge"}, {"n": "r", "relation": "merge"}]
+    assert neo4j_db.read("model_get", id="id-new")[0]["declaredBaseId"] == mid("r")  # one row, the catalogue base
     linked = neo4j_db.write("model_link_declared_bases", rows=[
-        {"id": "id-new", "base": "owner/later", "candidates": ["owner/later", "later"], "relation": "adapter"}])
-    assert linked == [{"id": "id-new", "baseId": None}]  # replaced: now a placeholder
+        {"id": "id-new", "relation": "adapter", "bases": [{"base": "owner/later", "candidates": ["owner/later", "later"]}]}])
+    assert linked == [{"id": "id-new", "base": "owner/later", "baseId": None}]  # replaced: now a placeholder
+    neo4j_db.write("catalogue_drop_orphan_placeholders")
     assert neo4j_db.read("MATCH (:Model {id: 'id-new'})-[d:DECLARED_BASE]->(x) RETURN x.name AS n, labels(x) AS l") == [
         {"n": "owner/later", "l": ["ExternalModel"]}]
 

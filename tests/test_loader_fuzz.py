@@ -46,6 +46,19 @@ def _torch_bytes() -> bytes:
 TORCH_ZIP = _torch_bytes()
 
 
+def _gguf_bytes(tmp: Path) -> bytes:
+    from gguf_writing import Q, tiny_llama, write_llama_gguf
+
+    folder, config = tiny_llama(tmp, hidden=32)
+    write_llama_gguf(tmp / "m.gguf", folder, config, lambda name, data: Q.Q8_0 if "mlp" in name else Q.Q4_0)
+    return (tmp / "m.gguf").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def gguf_bytes(tmp_path_factory) -> bytes:
+    return _gguf_bytes(tmp_path_factory.mktemp("gguf"))
+
+
 @contextmanager
 def _deadline(seconds: int):
     def on_alarm(signum, frame):
@@ -98,6 +111,15 @@ def test_mutated_safetensors_load_or_fail_cleanly(tmp_path: Path, mutation) -> N
 def test_mutated_torch_checkpoints_load_or_fail_cleanly(tmp_path: Path, mutation) -> None:
     edits, cut = mutation
     _check(tmp_path / "m.pt", _mutate(TORCH_ZIP, edits, cut))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=st.tuples(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=2048), st.integers(0, 255)), max_size=8),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=10**6))))
+def test_mutated_gguf_files_load_or_fail_cleanly(tmp_path: Path, gguf_bytes: bytes, mutation) -> None:
+    edits, cut = mutation  # edits within the header and the first tensors, where the structure is
+    _check(tmp_path / "m.gguf", _mutate(gguf_bytes, edits, cut))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -32,7 +32,8 @@ def test_recover_prints_trees_and_writes_json(model_dir, tmp_path: Path, capsys)
     assert "skipped broken:" in captured.err and "skipped notes.txt:" in captured.err
     document = json.loads(out.read_text())
     assert {m["name"] for m in document["models"]} == set(parents)
-    assert all(set(m) == {"name", "format", "params", "family"} for m in document["models"])
+    assert all(set(m) == {"name", "format", "params", "family", "quantization", "revision"}
+               for m in document["models"])
     assert len(document["families"]) == 1 and set(document["families"][0]) == set(parents)
     truth = {(p, c) for c, p in parents.items() if p}
     found = {(e["parent"], e["child"]) for e in document["edges"]}

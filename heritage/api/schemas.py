@@ -126,6 +126,9 @@ class Model(_Out):
     declared_base: str | None = Field(None, description="base model named by the model card / adapter config")
     declared_relation: str | None = None
     declared_base_id: str | None = None
+    declared_bases: list[str] | None = Field(None, description="every base the model card declares (several for a merge)")
+    quantization: str | None = Field(None, description="dominant GGML type of a quantised (GGUF) model, e.g. Q4_K")
+    revision: str | None = Field(None, description="Hugging Face hub commit the model was imported from")
     family_id: str | None = None
     parent_id: str | None = Field(None, description="recovered parent (stored DERIVED_FROM edge)")
     parent_name: str | None = None

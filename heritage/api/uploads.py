@@ -306,10 +306,24 @@ def detect_format(path: Path) -> DetectedFormat:
     except ValueError as exc:
         raise BadUpload(f"malformed PyTorch checkpoint: {str(exc)[:200]}") from None
     if kind is FileKind.GGUF:
-        raise UnsupportedContent("GGUF (quantised) checkpoints are not supported")
+        return _check_gguf(path)
     if kind is FileKind.ONNX:
         raise UnsupportedContent("ONNX graphs are not supported; export the weights to safetensors")
     raise UnsupportedContent(_UNSUPPORTED)
+
+
+def _check_gguf(path: Path) -> DetectedFormat:
+    """A GGUF (llama.cpp) file: its header must parse and name at least one tensor."""
+    from heritage.errors import ModelLoadError
+    from heritage.reading.gguf_file import read_gguf_header
+
+    try:
+        header = read_gguf_header(path)
+    except ModelLoadError as exc:
+        raise BadUpload(f"malformed GGUF file: {exc}") from None
+    if not header.tensors:
+        raise BadUpload("malformed GGUF file: it holds no tensors")
+    return DetectedFormat("gguf", ".gguf")
 
 
 def _is_torch_zip(path: Path) -> bool:
@@ -320,7 +334,7 @@ def _is_torch_zip(path: Path) -> bool:
         raise ValueError(f"corrupt zip archive ({exc.__class__.__name__})") from None
 
 
-_UNSUPPORTED = "unsupported content: expected a safetensors file or a PyTorch checkpoint (.pt/.pth/.bin)"
+_UNSUPPORTED = "unsupported content: expected a safetensors file, a PyTorch checkpoint (.pt/.pth/.bin) or a GGUF file"
 
 
 def store_upload(received: ReceivedUpload, detected: DetectedFormat, upload_dir: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 from heritage.catalogue.placement import declared_base_candidates, placement_vector
 from heritage.catalogue.planning import Member
 from heritage.reading.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_model
+from heritage.reading.hub_cache import snapshot_revision
 from heritage.reading.loader import LoadedModel, load_model
 from heritage.reading.profile import ModelProfile, file_sha256, profile_model
 
@@ -73,6 +74,9 @@ class Prepared:
             "path": str(self.path),
             "declaredBase": p.declared_base,
             "declaredRelation": p.declared_relation,
+            "declaredBases": list(p.declared_bases),
+            "quantization": p.quantization,
+            "revision": p.revision,
             "placement": placement_vector(self.fingerprint),
         }
 
@@ -80,11 +84,13 @@ class Prepared:
         return {"props": self.props(), "fingerprint": self.data, "fingerprintVersion": FINGERPRINT_VERSION}
 
     def declared_row(self) -> dict[str, Any] | None:
-        base = self.profile.declared_base
-        if not base:
+        """One row of ``model_link_declared_bases``: every declared base with its catalogue
+        name candidates, and the declared relation (the same for all of them)."""
+        bases = self.profile.declared_bases
+        if not bases:
             return None
-        return {"id": self.id, "base": base, "candidates": declared_base_candidates(base),
-                "relation": self.profile.declared_relation}
+        return {"id": self.id, "relation": self.profile.declared_relation,
+                "bases": [{"base": b, "candidates": declared_base_candidates(b)} for b in bases]}
 
     def member(self) -> Member:
         return Member(id=self.id, name=self.name, sha256=self.sha256,
@@ -93,8 +99,11 @@ class Prepared:
 
 def open_model(path: str | Path, name: str | None = None) -> Opened:
     """Open ``path`` (headers only) and compute the SHA-256 of its files."""
-    path = Path(path).expanduser().resolve()
+    given = Path(path).expanduser()
+    path = given.resolve()
     model = load_model(path, name)
+    if model.revision is None:  # a hub snapshot's files are links into blobs/: keep the snapshot's revision
+        model.revision = snapshot_revision(given.absolute())
     return Opened(name=model.name, path=path, model=model, sha256=file_sha256(model.files))
 
 

@@ -100,7 +100,9 @@ class ModelRecord(TypedDict, total=False):
     read from the weights at import, never estimated.  ``family_id``, ``parent_id``,
     ``parent_name`` and ``confidence`` (of the DERIVED_FROM edge to the parent) come from
     the stored genealogy; ``declared_base`` is what the model card or adapter config
-    names, ``declared_base_id`` the catalogue model it resolved to (``None`` if external).
+    names (the first of ``declared_bases``, several for a merge), ``declared_base_id`` the
+    catalogue model it resolved to (``None`` if external). ``quantization`` is the GGML
+    type of a quantised (GGUF) model, ``revision`` the hub cache commit it was read from.
     """
 
     id: str
@@ -124,6 +126,9 @@ class ModelRecord(TypedDict, total=False):
     declared_base: str | None
     declared_relation: str | None
     declared_base_id: str | None
+    declared_bases: list[str] | None
+    quantization: str | None
+    revision: str | None
     family_id: str | None
     parent_id: str | None
     parent_name: str | None
@@ -180,6 +185,7 @@ _MODEL_KEYS = {
     "adapterRank": "adapter_rank", "kurtosis": "kurtosis", "status": "status",
     "error": "error", "createdAt": "created_at", "processedAt": "processed_at",
     "path": "path", "declaredBase": "declared_base", "declaredRelation": "declared_relation",
+    "declaredBases": "declared_bases", "quantization": "quantization", "revision": "revision",
 }
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",

@@ -41,7 +41,8 @@ def collect_entries(paths: Iterable[str | Path], recursive: bool = False) -> lis
 
     A path that is itself a model (a weights file, or a folder with ``config.json``,
     ``adapter_config.json`` or a shard index) is one model named by its entry name; any
-    other folder contributes every entry inside it (:func:`heritage.reading.ingest.model_entries`),
+    other folder contributes every entry inside it (:func:`heritage.reading.ingest.model_entries`:
+    a Hugging Face hub cache gives one model per cached revision, named ``org/name``),
     and with ``recursive`` the entries of its sub-folders that are not models themselves.
     Raises ``ModelLoadError`` for a path that does not exist.
     """

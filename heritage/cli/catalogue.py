@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         "import",
         help="import model files/folders into the Neo4j catalogue (idempotent, resumable)",
         description="Each PATH is a model (a weights file or a model folder) or a folder whose "
-        "entries are models, named by entry name as `heritage recover` reads them. Models already "
+        "entries are models, named by entry name as `heritage recover` reads them; a Hugging Face "
+        "hub cache (~/.cache/huggingface/hub) gives one model per cached revision, named org/name "
+        "(org/name@<revision> when several revisions of a repository are cached). Models already "
         "stored (same SHA-256) are skipped, so an interrupted import can simply be run again.",
     )
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -174,8 +176,16 @@ def _lineage(args: argparse.Namespace) -> int:
     name = model["name"]
     family = model["family_id"] or "none"
     print(f"{name} (id {model['id']}, family {family}, status {model['status']})")
-    if model["declared_base"]:
-        print(f"declared base: {model['declared_base']}")
+    bases = model.get("declared_bases") or ([model["declared_base"]] if model["declared_base"] else [])
+    relation = f" ({model['declared_relation']})" if model.get("declared_relation") else ""
+    if len(bases) > 1:
+        print(f"declared bases: {', '.join(bases)}{relation}")
+    elif bases:
+        print(f"declared base: {bases[0]}{relation}")
+    if model.get("quantization"):
+        print(f"quantization: {model['quantization']}")
+    if model.get("revision"):
+        print(f"revision: {model['revision']}")
     print()
     if lineage["ancestors"]:
         print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")

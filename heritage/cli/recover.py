@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recover",
         help="recover families and genealogy trees of the models in a folder (no database)",
         description="Every entry directly inside DIR (a file or a folder) is one model, "
-        "named by its entry name without extension.",
+        "named by its entry name without extension. A Hugging Face hub cache folder "
+        "(~/.cache/huggingface/hub) gives one model per cached revision, named org/name.",
     )
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--out", type=Path, help="write the result as JSON to this file")
@@ -37,6 +38,8 @@ def recovery_document(models: list[IngestedModel], genealogy) -> dict[str, objec
                 "format": m.profile.format,
                 "params": m.profile.params,
                 "family": family_index.get(m.name),
+                "quantization": m.profile.quantization,
+                "revision": m.profile.revision,
             }
             for m in models
         ],

@@ -6,8 +6,11 @@ Nothing here knows about families, trees or the database.
 
 * :mod:`~heritage.reading.loader` opens a file or folder by its content
   (:func:`load_model`), with one module per format (``safetensors_file``,
-  ``torch_file``, ``folders``, ``model_card``, ``sniff``, ``dtypes``);
-* :mod:`~heritage.reading.layers` classifies each weight by its role;
+  ``torch_file``, ``gguf_file``, ``folders``, ``model_card``, ``sniff``, ``dtypes``) and
+  ``hub_cache`` for Hugging Face cache folders;
+* :mod:`~heritage.reading.naming` and :mod:`~heritage.reading.parameters` give every
+  storage convention the same view: canonical names, buffers and tied copies set apart;
+* :mod:`~heritage.reading.layers` classifies each weight by its role (heads included);
 * :mod:`~heritage.reading.profile` records real facts (parameters, layers, SHA-256);
 * :mod:`~heritage.reading.fingerprint` reads each model once into exact statistics and
   a linear sketch;

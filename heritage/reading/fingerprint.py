@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from heritage.errors import InvalidWeightsError
 from heritage.reading.layers import ATTENTION_ROLES, FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
@@ -253,18 +254,21 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     """
     roles = roles if roles is not None else fingerprint_roles(model)
     layers: dict[str, LayerFingerprint] = {}
-    for name, ref in model.tensors.items():
-        if len(ref.shape) != 2 or min(ref.shape) == 0:
-            continue
-        role = classify(name)
-        if role not in roles:
-            continue
-        weights = ref.load()
-        layers[name] = _layer_fingerprint(
-            name, role, weights, sketch_dim,
-            with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
-        )
-        del weights
+    # One BLAS thread: the products here are thin (k = 48 columns), and a second BLAS
+    # thread spinning for its share made them up to 17x slower on a busy 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, ref in model.tensors.items():
+            if len(ref.shape) != 2 or min(ref.shape) == 0:
+                continue
+            role = classify(name)
+            if role not in roles:
+                continue
+            weights = ref.load()
+            layers[name] = _layer_fingerprint(
+                name, role, weights, sketch_dim,
+                with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
+            )
+            del weights
     if not layers:
         raise InvalidWeightsError(
             "no attention or MLP weight matrices found to compare (unrecognised parameter names)"

@@ -12,7 +12,7 @@ from heritage.errors import ModelLoadError, UnsupportedFormatError
 from heritage.reading.model import AdapterInfo, TensorRef, canonical_name
 from heritage.reading.sniff import read_json
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")
 
 
@@ -49,7 +49,7 @@ def single_weight_file(folder: Path) -> Path:
             return folder / name
     candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not candidates:
-        raise UnsupportedFormatError("folder holds no weights file (.safetensors/.bin/.pt/.pth)")
+        raise UnsupportedFormatError("folder holds no weights file (.safetensors/.bin/.pt/.pth/.gguf)")
     if len(candidates) > 1:
         names = ", ".join(p.name for p in candidates[:5])
         raise UnsupportedFormatError(f"folder holds several weights files without an index: {names}")

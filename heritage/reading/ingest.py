@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from heritage.errors import ModelLoadError
+from heritage.reading.hub_cache import hub_cache_models
 from heritage.reading.fingerprint import DEFAULT_SKETCH_DIM, Fingerprint, fingerprint_model
 from heritage.reading.loader import load_model, model_name_for
 from heritage.reading.profile import ModelProfile, profile_model
@@ -45,10 +46,16 @@ def model_entries(directory: str | Path) -> list[tuple[str, Path]]:
 
     Hidden entries (starting with '.') are skipped. Two entries that map to the same
     name (``a.bin`` and ``a.safetensors``) are both kept under their full entry names.
+    A Hugging Face hub cache (``~/.cache/huggingface/hub``, the folder above it, or one
+    ``models--org--name`` folder of it) gives one model per cached revision, named
+    ``org/name`` (:mod:`heritage.reading.hub_cache`).
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"{directory}: not a directory")
+    cached = hub_cache_models(directory)
+    if cached is not None:
+        return cached
     entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     names = [model_name_for(p) for p in entries]
     return [

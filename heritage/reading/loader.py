@@ -7,7 +7,13 @@
 * a Hugging Face folder (``config.json`` + one weights file), a sharded folder
   (``*.safetensors.index.json`` / ``pytorch_model.bin.index.json``);
 * a PEFT LoRA adapter folder (``adapter_config.json`` + ``adapter_model.*``), whose
-  tensors are the effective deltas ``B @ A * scale``.
+  tensors are the effective deltas ``B @ A * scale``;
+* a GGUF file (llama.cpp), dequantised tensor by tensor under Hugging Face names
+  (:mod:`heritage.reading.gguf_file`).
+
+Tensor names are canonical, buffers and tied copies set apart
+(:mod:`heritage.reading.parameters`); a folder inside a Hugging Face hub cache snapshot
+records its revision.
 
 Every failure is a :class:`heritage.errors.ModelLoadError` with a one-line reason.
 """
@@ -31,7 +37,10 @@ from heritage.reading.model import (
     TensorRef,
     canonical_name,
 )
+from heritage.reading.gguf_file import load_gguf
+from heritage.reading.hub_cache import snapshot_revision
 from heritage.reading.model_card import read_model_card
+from heritage.reading.parameters import split_parameters
 from heritage.reading.safetensors_file import open_safetensors
 from heritage.reading.sniff import FileKind, read_json, sniff_file
 from heritage.reading.torch_file import open_torch
@@ -50,7 +59,7 @@ __all__ = [
 def model_name_for(path: Path) -> str:
     """A model's default name: its file or folder name without the extension."""
     name = path.name
-    for suffix in (".safetensors", ".bin", ".pt", ".pth"):
+    for suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf"):
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
@@ -71,7 +80,7 @@ def open_weights_file(path: Path) -> tuple[dict[str, TensorRef], FileKind]:
     if kind is FileKind.ZIP:
         raise UnsupportedFormatError("a zip archive that is not a PyTorch checkpoint")
     if kind is FileKind.GGUF:
-        raise UnsupportedFormatError("GGUF (quantised) checkpoints are not supported")
+        raise UnsupportedFormatError("a GGUF file is a whole model; it cannot be one shard or an adapter")
     if kind is FileKind.ONNX:
         raise UnsupportedFormatError("ONNX graphs are not supported; export the weights to safetensors")
     if path.suffix == ".safetensors":
@@ -80,20 +89,27 @@ def open_weights_file(path: Path) -> tuple[dict[str, TensorRef], FileKind]:
     raise UnsupportedFormatError("not a safetensors or PyTorch checkpoint")
 
 
-def _canonicalise(refs: dict[str, TensorRef]) -> dict[str, TensorRef]:
-    out: dict[str, TensorRef] = {}
-    for raw_name, ref in refs.items():
-        name = canonical_name(raw_name)
-        if name in out:
-            raise ModelLoadError(f"two tensors map to the same name {name!r}")
-        out[name] = TensorRef(name=name, shape=ref.shape, dtype=ref.dtype, loader=ref.loader)
-    return out
+def _full_model(name: str, path: Path, fmt: ModelFormat, refs: dict[str, TensorRef], files: list[Path],
+                config: dict | None = None, card: dict | None = None) -> LoadedModel:
+    """A full (non-adapter) model from its raw stored tensors: canonical parameters,
+    buffers and tied outputs set apart (:func:`heritage.reading.parameters.split_parameters`)."""
+    config = config or {}
+    tensors, buffers, tied = split_parameters(refs, config)
+    return LoadedModel(name=name, path=path, format=fmt, tensors=tensors, files=files,
+                       model_card=card or {}, config=config, buffers=buffers, tied=tied,
+                       revision=snapshot_revision(path))
 
 
 def _load_file(path: Path, name: str) -> LoadedModel:
+    if sniff_file(path) is FileKind.GGUF:
+        model = load_gguf(path, name)
+        model.revision = snapshot_revision(path)
+        if model.revision is not None:  # one of several GGUF files of a hub snapshot: its card
+            model.model_card = read_model_card(path.parent)
+        return model
     refs, kind = open_weights_file(path)
     fmt = ModelFormat.SAFETENSORS if kind is FileKind.SAFETENSORS else ModelFormat.PYTORCH
-    return LoadedModel(name=name, path=path, format=fmt, tensors=_canonicalise(refs), files=[path])
+    return _full_model(name, path, fmt, refs, [path])
 
 
 def _load_adapter(folder: Path, name: str) -> LoadedModel:
@@ -114,6 +130,7 @@ def _load_adapter(folder: Path, name: str) -> LoadedModel:
         model_card=read_model_card(folder),
         config=config,
         stored_params=sum(t.numel for t in raw.values()),
+        revision=snapshot_revision(folder),
     )
 
 
@@ -132,26 +149,15 @@ def _load_folder(folder: Path, name: str) -> LoadedModel:
             if overlap:
                 raise ModelLoadError(f"tensor {sorted(overlap)[0]!r} appears in two shards")
             merged.update(refs)
-        return LoadedModel(
-            name=name,
-            path=folder,
-            format=ModelFormat.SHARDED_FOLDER,
-            tensors=_canonicalise(merged),
-            files=[index, *files],
-            model_card=card,
-            config=config,
-        )
+        return _full_model(name, folder, ModelFormat.SHARDED_FOLDER, merged, [index, *files], config, card)
     weights = single_weight_file(folder)
+    if sniff_file(weights) is FileKind.GGUF:
+        model = load_gguf(weights, name)
+        model.path, model.model_card, model.revision = folder, card, snapshot_revision(folder)
+        return model
     refs, _kind = open_weights_file(weights)
-    return LoadedModel(
-        name=name,
-        path=folder,
-        format=ModelFormat.HF_FOLDER,
-        tensors=_canonicalise(refs),
-        files=[weights] + ([folder / "config.json"] if config else []),
-        model_card=card,
-        config=config,
-    )
+    files = [weights] + ([folder / "config.json"] if config else [])
+    return _full_model(name, folder, ModelFormat.HF_FOLDER, refs, files, config, card)
 
 
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:

