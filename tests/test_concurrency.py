@@ -68,7 +68,8 @@ def live_server(neo4j_server: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     """``heritage serve`` on 127.0.0.1:<free port>, configured only by the variables set here."""
     key = secrets.token_urlsafe(24)
     upload_dir = tmp_path_factory.mktemp("live-uploads")
-    with heritage_serve(upload_dir.parent / "serve.log", api_keys=key, upload_dir=str(upload_dir)) as url:
+    log_path = tmp_path_factory.mktemp("live-server") / "serve.log"
+    with heritage_serve(log_path, api_keys=key, upload_dir=str(upload_dir)) as url:
         yield LiveServer(url, key, upload_dir)
 
 

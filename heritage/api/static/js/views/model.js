@@ -15,6 +15,16 @@ function badgeList(model) {
   return badges(model).map(([kind, text]) => el("span", { class: `badge badge-${kind}` }, text));
 }
 
+/** What the model card declares: every base (several for a merge), the one in the catalogue linked. */
+function declaredBases(m) {
+  const names = m.declared_bases?.length ? m.declared_bases : m.declared_base ? [m.declared_base] : [];
+  if (!names.length) return el("span", { class: "muted" }, "none (no model card base)");
+  return [names.map((name, i) => [i ? ", " : "",
+    m.declared_base_id && name === m.declared_base ? link("models", m.declared_base_id, name) : name]),
+  m.declared_relation ? ` (${m.declared_relation})` : "",
+  names.length === 1 && !m.declared_base_id ? el("span", { class: "muted" }, " · not in the catalogue") : ""];
+}
+
 function profile(m) {
   const parents = m.parents?.length ? m.parents
     : m.parent_id ? [{ id: m.parent_id, name: m.parent_name, confidence: m.confidence, relation: m.relation }] : [];
@@ -27,10 +37,7 @@ function profile(m) {
     ["adapter rank", m.adapter_rank],
     ["SHA-256", m.sha256 ? el("code", { class: "hash" }, m.sha256) : null],
     ["structure", m.structure_hash ? el("code", { class: "hash" }, m.structure_hash) : null],
-    ["declared base", m.declared_base
-      ? [m.declared_base_id ? link("models", m.declared_base_id, m.declared_base) : m.declared_base,
-        m.declared_relation ? ` (${m.declared_relation})` : "", m.declared_base_id ? "" : el("span", { class: "muted" }, " · not in the catalogue")]
-      : el("span", { class: "muted" }, "none (no model card base)")],
+    ["declared base", declaredBases(m)],
     ["recovered parent", parents.length
       ? parents.map((p, i) => [i ? ", " : "", link("models", p.id, p.name ?? p.id),
         ` · ${relationLabel(relationOf(p))} · confidence ${confidence(p.confidence)}`,
@@ -38,6 +45,8 @@ function profile(m) {
       : el("span", { class: "muted" }, "none: a root of its family")],
     ["distance to parent", m.distance !== null && m.distance !== undefined ? `${number(m.distance)} (${m.method ?? "?"})` : null],
     ["kurtosis", m.kurtosis !== null && m.kurtosis !== undefined ? number(m.kurtosis) : null],
+    ["quantisation", m.quantization],
+    ["hub revision", m.revision ? el("code", { class: "hash" }, m.revision) : null],
     ["family", m.family_id ? link("families", m.family_id, "open the family tree") : el("span", { class: "muted" }, "none")],
     ["status", m.status],
     ["error", m.error],
