@@ -55,7 +55,7 @@ def median(values: list[float]) -> float:
 def warm_up(url: str, family_ids) -> None:
     """First queries plan their Cypher and fill caches (seconds on a busy machine): not measured."""
     with httpx.Client(base_url=url, timeout=300) as client:
-        for path in ("/api/families", "/api/clustering/statistics", "/api/lineage/mismatches?limit=50",
+        for path in ("/api/families", "/api/clustering/statistics", "/api/lineage/declared-mismatches?limit=50",
                      "/api/jobs?limit=8", *(f"/api/families/{f}/genealogy" for f in family_ids)):
             client.get(path)
 

@@ -1,14 +1,22 @@
-// One model by id, with its family, its recovered parent (and that edge's confidence)
-// and its declared base.  No row when there is no such model.
+// One model by id, with its family, its recovered parents (several for a merge, the main
+// one, of largest weight, first; the parent columns describe that one) and its declared
+// base.  Edges stored without a relation read as 'finetune'.  No row when there is no such model.
 // Parameters: $id
 MATCH (m:Model {id: $id})
 OPTIONAL MATCH (m)-[:IN_FAMILY]->(f:Family)
-OPTIONAL MATCH (m)-[r:DERIVED_FROM]->(p:Model)
 CALL (m) {  // one declared base (a merge declares several): a catalogue model first
   OPTIONAL MATCH (m)-[:DECLARED_BASE]->(b)
   RETURN b ORDER BY b:ExternalModel, b.name LIMIT 1
 }
+WITH m, f, b, COLLECT {
+         MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+         RETURN {id: p.id, name: p.name, relation: coalesce(r.relation, 'finetune'), weight: r.weight,
+                 confidence: r.confidence, distance: r.distance, method: r.method, aligned: r.aligned} AS parent
+         ORDER BY coalesce(r.weight, 1.0) DESC, p.name
+       } AS parents
 RETURN m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision} AS model,
-       f.id AS familyId, p.id AS parentId, p.name AS parentName,
-       r.confidence AS confidence, r.distance AS distance, r.method AS method,
+       f.id AS familyId, parents, parents[0].id AS parentId, parents[0].name AS parentName,
+       parents[0].confidence AS confidence, parents[0].distance AS distance, parents[0].method AS method,
+       parents[0].relation AS relation, parents[0].weight AS weight,
        b.name AS declaredBaseName, b.id AS declaredBaseId
+LIMIT 1

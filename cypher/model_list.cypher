@@ -1,5 +1,6 @@
 // A page of models matching optional filters, newest first (then by name), and how many
-// match in all.  Each filter is null for "any".
+// match in all.  Each filter is null for "any".  Each item lists the model's recovered
+// parents, main one first (as in model_get).
 // Parameters: $q (case-insensitive substring of name or description), $familyId,
 //   $format, $status, $skip (>= 0), $limit (>= 1)
 MATCH (m:Model)
@@ -14,7 +15,16 @@ RETURN size(matched) AS total,
        [m IN matched[$skip..($skip + $limit)] | {
           model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision},
           familyId: head([(m)-[:IN_FAMILY]->(f:Family) | f.id]),
-          parentId: head([(m)-[:DERIVED_FROM]->(p:Model) | p.id]),
-          parentName: head([(m)-[:DERIVED_FROM]->(p:Model) | p.name]),
-          confidence: head([(m)-[r:DERIVED_FROM]->(:Model) | r.confidence])
+          parentId: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                              RETURN p.id ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
+          parentName: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                                RETURN p.name ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
+          confidence: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+                                RETURN r.confidence ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],
+          parents: COLLECT {
+            MATCH (m)-[r:DERIVED_FROM]->(p:Model)
+            RETURN {id: p.id, name: p.name, relation: coalesce(r.relation, 'finetune'), weight: r.weight,
+                    confidence: r.confidence, distance: r.distance, method: r.method, aligned: r.aligned} AS parent
+            ORDER BY coalesce(r.weight, 1.0) DESC, p.name
+          }
        }] AS items

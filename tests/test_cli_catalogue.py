@@ -57,7 +57,7 @@ def test_lineage_by_name(imported_cli, capsys) -> None:
     code, out, err = run(capsys, "lineage", "a1_2")
     assert code == 0, err
     assert out.startswith("a1_2 (id ")
-    assert "1. a1  (parent of a1_2, confidence" in out and "2. a0" in out
+    assert "1. a1  (parent of a1_2, finetune, confidence" in out and "2. a0" in out
     assert "Descendants: none (a leaf)" in out
     code, out, err = run(capsys, "lineage", "a0", "--depth", "1")
     assert code == 0 and "Ancestors: none (a root)" in out
@@ -74,7 +74,7 @@ def test_tree_by_member_name_and_by_family_id(imported_cli, capsys) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("Family ") and "10 model(s)" in lines[0]
     assert lines[1].strip() == "b0"
-    assert sum(1 for line in lines if "(confidence" in line) == 9
+    assert sum(1 for line in lines if "(finetune, confidence" in line) == 9
     family_id = lines[0].split()[1].rstrip(":")
     code, again, err = run(capsys, "tree", family_id)
     assert code == 0 and again == out

@@ -54,7 +54,7 @@ def known_graph(neo4j_db: Database) -> None:
     neo4j_db.write(
         "UNWIND $rows AS row "
         "CREATE (m:Model {id: row.id, name: row.name, sha256: row.sha, format: row.format, status: row.status, "
-        "  structureHash: row.hash, isAdapter: false, params: 100 + row.i, description: row.description, "
+        "  structureHash: row.hash, backboneKey: row.hash, isAdapter: false, params: 100 + row.i, description: row.description, "
         "  placement: row.placement, createdAt: datetime('2025-01-01T00:00:00Z') + duration({minutes: row.i})}) "
         "CREATE (:Fingerprint {modelId: row.id, sha256: row.sha, data: row.sha, version: 1})-[:OF]->(m)",
         rows=rows,
@@ -319,14 +319,14 @@ def test_model_delete(neo4j_db: Database, known_graph) -> None:
 
 
 def test_placement_queries(neo4j_db: Database, known_graph) -> None:
-    assert neo4j_db.read("placement_architecture_size", structureHash="h1") == [{"models": 8}]  # e included
-    assert neo4j_db.read("placement_architecture_size", structureHash="none") == [{"models": 0}]
-    rows = neo4j_db.read("placement_same_structure", structureHash="h1", exclude=[mid("a")], limit=100)
+    assert neo4j_db.read("placement_architecture_size", backboneKey="h1") == [{"models": 8}]  # e included
+    assert neo4j_db.read("placement_architecture_size", backboneKey="none") == [{"models": 0}]
+    rows = neo4j_db.read("placement_same_structure", backboneKey="h1", exclude=[mid("a")], limit=100)
     assert sorted(names(rows)) == ["a1", "a2", "b", "b1", "b11", "r"]
     assert {r["familyId"] for r in rows} == {"f1"}
-    assert len(neo4j_db.read("placement_same_structure", structureHash="h1", exclude=[], limit=3)) == 3
+    assert len(neo4j_db.read("placement_same_structure", backboneKey="h1", exclude=[], limit=3)) == 3
     neo4j_db.write("CALL db.awaitIndexes(60)")
-    near = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h1",
+    near = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), backboneKey="h1",
                          exclude=[], k=20, limit=3)
     assert names(near)[0] == "a1" and len(near) == 3 and near[0]["score"] == pytest.approx(1.0)
     import numpy as np
@@ -335,9 +335,9 @@ def test_placement_queries(neo4j_db: Database, known_graph) -> None:
     d = np.linalg.norm(np.array(vector(ORDER.index("a1"))) - np.array(vector(second)))
     # what placement.py assumes (approximately: the index quantizes vectors)
     assert near[1]["score"] == pytest.approx(1 / (1 + d**2), rel=2e-2)
-    rows = neo4j_db.read("placement_same_structure", structureHash="h2", exclude=[], limit=5)
+    rows = neo4j_db.read("placement_same_structure", backboneKey="h2", exclude=[], limit=5)
     assert rows[0]["placement"] == pytest.approx(vector(ORDER.index("s")))
-    far = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), structureHash="h2",
+    far = neo4j_db.read("placement_candidates", vector=vector(ORDER.index("a1")), backboneKey="h2",
                         exclude=[mid("s")], k=20, limit=3)
     assert names(far) == ["t"]
     assert names(neo4j_db.read("placement_models_by_name", names=["b", "e", "x"])) == ["b"]  # e has no family

@@ -371,7 +371,7 @@ def test_declared_versus_recovered_disagreement_is_shown(explorer: Explorer, ope
     """The zoo's adapter declares its base in adapter_config.json; a model card that names
     another base (a stored DECLARED_BASE edge away from the recovered parent) is flagged."""
     with explorer.api() as api:
-        agreed = api.get("/api/lineage/mismatches").json()
+        agreed = api.get("/api/lineage/declared-mismatches").json()
     adapter = explorer.ids["minilm-l6-order-adapter"]
     watched = open_page()
     page = watched.page

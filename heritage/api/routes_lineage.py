@@ -14,7 +14,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["lineage"])
 
 
-@router.get("/lineage/mismatches", response_model=list[DeclaredMismatch], dependencies=[ReadAccess],
+@router.get("/lineage/declared-mismatches", response_model=list[DeclaredMismatch], dependencies=[ReadAccess],
             responses={404: {"model": ErrorResponse, "description": "no such model (model_id)"}},
             summary="Where declared lineage (model cards, adapter configs) and recovered lineage disagree")
 async def declared_mismatches(

@@ -19,6 +19,8 @@ __all__ = [
     "ValidationErrorResponse",
     "Health",
     "ModelRef",
+    "ParentRef",
+    "Relation",
     "Model",
     "ModelPage",
     "UploadForm",
@@ -50,9 +52,10 @@ __all__ = [
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
 JobState = Literal["queued", "running", "succeeded", "failed"]
-RELATION_DESCRIPTION = ("how the child was derived: finetune, adapter, merge, quantization, conversion, "
-                        "head_only or distillation (edges stored without one read as finetune)")
-WEIGHT_DESCRIPTION = "a merge parent's estimated mixing weight; null for other relations"
+Relation = Literal["finetune", "adapter", "merge", "quantization", "conversion", "head_only", "distillation"]
+_RELATION = ("how the child derives from the parent: finetune, adapter, merge (one edge per parent, with "
+             "its weight), quantization, conversion (dtype/format only), head_only or distillation")
+_WEIGHT = "the parent's estimated mixing weight on a merge edge, else null"
 
 
 class _Out(BaseModel):
@@ -103,6 +106,18 @@ class ModelRef(_Out):
     name: str
 
 
+class ParentRef(_Out):
+    """One recovered parent of a model (a merge child has several)."""
+
+    id: str
+    name: str
+    relation: Relation = Field("finetune", description=_RELATION)
+    weight: float | None = Field(None, description=_WEIGHT)
+    confidence: float | None = Field(None, description="probability that this edge is right, 0..1")
+    distance: float | None = None
+    aligned: float | None = Field(None, description="share of the child's compared parameters aligned with the parent's")
+
+
 class Model(_Out):
     """A stored model.  Profile facts are read from the weights, never estimated."""
 
@@ -130,11 +145,15 @@ class Model(_Out):
     quantization: str | None = Field(None, description="dominant GGML type of a quantised (GGUF) model, e.g. Q4_K")
     revision: str | None = Field(None, description="Hugging Face hub commit the model was imported from")
     family_id: str | None = None
-    parent_id: str | None = Field(None, description="recovered parent (stored DERIVED_FROM edge)")
+    parent_id: str | None = Field(None, description="recovered (main) parent (stored DERIVED_FROM edge; "
+                                                    "for a merge, the parent of largest weight)")
     parent_name: str | None = None
-    confidence: float | None = Field(None, description="confidence of the edge to the parent, 0..1")
+    confidence: float | None = Field(None, description="probability that the edge to the parent is right, 0..1")
     distance: float | None = None
     method: str | None = None
+    relation: Relation | None = Field(None, description=_RELATION)
+    weight: float | None = Field(None, description=_WEIGHT)
+    parents: list[ParentRef] = Field(default_factory=list, description="every recovered parent, main one first")
 
 
 class ModelPage(_Out):
@@ -213,7 +232,9 @@ class FamilyList(_Out):
 class TreeNode(_Out):
     id: str
     name: str
-    parent_id: str | None = None
+    parent_id: str | None = Field(None, description="the main parent (largest weight for a merge)")
+    parent_ids: list[str] = Field(default_factory=list, description="every parent, main one first")
+    relation: Relation | None = Field(None, description=_RELATION)
     confidence: float | None = None
     generation: int = 0
     is_root: bool
@@ -227,9 +248,10 @@ class TreeEdge(_Out):
     child: str
     parent_name: str | None = None
     child_name: str | None = None
-    relation: str = Field("finetune", description=RELATION_DESCRIPTION)
-    weight: float | None = Field(None, description=WEIGHT_DESCRIPTION)
-    confidence: float | None = None
+    relation: Relation = Field("finetune", description=_RELATION)
+    weight: float | None = Field(None, description=_WEIGHT)
+    aligned: float | None = Field(None, description="share of the child's compared parameters aligned with the parent's")
+    confidence: float | None = Field(None, description="probability that the edge is right, 0..1")
     distance: float | None = None
     method: str | None = None
     lambda_: float | None = Field(None, validation_alias=AliasChoices("lambda_", "lambda"),
@@ -244,7 +266,8 @@ class TreeValidation(_Out):
 
 
 class Genealogy(_Out):
-    """A family's STORED tree (nothing is recomputed from weights on read)."""
+    """A family's STORED genealogy (nothing is recomputed from weights on read): a tree
+    apart from merge children, which have one edge per parent."""
 
     family: Family
     models: list[Model]
@@ -262,11 +285,11 @@ class _LineageBase(_Out):
     status: str | None = None
     format: str | None = None
     generation: int | None = None
-    relation: str = Field("finetune", description=RELATION_DESCRIPTION)
-    weight: float | None = Field(None, description=WEIGHT_DESCRIPTION)
     confidence: float | None = None
     distance: float | None = None
     method: str | None = None
+    relation: Relation = Field("finetune", description=_RELATION)
+    weight: float | None = Field(None, description=_WEIGHT)
 
 
 class AncestorNode(_LineageBase):
@@ -298,6 +321,28 @@ class PathEdge(_Out):
     parent: str
     child: str
     confidence: float | None = None
+    relation: Relation = Field("finetune", description=_RELATION)
+    weight: float | None = Field(None, description=_WEIGHT)
+
+
+class DeclaredMismatch(_Out):
+    """A model whose declared lineage (model card, adapter config) disagrees with the
+    recovered one: ``reason`` ``parent`` (the declared base is none of its recovered
+    parents) or ``relation`` (it is, by another relation)."""
+
+    id: str
+    name: str
+    reason: Literal["parent", "relation"]
+    relation: str | None = Field(None, description="declared relation, as the model card words it")
+    declared_name: str | None = None
+    declared_id: str | None = None
+    declared_external: bool = Field(False, description="the declared base is not in the catalogue")
+    recovered_id: str | None = Field(None, description="the recovered (main) parent")
+    recovered_name: str | None = None
+    recovered_relation: Relation | None = None
+    relation_to_declared: Relation | None = Field(None, description="relation of the recovered edge to the declared base")
+    confidence: float | None = None
+    recovered_parents: list[ParentRef] = Field(default_factory=list)
 
 
 class ModelPath(_Out):

@@ -329,14 +329,25 @@ class _UnionFind:
 
 def _link_new_models(ctx: Context, members: list[Member], fps: dict[str, Fingerprint],
                      uf: _UnionFind, timings: Timings) -> None:
-    """Union new models of one architecture that are within the threshold of each other:
-    nearest neighbours by placement vector first, then exact distances for those only."""
+    """Union new models of one backbone that are within the threshold of each other:
+    nearest neighbours by placement vector first, then exact distances for those only.
+    Models with different numbers of blocks (students and teachers), whose placement
+    vectors do not compare, are compared exactly."""
     n = len(members)
     if n < 2:
         return
     k = min(ctx.config.placement_candidates, n - 1)
     cutoff = ctx.config.max_approximate_distance
+    blocks = np.array([fps[m.id].block_count for m in members])
     with timings.measure("placement"):
+        for count in sorted(set(blocks.tolist()))[:-1]:
+            smaller = np.flatnonzero(blocks == count)
+            larger = np.flatnonzero(blocks > count)
+            for i in smaller:
+                exact = distances_to(fps[members[i].id], [fps[members[j].id] for j in larger], DistanceMetric.L2)
+                for j, d in zip(larger, exact):
+                    if d <= ctx.config.threshold:
+                        uf.union(members[i].id, members[int(j)].id)
         vectors = np.stack([fps[m.id].placement_vector() for m in members]).astype(np.float32)
         squared = (vectors**2).sum(axis=1)
         for start in range(0, n, 512):
@@ -399,7 +410,7 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
         if not rows:
             return []
         members = [member_from_row(r) for r in rows]
-        structure = {r["id"]: r["structureHash"] for r in rows}
+        structure = {r["id"]: r["backboneKey"] or r["structureHash"] for r in rows}
         with timings.measure("neo4j"):
             fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
         members = [m for m in members if m.id in fps]
@@ -409,8 +420,8 @@ def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
 
         uf = _UnionFind()
         with timings.measure("neo4j"):
-            placed = {r["structureHash"] for r in ctx.db.read(
-                "placement_placed_structures", structureHashes=sorted({structure[m.id] for m in full}))}
+            placed = {r["backboneKey"] for r in ctx.db.read(
+                "placement_placed_structures", backboneKeys=sorted({structure[m.id] for m in full}))}
         for m in full:
             uf.find(m.id)
             if structure[m.id] not in placed:

@@ -59,16 +59,23 @@ def placement_vector(fp: Fingerprint) -> list[float] | None:
     return [float(x) for x in fp.placement_vector()]
 
 
-def _approximate(rows: list[dict], vector: np.ndarray) -> np.ndarray:
-    """Approximate relative l2 to each row: from the index score, or from the stored vector."""
+def _approximate(rows: list[dict], vector: np.ndarray, blocks: int) -> np.ndarray:
+    """Approximate relative l2 to each row: from the index score, or from the stored vector.
+
+    Placement vectors of models with different numbers of blocks (a layer-subset student
+    and its teacher) are not comparable: those rows get 0, so they are compared exactly.
+    """
     if not rows:
         return np.zeros(0)
     if "score" in rows[0]:
         score = np.array([max(float(r["score"]), 1e-12) for r in rows])
-        return np.sqrt(np.maximum(1.0 / score - 1.0, 0.0))  # Neo4j: score = 1 / (1 + d^2)
-    stored = np.array([r["placement"] if r.get("placement") is not None else np.full(vector.size, np.inf)
-                       for r in rows], dtype=np.float64)
-    return np.linalg.norm(stored - vector[None, :], axis=1)
+        approx = np.sqrt(np.maximum(1.0 / score - 1.0, 0.0))  # Neo4j: score = 1 / (1 + d^2)
+    else:
+        stored = np.array([r["placement"] if r.get("placement") is not None else np.full(vector.size, np.inf)
+                           for r in rows], dtype=np.float64)
+        approx = np.linalg.norm(stored - vector[None, :], axis=1)
+    other_blocks = np.array([r.get("layers") != blocks and blocks > 0 for r in rows])
+    return np.where(other_blocks, 0.0, approx)
 
 
 def nearest_relatives(
@@ -82,7 +89,8 @@ def nearest_relatives(
     exclude: Sequence[str] = (),
     timings: Timings | None = None,
 ) -> list[Relative]:
-    """Placed full models of ``fp``'s architecture nearest to it, closest first (exact l2).
+    """Placed full models of ``fp``'s backbone nearest to it, closest first (exact l2 over
+    aligned matrices).
 
     Candidates whose approximate distance (placement vectors) exceeds ``max_approximate``
     are not compared exactly: the vectors estimate relative l2 within about 20%, so a
@@ -94,15 +102,15 @@ def nearest_relatives(
         return []
     vector = fp.placement_vector().astype(np.float64)
     with timings.measure("neo4j"):
-        size = db.read("placement_architecture_size", structureHash=fp.structure_hash)[0]["models"]
+        size = db.read("placement_architecture_size", backboneKey=fp.backbone_key)[0]["models"]
         if size <= exact_limit:
-            rows = db.read_raw("placement_same_structure", structureHash=fp.structure_hash,
-                             exclude=list(exclude), limit=exact_limit)
+            rows = db.read_raw("placement_same_structure", backboneKey=fp.backbone_key,
+                               exclude=list(exclude), limit=exact_limit)
         else:
             rows = db.read_raw("placement_candidates", vector=[float(x) for x in vector],
-                             structureHash=fp.structure_hash, exclude=list(exclude),
+                               backboneKey=fp.backbone_key, exclude=list(exclude),
                              k=candidates * _OVERFETCH, limit=candidates)
-    approx = _approximate(rows, vector)
+    approx = _approximate(rows, vector, fp.block_count)
     rows = [r for r, a in zip(rows, approx) if a <= max_approximate]
     if not rows:
         return []

@@ -64,7 +64,8 @@ def _finite(value: float) -> float | None:
 
 def _edge_row(edge: RecoveredEdge) -> dict[str, Any]:
     return {"parent": edge.parent, "child": edge.child, "confidence": _finite(edge.confidence),
-            "distance": _finite(edge.distance), "method": edge.method}
+            "distance": _finite(edge.distance), "method": edge.method, "relation": edge.relation,
+            "weight": None if edge.weight is None else _finite(edge.weight), "aligned": _finite(edge.aligned)}
 
 
 def plan_family(

@@ -65,6 +65,7 @@ class Prepared:
             "tensors": p.tensors,
             "layers": p.layers,
             "structureHash": p.structure_hash,
+            "backboneKey": None if p.is_adapter else self.fingerprint.backbone_key,
             "dtype": ",".join(p.dtypes),
             "isAdapter": p.is_adapter,
             "adapterRank": p.adapter_rank,

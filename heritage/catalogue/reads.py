@@ -107,15 +107,22 @@ def family_models(db: Database, family_id: str) -> list[ModelRecord]:
     return [model_record(r) for r in db.read("family_models", id=family_id)]
 
 
-def genealogy(db: Database, family_id: str) -> dict[str, Any]:
-    """A family's stored tree.
+def _main_parent_first(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(edges, key=lambda e: (-(e["weight"] if e["weight"] is not None else 1.0),
+                                        e["parent_name"] or ""))
 
-    Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with parent/confidence),
-    ``nodes`` (``{id, name, parent_id, confidence, generation, is_root, is_leaf,
-    is_adapter, status}``), ``edges`` (``{parent, child, parent_name, child_name, relation,
-    weight, confidence, distance, method, lambda_, run_id, created_at}``), ``roots`` (ids),
-    ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids), ``validation``
-    (``{valid, issues}``) and ``mean_confidence``.
+
+def genealogy(db: Database, family_id: str) -> dict[str, Any]:
+    """A family's stored genealogy (a tree apart from merge children, which have one edge
+    per parent).
+
+    Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with their parents),
+    ``nodes`` (``{id, name, parent_id, parent_ids, relation, confidence, generation,
+    is_root, is_leaf, is_adapter, status}``; ``parent_id``: the main parent, of largest
+    weight), ``edges`` (``{parent, child, parent_name, child_name, relation, weight,
+    aligned, confidence, distance, method, lambda_, run_id, created_at}``), ``roots``
+    (ids), ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids),
+    ``validation`` (``{valid, issues}``) and ``mean_confidence``.
     """
     row = _genealogy_row(db, family_id)
     models = {m["id"]: m for m in row["models"]}
@@ -123,17 +130,21 @@ def genealogy(db: Database, family_id: str) -> dict[str, Any]:
         {"parent": e["parent"], "child": e["child"],
          "parent_name": models.get(e["parent"], {}).get("name"),
          "child_name": models.get(e["child"], {}).get("name"),
-         "relation": e.get("relation") or "finetune", "weight": native(e.get("weight")),
+         "relation": e["relation"] or "finetune", "weight": native(e["weight"]), "aligned": native(e["aligned"]),
          "confidence": native(e["confidence"]), "distance": native(e["distance"]),
          "method": e["method"], "lambda_": e["lambda"], "run_id": e["runId"],
          "created_at": native(e["createdAt"])}
         for e in row["edges"]
     ]
-    parent_of = {e["child"]: e for e in edges}
-    pairs = [(e["parent"], e["child"]) for e in edges]
+    parents_of: dict[str, list[dict[str, Any]]] = {}
+    for e in edges:
+        parents_of.setdefault(e["child"], []).append(e)
+    parents_of = {child: _main_parent_first(found) for child, found in parents_of.items()}
+    parent_of = {child: found[0] for child, found in parents_of.items()}
+    triples = [(e["parent"], e["child"], e["relation"]) for e in edges]
     ids = list(models)
-    stats = tree_statistics(pairs, ids)
-    valid, issues = validate_tree(pairs, ids) if ids else (True, [])
+    stats = tree_statistics(triples, ids)
+    valid, issues = validate_tree(triples, ids) if ids else (True, [])
     children = {e["parent"] for e in edges}
 
     def generation(node: str) -> int:
@@ -146,19 +157,25 @@ def genealogy(db: Database, family_id: str) -> dict[str, Any]:
             steps += 1
         return steps
 
+    def parents(model_id: str) -> list[dict[str, Any]]:
+        return [{"id": e["parent"], "name": e["parent_name"], "relation": e["relation"], "weight": e["weight"],
+                 "confidence": e["confidence"], "distance": e["distance"], "method": e["method"],
+                 "aligned": e["aligned"]} for e in parents_of.get(model_id, [])]
+
     family = family_record({"family": row["family"], "members": len(models), "roots": [
         {"id": i, "name": models[i]["name"]} for i in ids if i not in parent_of]})
-    model_records = [
-        model_record({"model": m, "familyId": family_id,
-                      "parentId": parent_of.get(m["id"], {}).get("parent"),
-                      "parentName": parent_of.get(m["id"], {}).get("parent_name"),
-                      "confidence": parent_of.get(m["id"], {}).get("confidence"),
-                      "distance": parent_of.get(m["id"], {}).get("distance"),
-                      "method": parent_of.get(m["id"], {}).get("method")})
-        for m in row["models"]
-    ]
+    model_records = []
+    for m in row["models"]:
+        main = parent_of.get(m["id"], {})
+        model_records.append(model_record({
+            "model": m, "familyId": family_id, "parentId": main.get("parent"),
+            "parentName": main.get("parent_name"), "confidence": main.get("confidence"),
+            "distance": main.get("distance"), "method": main.get("method"), "relation": main.get("relation"),
+            "weight": main.get("weight"), "parents": parents(m["id"])}))
     nodes = [
         {"id": i, "name": models[i]["name"], "parent_id": parent_of.get(i, {}).get("parent"),
+         "parent_ids": [e["parent"] for e in parents_of.get(i, [])],
+         "relation": parent_of.get(i, {}).get("relation"),
          "confidence": parent_of.get(i, {}).get("confidence"), "generation": generation(i),
          "is_root": i not in parent_of, "is_leaf": i not in children,
          "is_adapter": bool(models[i].get("isAdapter")), "status": models[i].get("status")}
@@ -194,7 +211,7 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
         stable = bool(after) and after[0]["version"] == (row["family"] or {}).get("version")
         ids = [m["id"] for m in row["models"]]
         whole = len({e["runId"] for e in row["edges"]}) <= 1 and (
-            not ids or validate_tree([(e["parent"], e["child"]) for e in row["edges"]], ids)[0])
+            not ids or validate_tree([(e["parent"], e["child"], e["relation"]) for e in row["edges"]], ids)[0])
         last = attempt == _CONSISTENT_READ_ATTEMPTS - 1
         if stable and (whole or last):  # stored as such when it stays so: report, do not hide
             return row
@@ -205,22 +222,27 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
 
 def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], descendants: list[dict[str, Any]],
                    root: list[dict[str, Any]], depth: int) -> bool:
-    """Do the parts of a lineage describe one tree? (parent = nearest ancestor, one chain up
-    to the root, descendants hanging below the model, nobody twice)."""
+    """Do the parts of a lineage describe one genealogy? (the main parent is the first
+    ancestor of generation 1, each ancestor hangs above a model one generation below it,
+    the root is among the ancestors when within reach, descendants hang below the model,
+    nobody twice)."""
     model_id = model["model"]["id"]
-    chain = [model_id, *(a["id"] for a in ancestors)]
-    if model["parentId"] != (ancestors[0]["id"] if ancestors else None):
+    first = [a for a in ancestors if a["generation"] == 1]
+    if model["parentId"] != (first[0]["id"] if first else None):
         return False
-    if any(a["childId"] != below for a, below in zip(ancestors, chain)):
+    generation = {model_id: 0, **{a["id"]: a["generation"] for a in ancestors}}
+    if len(generation) != len(ancestors) + 1:
         return False
-    if root and len(ancestors) < depth and root[0]["id"] != chain[-1]:
+    if any(generation.get(a["childId"]) != a["generation"] - 1 for a in ancestors):
+        return False
+    if root and root[0]["generations"] <= depth and root[0]["id"] not in generation:
         return False
     placed = {model_id}
     for d in descendants:  # ordered by generation: each hangs below one already placed
         if d["parentId"] not in placed or d["id"] in placed:
             return False
         placed.add(d["id"])
-    return not placed & set(chain[1:])
+    return not placed & (set(generation) - {model_id})
 
 
 def _light(row: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +262,8 @@ def lineage(db: Database, model_id: str, depth: int = 10) -> dict[str, Any]:
     (``{id, name, status, format, generation, confidence, distance, method, child_id}``;
     ``confidence`` is that of the edge from ``child_id`` to this ancestor),
     ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.  Every
-    ancestor and descendant also carries the ``relation`` and merge ``weight`` of that edge.
+    ancestor and descendant carries the ``relation`` and ``weight`` of its edge.  With
+    merges the genealogy is a DAG: each relative is listed once, at its nearest generation.
     """
     depth = validate_depth(depth)
     model_row, ancestor_rows, rows, root = _lineage_rows(db, model_id, depth)
@@ -310,8 +333,8 @@ def _require_models(db: Database, *ids: str) -> None:
 
 
 def path_between(db: Database, a: str, b: str) -> dict[str, Any] | None:
-    """The tree path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent, child,
-    confidence}], length}``, or ``None`` when they are not in the same tree."""
+    """The genealogy path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent,
+    child, confidence, relation, weight}], length}``, or ``None`` when they are not related."""
     _require_models(db, a, b)
     rows = db.read("lineage_path", a=a, b=b)
     return native(dict(rows[0])) if rows else None
@@ -328,30 +351,38 @@ def lowest_common_ancestor(db: Database, a: str, b: str) -> dict[str, Any] | Non
 
 
 def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
-    """Models sharing this model's recovered parent: ``{id, name, status, format,
-    confidence, parent_id, parent_name}``."""
+    """Models sharing a recovered parent with this model: ``{id, name, status, format,
+    confidence, relation, parent_id, parent_name}`` (one row per shared parent)."""
     _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "status": r["status"], "format": r["format"],
-         "confidence": native(r["confidence"]), "parent_id": r["parentId"], "parent_name": r["parentName"]}
+         "confidence": native(r["confidence"]), "relation": r["relation"],
+         "parent_id": r["parentId"], "parent_name": r["parentName"]}
         for r in db.read("lineage_siblings", id=model_id)
     ]
 
 
 def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """Models whose declared base is not one of their recovered parents: ``{id, name,
-    relation, declared_name, declared_id, declared_external, recovered_id, recovered_name,
-    confidence}`` (``declared_external``: the declared base is not in the catalogue), by
-    model name, at most ``limit``.  With ``model_id``, that model's alone
-    (``ModelNotFound`` when it does not exist)."""
+    """Models whose declared lineage disagrees with the recovered one, by parent or by
+    relation: ``{id, name, reason ('parent' | 'relation'), relation (declared, as the card
+    says it), declared_name, declared_id, declared_external, recovered_id,
+    recovered_name, recovered_relation, relation_to_declared, confidence,
+    recovered_parents}`` (``declared_external``: the declared base is not in the catalogue;
+    ``recovered_*``: the main recovered parent; ``relation_to_declared``: the relation of
+    the recovered edge to the declared base, None when there is none), by model name, at
+    most ``limit``.  With ``model_id``, that model's alone (``ModelNotFound`` when it does
+    not exist)."""
     _, limit = _paging(0, limit)
     if model_id is not None:
         _require_models(db, model_id)
     return [
-        {"id": r["id"], "name": r["name"], "relation": r["relation"], "declared_name": r["declaredName"],
-         "declared_id": r["declaredId"], "declared_external": bool(r["declaredExternal"]),
+        {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
+         "declared_name": r["declaredName"], "declared_id": r["declaredId"],
+         "declared_external": bool(r["declaredExternal"]),
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
-         "confidence": native(r["confidence"])}
+         "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
+         "confidence": native(r["confidence"]),
+         "recovered_parents": [native(dict(p)) for p in r["recoveredParents"] or []]}
         for r in db.read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 

@@ -23,6 +23,7 @@ __all__ = [
     "ModelRecord",
     "FamilyRecord",
     "EdgeRecord",
+    "ParentRecord",
     "model_record",
     "family_record",
     "native",
@@ -135,6 +136,22 @@ class ModelRecord(TypedDict, total=False):
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str | None
+    weight: float | None
+    parents: list["ParentRecord"]
+
+
+class ParentRecord(TypedDict, total=False):
+    """One recovered parent of a model (the DERIVED_FROM edge to it)."""
+
+    id: str
+    name: str
+    relation: str
+    weight: float | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    aligned: float | None
 
 
 class FamilyRecord(TypedDict, total=False):
@@ -173,6 +190,9 @@ class EdgeRecord(TypedDict, total=False):
     confidence: float | None
     distance: float | None
     method: str | None
+    relation: str
+    weight: float | None
+    aligned: float | None
     lambda_: float | None
     run_id: str | None
     created_at: datetime | None
@@ -190,7 +210,7 @@ _MODEL_KEYS = {
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",
     "confidence": "confidence", "distance": "distance", "method": "method",
-    "declaredBaseId": "declared_base_id",
+    "relation": "relation", "weight": "weight", "declaredBaseId": "declared_base_id",
 }
 _FAMILY_KEYS = {
     "id": "id", "memberCount": "member_count", "meanDistance": "mean_distance",
@@ -220,6 +240,13 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
     record["is_adapter"] = bool(record["is_adapter"])
     for camel, snake in _MODEL_EXTRA.items():
         record[snake] = native(row.get(camel))
+    record["parents"] = [native(dict(p)) for p in row.get("parents") or []]
+    if record["parent_id"] is None and record["parents"]:  # rows that list parents only
+        main = record["parents"][0]
+        for key in ("id", "name", "confidence", "distance", "method", "relation", "weight"):
+            record["parent_" + key if key in ("id", "name") else key] = main.get(key)
+    if record["parent_id"] is not None and record["relation"] is None:
+        record["relation"] = "finetune"  # an edge stored before relations existed
     if record["declared_base_id"] is None and row.get("declaredBaseName") and not record["declared_base"]:
         record["declared_base"] = row.get("declaredBaseName")
     return record  # type: ignore[return-value]

@@ -240,7 +240,7 @@ class Catalogue:
         return reads.siblings(self.db, model_id)
 
     def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Declared bases that are not recovered parents (all models, or ``model_id``'s)."""
+        """Where declared and recovered lineage disagree, by parent or relation (all models, or ``model_id``'s)."""
         return reads.declared_mismatches(self.db, model_id, limit)
 
     def statistics(self) -> dict[str, Any]:

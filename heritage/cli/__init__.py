@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "recover",
     "zoo_cmd",
     "evaluate_cmd",
+    "calibrate_cmd",
     "catalogue",
     "serve",
 )

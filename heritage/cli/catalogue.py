@@ -23,7 +23,7 @@ EXIT_ALL_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    """Add ``import``, ``lineage``, ``tree``, ``recluster`` and ``stats``."""
+    """Add ``import``, ``lineage``, ``tree``, ``mismatches``, ``recluster`` and ``stats``."""
     imp = subparsers.add_parser(
         "import",
         help="import model files/folders into the Neo4j catalogue (idempotent, resumable)",
@@ -49,6 +49,10 @@ def register(subparsers: Any) -> None:
     tree = subparsers.add_parser("tree", help="print a family's stored genealogy tree")
     tree.add_argument("family", metavar="FAMILY", help="family id, or the name or id of one of its models")
     tree.set_defaults(handler=_tree)
+
+    mis = subparsers.add_parser(
+        "mismatches", help="models whose declared base or relation (model card) disagrees with the recovered lineage")
+    mis.set_defaults(handler=_mismatches)
 
     rec = subparsers.add_parser("recluster", help="recompute every family and tree from stored fingerprints")
     rec.set_defaults(handler=_recluster)
@@ -168,7 +172,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from heritage.cli.render import render_tree
+    from heritage.cli.render import ShownEdge, render_tree
 
     with open_catalogue() as catalogue, catalogue_errors():
         model = catalogue.find_model(args.model)
@@ -189,22 +193,21 @@ def _lineage(args: argparse.Namespace) -> int:
     print()
     if lineage["ancestors"]:
         print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")
-        below = name
+        names = {model["id"]: name, **{a["id"]: a["name"] for a in lineage["ancestors"]}}
         for a in lineage["ancestors"]:
-            conf = a["confidence"]
-            print(f"  {a['generation']:>2}. {a['name']}  (parent of {below}, confidence "
-                  f"{conf:.2f})" if conf is not None else f"  {a['generation']:>2}. {a['name']}")
-            below = a["name"]
+            edge = ShownEdge(a["name"], names.get(a["child_id"], "?"), a["confidence"], a["relation"], a["weight"])
+            print(f"  {a['generation']:>2}. {a['name']}  (parent of {edge.child}, {edge.label().strip()[1:-1]})")
     else:
         print("Ancestors: none (a root)")
     print()
     if lineage["descendants"]:
         print(f"Descendants ({lineage['descendant_count']}):")
-        children: dict[str, list[tuple[str, float]]] = {}
+        children: dict[str, list[ShownEdge]] = {}
 
         def collect(parent: str, nodes: list[dict[str, Any]]) -> None:
             for node in nodes:
-                children.setdefault(parent, []).append((node["name"], node["confidence"] or 0.0))
+                children.setdefault(parent, []).append(
+                    ShownEdge(parent, node["name"], node["confidence"], node["relation"], node["weight"]))
                 collect(node["name"], node["children"])
 
         collect(name, lineage["descendants"])
@@ -219,7 +222,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 def print_family_tree(genealogy: dict[str, Any]) -> None:
     """The stored tree of one family as indented text (reuses :func:`render_tree`)."""
-    from heritage.cli.render import render_tree
+    from heritage.cli.render import ShownEdge, edges_to_children, render_tree
 
     family = genealogy["family"]
     names = {n["id"]: n["name"] for n in genealogy["nodes"]}
@@ -227,9 +230,8 @@ def print_family_tree(genealogy: dict[str, Any]) -> None:
     print(f"Family {family['id']}: {len(genealogy['nodes'])} model(s), metric {family.get('metric')}, "
           f"{family.get('regime_evidence') or family.get('regime')}"
           + (f", mean confidence {mean_conf:.2f}" if mean_conf is not None else ""))
-    children: dict[str, list[tuple[str, float]]] = {}
-    for e in genealogy["edges"]:
-        children.setdefault(names[e["parent"]], []).append((names[e["child"]], e["confidence"] or 0.0))
+    children = edges_to_children(ShownEdge(names[e["parent"]], names[e["child"]], e["confidence"],
+                                           e["relation"], e["weight"]) for e in genealogy["edges"])
     labels = {n["name"]: " [adapter]" for n in genealogy["nodes"] if n["is_adapter"]}
     for root in genealogy["roots"]:
         print("\n".join("  " + line for line in render_tree(names[root], children, labels)))
@@ -252,6 +254,25 @@ def _tree(args: argparse.Namespace) -> int:
                 raise CLIError(f"model {model['name']} belongs to no family (status {model['status']})") from None
             genealogy = catalogue.genealogy(model["family_id"])
     print_family_tree(genealogy)
+    return 0
+
+
+# --------------------------------------------------------------------------- mismatches
+
+
+def _mismatches(args: argparse.Namespace) -> int:
+    catalogue = open_catalogue()
+    with catalogue_errors():
+        found = catalogue.declared_mismatches()
+    if not found:
+        print("declared and recovered lineage agree for every model that declares a base")
+        return 0
+    rows = []
+    for m in found:
+        declared = f"{m['declared_name']}{' (not in catalogue)' if m['declared_external'] else ''}"
+        recovered = ", ".join(f"{p['name']} ({p['relation']})" for p in m["recovered_parents"]) or "none"
+        rows.append((m["name"], m["reason"], f"{declared} ({m['relation'] or '-'})", recovered))
+    print("\n".join(_table(rows, ("model", "disagrees on", "declared base (relation)", "recovered parents"))))
     return 0
 
 

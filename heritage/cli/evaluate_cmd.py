@@ -26,6 +26,18 @@ def run(args: argparse.Namespace) -> int:
     if not (args.zoo / "truth.json").is_file() or not (args.zoo / "models").is_dir():
         raise CLIError(f"{args.zoo}: expected a zoo folder with models/ and truth.json "
                        "(build one with `heritage zoo`)", exit_code=2)
-    scores = evaluate_zoo(args.zoo, recovery_from_args(args), baselines=not args.no_baselines)
+    recovery = recovery_from_args(args)
+    scores = evaluate_zoo(args.zoo, recovery, baselines=not args.no_baselines)
     print(format_scores(scores))
+    report = recovery.calibrator.report
+    if report.get("held_out"):
+        held = report["held_out"]
+        fitted = ", ".join(report.get("fitted_on", []))
+        note = " (this zoo was part of the fit)" if args.zoo.resolve().name in report.get("fitted_on", []) else ""
+        print(f"edge calibration in use: fitted on {fitted}{note}; on its held-out data "
+              f"({held['edges']} edges, {held['wrong']} wrong): ECE {_fmt(held['ece'])}, AUROC {_fmt(held['auroc'])}")
     return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

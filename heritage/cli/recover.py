@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def recovery_document(models: list[IngestedModel], genealogy) -> dict[str, object]:
-    """The ``--out`` JSON: models, families (lists of names) and edges."""
+    """The ``--out`` JSON: models, families (lists of names) and edges (a merge child has
+    one edge per parent, each with its ``weight``; other edges have ``weight`` null)."""
     family_index = {m: f.index for f in genealogy.families for m in f.members}
     return {
         "models": [
@@ -45,7 +46,9 @@ def recovery_document(models: list[IngestedModel], genealogy) -> dict[str, objec
         ],
         "families": [list(f.members) for f in genealogy.families],
         "edges": [
-            {"parent": e.parent, "child": e.child, "confidence": round(e.confidence, 4)}
+            {"parent": e.parent, "child": e.child, "relation": e.relation,
+             "weight": None if e.weight is None else round(e.weight, 4),
+             "confidence": round(e.confidence, 4), "aligned": round(e.aligned, 4)}
             for e in genealogy.edges
         ],
     }

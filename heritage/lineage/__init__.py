@@ -3,31 +3,48 @@
 Pure functions and estimators over NumPy arrays and networkx graphs; no file reading
 (that is :mod:`heritage.reading`) and no database.
 
+* :mod:`~heritage.lineage.alignment` — which matrices of two models are compared (heads,
+  prefixes, buffers and block counts aside);
 * :mod:`~heritage.lineage.distances` — scale-free distances between fingerprints;
 * :mod:`~heritage.lineage.exact` — the reference max-entry distance, from weights;
 * :mod:`~heritage.lineage.clustering` — families without knowing how many there are;
 * :mod:`~heritage.lineage.direction` — which way edges point (kurtosis or centrality);
 * :mod:`~heritage.lineage.arborescence` — Chu-Liu/Edmonds on a dense cost matrix;
+* :mod:`~heritage.lineage.relations` — typed relations and the exact tests for
+  conversions, head-only children and quantisations;
+* :mod:`~heritage.lineage.merges` — merges fitted as combinations of relatives;
+* :mod:`~heritage.lineage.calibration` — edge confidence as a calibrated probability;
 * :mod:`~heritage.lineage.trees` — a family's tree, its validation and statistics;
 * :mod:`~heritage.lineage.recovery` — :class:`GenealogyRecovery`, all of the above.
 """
 
+from heritage.lineage.alignment import Alignment, align
 from heritage.lineage.arborescence import minimum_arborescence
+from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import ClusteringMethod, cluster
 from heritage.lineage.direction import Regime, decide_direction
 from heritage.lineage.distances import DistanceMetric, distance_matrix
+from heritage.lineage.merges import MergeDetector, MergeFit
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery, RecoveredEdge, RecoveredFamily
+from heritage.lineage.relations import Relation
 from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
 
 __all__ = [
+    "Alignment",
     "ClusteringMethod",
     "DistanceMetric",
+    "EdgeCalibrator",
+    "EdgeEvidence",
     "Genealogy",
+    "MergeDetector",
+    "MergeFit",
     "GenealogyRecovery",
     "RecoveredEdge",
     "RecoveredFamily",
     "Regime",
+    "Relation",
     "TreeBuildingMethod",
+    "align",
     "build_tree",
     "cluster",
     "decide_direction",

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from heritage.errors import IncompatibleModelsError
+from heritage.lineage.alignment import MIN_ALIGNED_SHARE, Alignment, align
 from heritage.reading.fingerprint import Fingerprint
 from heritage.reading.layers import DEFAULT_ROLES, LayerRole
 
@@ -38,6 +39,9 @@ class DistanceMetric(str, enum.Enum):
     AUTO = "auto"
 
 
+# Distance given to two models whose compared matrices mostly do not align (beyond any
+# family threshold: unrelated weights of equal norm sit near 1.41).
+UNALIGNED_DISTANCE = 2.0
 RANK_REL_CUT = 1e-2
 RANK_ABS_CUT = 1e-3
 # A family is "low-rank" (merged LoRA) when its neighbours differ by at most this share
@@ -45,17 +49,16 @@ RANK_ABS_CUT = 1e-3
 LOW_RANK_SHARE = 0.25
 
 
-def compared_layers(a: Fingerprint, b: Fingerprint, roles: frozenset[LayerRole]) -> list[str]:
-    """Layers both fingerprints have, with a role in ``roles`` and the same shape."""
-    names = [
-        n for n, layer in a.layers.items()
-        if layer.role in roles and n in b.layers and b.layers[n].shape == layer.shape
-    ]
-    if not names:
+def compared_pairs(a: Fingerprint, b: Fingerprint, roles: frozenset[LayerRole],
+                   alignment: Alignment | None = None) -> tuple[tuple[str, str], ...]:
+    """Matrices of ``a`` and ``b`` compared with each other (name in a, name in b), by
+    :func:`heritage.lineage.alignment.align` unless an alignment is given."""
+    pairs = (alignment or align(a, b, roles)).pairs
+    if not pairs:
         raise IncompatibleModelsError(
             f"{a.name} and {b.name} share no comparable weight matrices (different architectures?)"
         )
-    return names
+    return pairs
 
 
 def sketch_rank(diff: np.ndarray, scale: float, rel_cut: float = RANK_REL_CUT,
@@ -68,16 +71,21 @@ def sketch_rank(diff: np.ndarray, scale: float, rel_cut: float = RANK_REL_CUT,
 
 
 def pair_distance(a: Fingerprint, b: Fingerprint, metric: DistanceMetric,
-                  roles: frozenset[LayerRole] | None = None) -> float:
-    """Distance between two fingerprints under ``metric`` (not ``mother``/``auto``)."""
+                  roles: frozenset[LayerRole] | None = None, alignment: Alignment | None = None) -> float:
+    """Distance between two fingerprints under ``metric`` (not ``mother``/``auto``), over
+    their aligned matrices; :data:`UNALIGNED_DISTANCE` when less than
+    :data:`~heritage.lineage.alignment.MIN_ALIGNED_SHARE` of either side's parameters align."""
     metric = DistanceMetric(metric)
     if metric in (DistanceMetric.MOTHER, DistanceMetric.AUTO):
         raise ValueError(f"{metric.value} is not a sketch distance")
     roles = roles or DEFAULT_ROLES[metric.value]
-    names = compared_layers(a, b, roles)
+    alignment = alignment or align(a, b, roles)
+    pairs = compared_pairs(a, b, roles, alignment)
+    if max(alignment.share_a, alignment.share_b) < MIN_ALIGNED_SHARE:
+        return UNALIGNED_DISTANCE
     values = []
-    for name in names:
-        la, lb = a.layers[name], b.layers[name]
+    for name_a, name_b in pairs:
+        la, lb = a.layers[name_a], b.layers[name_b]
         if metric is DistanceMetric.L2:
             scale = math.sqrt((la.norm**2 + lb.norm**2) / 2) or 1.0
             values.append(float(np.linalg.norm(la.sketch - lb.sketch)) / scale)
@@ -121,10 +129,9 @@ def is_low_rank_family(fps: Sequence[Fingerprint], l2: np.ndarray) -> bool:
         return False
     for i in range(n):
         j = int(np.argmin(np.where(np.arange(n) == i, np.inf, l2[i])))
-        names = compared_layers(fps[i], fps[j], DEFAULT_ROLES["l2"])
         changed = 0
-        for name in names:
-            la, lb = fps[i].layers[name], fps[j].layers[name]
+        for name_a, name_b in compared_pairs(fps[i], fps[j], DEFAULT_ROLES["l2"]):
+            la, lb = fps[i].layers[name_a], fps[j].layers[name_b]
             scale = math.sqrt((la.norm**2 + lb.norm**2) / 2)
             diff = la.sketch - lb.sketch
             if float(np.linalg.norm(diff)) <= 1e-6 * scale:

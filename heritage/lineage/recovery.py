@@ -4,13 +4,22 @@
 method, lambda) and then applied to any set of fingerprints, like a scikit-learn
 estimator. It:
 
-1. groups full models by architecture (structural hash);
+1. groups full models by backbone (:attr:`Fingerprint.backbone_key`: what the compared
+   matrices look like per block, so heads, buffers, vocabulary size and block count do
+   not matter) and compares them on aligned matrices (:mod:`heritage.lineage.alignment`);
 2. clusters each group into families on the scale-free ``l2`` distance;
-3. per family, picks the tree metric (``auto``: rank for merged-LoRA families, else
-   l2), decides the direction signal from the data — kurtosis in the regime that fits,
-   or centrality where kurtosis is inconsistent (:mod:`heritage.lineage.direction`) — and builds
-   the tree (:mod:`heritage.lineage.trees`);
-4. attaches each unmerged LoRA adapter to its base among the full models: the model its
+3. per family, sets aside near-duplicates found by exact tests — conversions,
+   head-only children, quantisations (:mod:`heritage.lineage.relations`) — and finds
+   merges among the rest (:mod:`heritage.lineage.merges`);
+4. on the remaining representatives, picks the tree metric (``auto``: rank for
+   merged-LoRA families, else l2), decides the direction signal from the models whose
+   edges are genuinely ambiguous (not merges, not smaller students) — kurtosis in the
+   regime that fits, or centrality where kurtosis is inconsistent
+   (:mod:`heritage.lineage.direction`) — and builds the tree (:mod:`heritage.lineage.trees`),
+   a merge under its main parent with an edge to each other parent, a student never
+   above a model with more blocks; near-duplicates are then attached, every edge typed
+   (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
+5. attaches each unmerged LoRA adapter to its base among the full models: the model its
    ``base_model_name_or_path`` names (by name or path basename) when it is one of them
    and its shapes fit; otherwise — weights alone cannot tell which of several
    same-architecture relatives an adapter was trained on — the root of the largest
@@ -28,12 +37,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from heritage.lineage.alignment import Alignment, align
+from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
-from heritage.lineage.distances import DistanceMetric, choose_metric, distance_matrix
-from heritage.reading.fingerprint import Fingerprint
-from heritage.lineage.direction import Regime, decide_direction
-from heritage.reading.layers import FINGERPRINT_ROLES, LayerRole
+from heritage.lineage.direction import Regime, RegimeDecision, against, decide_direction
+from heritage.lineage.distances import UNALIGNED_DISTANCE, DistanceMetric, choose_metric, pair_distance
+from heritage.lineage.merges import MergeDetector, MergeFit
+from heritage.lineage.relations import Attachment, Relation, near_duplicates
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.reading.fingerprint import Fingerprint
+from heritage.reading.layers import DEFAULT_ROLES, FINGERPRINT_ROLES, LayerRole
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +57,25 @@ _RANK_TIE_BREAK = 1e-3
 
 @dataclass(frozen=True)
 class RecoveredEdge:
+    """A recovered ``child -> parent`` edge.
+
+    ``relation``: a :class:`~heritage.lineage.relations.Relation` value; ``weight``: the
+    parent's mixing weight on ``merge`` edges (else None); ``aligned``: share of the
+    child's compared parameters aligned with the parent's; ``confidence``: calibrated
+    probability that the edge is right; ``margin``: the raw cost margin it rests on.
+    """
+
     parent: str
     child: str
     confidence: float
     distance: float
     method: str
+    relation: str = Relation.FINETUNE.value
+    weight: float | None = None
+    aligned: float = 1.0
+    margin: float | None = None
+    # The evidence the confidence was computed from (what calibration is fitted on).
+    evidence: EdgeEvidence | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -70,7 +97,7 @@ class RecoveredFamily:
         return roots[0] if roots else self.members[0]
 
     def validation(self) -> tuple[bool, list[str]]:
-        return validate_tree([(e.parent, e.child) for e in self.edges], self.members)
+        return validate_tree([(e.parent, e.child, e.relation) for e in self.edges], self.members)
 
     def statistics(self) -> dict[str, object]:
         return tree_statistics([(e.parent, e.child) for e in self.edges], self.members)
@@ -92,7 +119,16 @@ class Genealogy:
         return None
 
     def parent_of(self, name: str) -> str | None:
-        return next((e.parent for e in self.edges if e.child == name), None)
+        """The (main) parent: a merge child's parent of largest weight."""
+        edges = [e for e in self.edges if e.child == name]
+        if not edges:
+            return None
+        return max(edges, key=lambda e: e.weight if e.weight is not None else 1.0).parent
+
+    def parents_of(self, name: str) -> list[str]:
+        """Every parent (several for a merge child), largest weight first."""
+        edges = [e for e in self.edges if e.child == name]
+        return [e.parent for e in sorted(edges, key=lambda e: -(e.weight if e.weight is not None else 1.0))]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -106,7 +142,7 @@ class Genealogy:
                     "regime_evidence": f.regime_evidence,
                     "mean_distance": f.mean_distance,
                     "threshold": f.threshold,
-                    "edges": [asdict(e) for e in f.edges],
+                    "edges": [{k: v for k, v in asdict(e).items() if k != "evidence"} for e in f.edges],
                 }
                 for f in self.families
             ],
@@ -131,6 +167,8 @@ class GenealogyRecovery:
         lam: float = DEFAULT_LAMBDA,
         regime: Regime | str | None = None,
         roles: Iterable[LayerRole | str] | None = None,
+        calibrator: EdgeCalibrator | None = None,
+        merges: MergeDetector | None = None,
     ) -> None:
         self.metric = DistanceMetric(metric)
         if self.metric is DistanceMetric.MOTHER:
@@ -149,17 +187,40 @@ class GenealogyRecovery:
         if self.roles is not None and not self.roles <= FINGERPRINT_ROLES:
             outside = ", ".join(sorted(r.value for r in self.roles - FINGERPRINT_ROLES))
             raise ValueError(f"fingerprints keep attention (or MLP) matrices only; cannot compare {outside}")
+        # Turns edge evidence into a probability (default: the calibration shipped with the package).
+        self.calibrator = calibrator if calibrator is not None else EdgeCalibrator.load()
+        self.merges = merges if merges is not None else MergeDetector()
 
     # -- families -------------------------------------------------------------
+    def _roles(self, metric: DistanceMetric) -> frozenset[LayerRole]:
+        return self.roles or DEFAULT_ROLES[metric.value]
+
+    def aligned_distances(self, members: Sequence[Fingerprint], metric: DistanceMetric = DistanceMetric.L2,
+                          ) -> tuple[np.ndarray, dict[tuple[int, int], Alignment]]:
+        """Distances over aligned matrices and the alignments (``(i, j)``: i's matrices
+        first). Pairs whose smaller side aligns less than :data:`MIN_ALIGNED_SHARE` of its
+        parameters get a distance beyond any family threshold."""
+        roles = self._roles(metric)
+        n = len(members)
+        d = np.zeros((n, n), dtype=np.float64)
+        alignments: dict[tuple[int, int], Alignment] = {}
+        for i in range(n):
+            for j in range(i + 1, n):
+                found = align(members[i], members[j], roles)
+                alignments[(i, j)], alignments[(j, i)] = found, found.swapped()
+                d[i, j] = d[j, i] = (pair_distance(members[i], members[j], metric, roles, found)
+                                     if found.pairs else UNALIGNED_DISTANCE)
+        return d, alignments
+
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
         """Families of full models (adapters excluded), each a list of fingerprints."""
         groups: dict[str, list[Fingerprint]] = defaultdict(list)
         for fp in fingerprints:
             if not fp.is_adapter:
-                groups[fp.structure_hash].append(fp)
+                groups[fp.backbone_key].append(fp)
         families: list[list[Fingerprint]] = []
         for group in groups.values():
-            d = distance_matrix(group, DistanceMetric.L2, self.roles)
+            d, _ = self.aligned_distances(group)
             labels = self._cluster_with_fallback(d)
             for label in range(int(labels.max()) + 1 if len(labels) else 0):
                 families.append([fp for fp, l in zip(group, labels) if l == label])
@@ -178,42 +239,158 @@ class GenealogyRecovery:
             return cluster(distances, ClusteringMethod.THRESHOLD, self.threshold)
 
     # -- trees ----------------------------------------------------------------
-    def family_distances(self, members: Sequence[Fingerprint]) -> tuple[np.ndarray, DistanceMetric]:
-        l2 = distance_matrix(members, DistanceMetric.L2, self.roles)
+    def family_distances(self, members: Sequence[Fingerprint],
+                         l2: np.ndarray | None = None) -> tuple[np.ndarray, DistanceMetric]:
+        """The tree distance of a family (``auto``: rank for merged-LoRA families, else l2)."""
+        if l2 is None:
+            l2, _ = self.aligned_distances(members)
         metric = choose_metric(members, l2) if self.metric is DistanceMetric.AUTO else self.metric
         if metric is DistanceMetric.L2:
             return l2, metric
-        d = distance_matrix(members, metric, self.roles)
+        d, _ = self.aligned_distances(members, metric)
         if metric is DistanceMetric.RANK:
             d = d + _RANK_TIE_BREAK * l2 / (float(l2.max()) or 1.0)
         return d, metric
 
+    def _decide(self, d: np.ndarray, ku: np.ndarray, ambiguous: list[int]) -> RegimeDecision:
+        if len(ambiguous) >= 2:
+            return decide_direction(d[np.ix_(ambiguous, ambiguous)], ku[ambiguous])
+        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
+
     def build_family(self, members: Sequence[Fingerprint], index: int = 0) -> RecoveredFamily:
-        """Tree of one family from its members' fingerprints."""
+        """Genealogy of one family from its members' fingerprints (module docstring, 3-4)."""
         names = [fp.name for fp in members]
-        ku = [fp.kurtosis for fp in members]
-        d, metric = self.family_distances(members)
-        decision = decide_direction(d, ku)
+        n = len(members)
+        l2, alignments = self.aligned_distances(members)
+
+        def alignment(i: int, j: int) -> Alignment:
+            return alignments[(i, j)]
+
+        reps, attachments = near_duplicates(members, l2, alignment)
+        merges = self.merges.detect(members, l2, reps) if len(reps) >= 3 else {}
+        sub = [members[i] for i in reps]
+        d, metric = self.family_distances(sub, l2[np.ix_(reps, reps)])
+        ku = np.array([fp.mean_kurtosis for fp in sub], dtype=np.float64)
+        ku = np.where(np.isnan(ku), 0.0, ku)
+        blocks = np.array([fp.block_count for fp in sub])
+        position = {i: k for k, i in enumerate(reps)}
+        # The direction signal is decided on models whose edges are genuinely ambiguous:
+        # merges and students have structural parents; conversions are set aside already.
+        ambiguous = [k for k, i in enumerate(reps) if i not in merges and blocks[k] == blocks.max()]
+        if len(ambiguous) < 2:
+            ambiguous = [k for k, i in enumerate(reps) if i not in merges]
+        decision = self._decide(d, ku, ambiguous)
         regime = self.regime or decision.regime
         evidence = decision.evidence if self.regime is None else f"{regime.value}: set in configuration"
         if self.tree_method is TreeBuildingMethod.KURTOSIS_ONLY and regime is Regime.CENTRALITY:
             regime = decision.kurtosis_regime
-        edges = build_tree(d, ku, self.tree_method, self.lam, regime)
+        forbidden = blocks[:, None] < blocks[None, :]  # a parent never has fewer blocks
+        for m, fit in merges.items():
+            km = position[m]
+            forbidden[:, km] = True
+            forbidden[position[fit.parents[0]], km] = False
+            for p in fit.parents:
+                forbidden[km, position[p]] = True
+        tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden)
+        agreement = decision.agreement.get(regime.value, 1.0)
+        kurtosis_says = against(decision.kurtosis_regime, ku, d)
+        centre_says = against(Regime.CENTRALITY, ku, d)
+        edges: list[RecoveredEdge] = []
+        children_of: dict[int, list[int]] = defaultdict(list)
+        for e in tree:
+            children_of[e.parent].append(e.child)
+        has_parent = {e.child for e in tree}
+        centre = d.sum(axis=1) / max(len(reps) - 1, 1)
+        mean_d = _mean_offdiag(d) or 1.0
+        for e in tree:
+            child, parent = reps[e.child], reps[e.parent]
+            gap = self._gap(d, e.child, e.parent, forbidden)
+            signals = bool(kurtosis_says[e.parent, e.child] == centre_says[e.parent, e.child])
+            shape = dict(parent_children=len(children_of[e.parent]), leaf=not children_of.get(e.child),
+                         root_edge=e.parent not in has_parent,
+                         centre_step=float(centre[e.child] - centre[e.parent]) / mean_d)
+            fit = merges.get(child)
+            if fit is not None:
+                edges += self._merge_edges(members, fit, l2, alignments, tree_children=children_of,
+                                           position=position, reps=reps, size=len(reps))
+                continue
+            relation = Relation.DISTILLATION if blocks[e.child] < blocks[e.parent] else (
+                Relation.QUANTIZATION if members[child].quantization else Relation.FINETUNE)
+            edges.append(self._edge(members, child, parent, e.distance, e.confidence, relation,
+                                    EdgeEvidence(e.confidence, gap, signals, agreement, len(reps), relation.value,
+                                                 **shape),
+                                    alignments))
+        for a in attachments:
+            margin, gap = self._attachment_margin(a, l2, members)
+            edges.append(self._edge(members, a.child, a.parent, float(l2[a.child, a.parent]), margin, a.relation,
+                                    EdgeEvidence(margin, gap, True, 1.0, len(reps), a.relation.value), alignments))
         return RecoveredFamily(
             index=index,
             members=names,
-            structure_hash=members[0].structure_hash,
+            structure_hash=members[0].backbone_key,
             metric=metric.value,
             regime=regime.value,
             regime_evidence=evidence,
             mean_distance=_mean_offdiag(d),
             threshold=self.threshold,
-            edges=[
-                RecoveredEdge(parent=names[e.parent], child=names[e.child], confidence=e.confidence,
-                              distance=e.distance, method=self.tree_method.value)
-                for e in edges
-            ],
+            edges=edges,
         )
+
+    @staticmethod
+    def _gap(d: np.ndarray, child: int, parent: int, forbidden: np.ndarray) -> float:
+        """Distance to the next candidate parent over the distance to the chosen one."""
+        others = [q for q in range(d.shape[0]) if q not in (child, parent) and not forbidden[q, child]]
+        if not others:
+            return float("inf")
+        chosen = float(d[parent, child])
+        nearest = float(min(d[q, child] for q in others))
+        return nearest / chosen if chosen > 0 else float("inf")
+
+    @staticmethod
+    def _attachment_margin(a: Attachment, l2: np.ndarray, members: Sequence[Fingerprint]) -> tuple[float, float]:
+        """(margin, gap) of a near-duplicate's attachment: exact relations are certain up
+        to which of several equal models is the parent; a quantisation's parent is the
+        nearest float model by a margin."""
+        if a.relation is not Relation.QUANTIZATION:
+            return 1.0, float("inf")
+        chosen = float(l2[a.child, a.parent])
+        others = [float(l2[a.child, q]) for q in range(len(members))
+                  if q not in (a.child, a.parent) and not members[q].quantization]
+        if not others:
+            return 1.0, float("inf")
+        nearest = min(others)
+        return (max(0.0, 1.0 - chosen / nearest) if nearest > 0 else 0.0,
+                nearest / chosen if chosen > 0 else float("inf"))
+
+    def _edge(self, members: Sequence[Fingerprint], child: int, parent: int, distance: float, margin: float,
+              relation: Relation, evidence: EdgeEvidence, alignments: dict[tuple[int, int], Alignment],
+              weight: float | None = None) -> RecoveredEdge:
+        return RecoveredEdge(parent=members[parent].name, child=members[child].name,
+                             confidence=self.calibrator.probability(evidence), distance=distance,
+                             method=self.tree_method.value, relation=relation.value, weight=weight,
+                             aligned=alignments[(child, parent)].share_a, margin=margin, evidence=evidence)
+
+    def _merge_edges(self, members: Sequence[Fingerprint], fit: MergeFit, l2: np.ndarray,
+                     alignments: dict[tuple[int, int], Alignment], *, tree_children: dict[int, list[int]],
+                     position: dict[int, int], reps: list[int], size: int) -> list[RecoveredEdge]:
+        """One ``merge`` edge per fitted parent that is not the merge's own descendant."""
+        below: set[int] = set()
+        stack = [position[fit.child]]
+        while stack:
+            for c in tree_children.get(stack.pop(), []):
+                if c not in below:
+                    below.add(c)
+                    stack.append(c)
+        keep = [(p, w) for p, w in zip(fit.parents, fit.weights) if position[p] not in below]
+        total = sum(w for _, w in keep) or 1.0
+        margin = max(0.0, 1.0 - fit.ratio / self.merges.ratio)
+        relation = Relation.MERGE if len(keep) >= 2 else Relation.FINETUNE
+        return [
+            self._edge(members, fit.child, p, float(l2[fit.child, p]), margin, relation,
+                       EdgeEvidence(margin, float("inf"), True, 1.0, size, relation.value), alignments,
+                       weight=w / total if relation is Relation.MERGE else None)
+            for p, w in keep
+        ]
 
     # -- adapters -------------------------------------------------------------
     @staticmethod
@@ -243,8 +420,11 @@ class GenealogyRecovery:
             float(np.linalg.norm(l.sketch)) / (base.layers[n].norm or 1.0)
             for n, l in adapter.layers.items()
         ]
+        # The confidence is already a probability: 1 for a declared base, else the chance
+        # of having picked the right one among the compatible candidates.
         edge = RecoveredEdge(parent=parent, child=adapter.name, confidence=confidence,
-                             distance=float(np.mean(rel)), method=how)
+                             distance=float(np.mean(rel)), method=how, relation=Relation.ADAPTER.value,
+                             margin=confidence)
         return family, edge
 
     # -- everything -----------------------------------------------------------

@@ -74,14 +74,22 @@ def _margin(costs: np.ndarray, parent: int, child: int) -> float:
 def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
                lam: float = DEFAULT_LAMBDA,
-               regime: Regime = Regime.FINE_TUNING) -> list[TreeEdge]:
-    """Edges (by index) of the genealogy of one family; N-1 edges for N models."""
+               regime: Regime = Regime.FINE_TUNING,
+               forbidden: np.ndarray | None = None) -> list[TreeEdge]:
+    """Edges (by index) of the genealogy of one family; N-1 edges for N models.
+
+    ``forbidden[i, j]`` (``mother`` only) rules the edge i -> j out: structural facts
+    such as "a model with fewer blocks is not the parent of one with more" or a merge's
+    fitted parents.
+    """
     method = TreeBuildingMethod(method)
     n = distances.shape[0]
     if n < 2:
         return []
     if method is TreeBuildingMethod.MOTHER:
         costs = mother_costs(distances, kurtosis, lam, regime)
+        if forbidden is not None:
+            costs[forbidden] = np.inf
         pairs = minimum_arborescence(costs)
     elif method is TreeBuildingMethod.DISTANCE_ONLY:
         costs = distances.astype(np.float64).copy()
@@ -107,25 +115,30 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
     ]
 
 
-def validate_tree(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> tuple[bool, list[str]]:
-    """Check that ``edges`` (parent, child) form one tree over ``nodes``.
+def validate_tree(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]) -> tuple[bool, list[str]]:
+    """Check that ``edges`` form one genealogy over ``nodes``.
 
-    Returns ``(valid, issues)``: every node has at most one parent, there is exactly one
-    root, no cycle, and every node is reachable from the root.
+    Each edge is ``(parent, child)`` or ``(parent, child, relation)``. Returns
+    ``(valid, issues)``: every node has at most one parent, except a merge child (all
+    of whose edges have the relation ``merge``), which has two or more; there is
+    exactly one root, no cycle, and every node is reachable from the root. So a valid
+    genealogy is a tree apart from its merge children.
     """
     issues: list[str] = []
     node_set = set(nodes)
     graph = nx.DiGraph()
     graph.add_nodes_from(node_set)
-    parents: dict[object, object] = {}
-    for parent, child in edges:
+    relations: dict[object, list[object]] = {}
+    for edge in edges:
+        parent, child = edge[0], edge[1]
         if parent not in node_set or child not in node_set:
             issues.append(f"edge {parent!r} -> {child!r} names a model outside the family")
             continue
-        if child in parents:
-            issues.append(f"{child!r} has more than one parent")
-        parents[child] = parent
+        relations.setdefault(child, []).append(edge[2] if len(edge) > 2 else None)
         graph.add_edge(parent, child)
+    for child, kinds in relations.items():
+        if len(kinds) > 1 and any(kind != "merge" for kind in kinds):
+            issues.append(f"{child!r} has more than one parent")
     if not nx.is_directed_acyclic_graph(graph):
         issues.append("the tree contains a cycle")
     roots = [n for n in node_set if graph.in_degree(n) == 0]
@@ -136,11 +149,12 @@ def validate_tree(edges: Sequence[tuple[object, object]], nodes: Sequence[object
     return (not issues, issues)
 
 
-def tree_statistics(edges: Sequence[tuple[object, object]], nodes: Sequence[object]) -> dict[str, object]:
-    """Roots, leaves, depth and branching of a forest given as (parent, child) pairs."""
+def tree_statistics(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]) -> dict[str, object]:
+    """Roots, leaves, depth and branching of a forest given as (parent, child[, relation])
+    edges; a merge child counts once under each of its parents."""
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
+    graph.add_edges_from((e[0], e[1]) for e in edges)
     roots = sorted((n for n in graph if graph.in_degree(n) == 0), key=str)
     leaves = sorted((n for n in graph if graph.out_degree(n) == 0), key=str)
     depth = 0

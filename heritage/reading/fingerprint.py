@@ -22,10 +22,20 @@ The sketch is linear, so ``sketch(W_u) - sketch(W_v) = sketch(W_u - W_v)`` and:
 
 Only the reference ``mother`` distance (a maximum over entries) cannot be sketched; it
 is computed exactly from weights (see :mod:`heritage.lineage.exact`) where weights are at hand.
+
+Exact tests need more than a sketch: a dtype conversion is ``child == round(parent)``
+and a head-only child has a bit-identical backbone. So each compared matrix (and each
+task head) also keeps *digests*: hashes of every eighth row of its values, as float32
+and rounded to float16 and to bfloat16 (:class:`TensorDigest`). A child stored in
+bfloat16 is an exact conversion of a float32 parent iff their ``bf16`` digests agree on
+every matrix (and their sketches differ by no more than that rounding). Sampling rows
+keeps the cost at a few percent of the sketch; together with the sketch, which sees
+every entry, equal digests mean equal values.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -37,13 +47,28 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from heritage.errors import InvalidWeightsError
-from heritage.reading.layers import ATTENTION_ROLES, FINGERPRINT_ROLES, KURTOSIS_ROLES, LayerRole, classify
+from heritage.reading.layers import (
+    ATTENTION_ROLES,
+    FINGERPRINT_ROLES,
+    KURTOSIS_ROLES,
+    LayerRole,
+    block_index,
+    block_pattern,
+    classify,
+)
 from heritage.reading.loader import LoadedModel
 from heritage.reading.profile import structure_hash
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
+# Versions from_bytes still reads (version 1: no digests, heads, dtype or quantisation).
+READABLE_VERSIONS = frozenset({1, 2})
+# Digests hash every DIGEST_ROW_STEP-th row (see the module docstring).
+DIGEST_ROW_STEP = 8
+# Storage precisions, finest first; a digest at precision p hashes the values rounded to p.
+PRECISIONS = ("f32", "f16", "bf16")
+_PRECISION_OF_DTYPE = {"F64": "f64", "F32": "f32", "F16": "f16", "BF16": "bf16"}
 DEFAULT_SKETCH_DIM = 48
 PLACEMENT_DIM = 256
 _PLACEMENT_BLOCK = 4
@@ -63,6 +88,36 @@ def sketch_matrix(dim: int, k: int) -> np.ndarray | None:
     return g
 
 
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns, rounding to nearest even (as ``tensor.to(bfloat16)``)."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
+    return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+class _Digester:
+    """Hashes of the sampled rows of one tensor at every precision (see :class:`TensorDigest`)."""
+
+    def __init__(self) -> None:
+        self._hashes = {p: hashlib.sha1(usedforsecurity=False) for p in PRECISIONS}
+
+    def update(self, rows: np.ndarray) -> None:
+        if rows.size == 0:
+            return
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self._hashes["f32"].update(memoryview(rows).cast("B"))
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._hashes["f16"].update(memoryview(rows.astype(np.float16)).cast("B"))
+        self._hashes["bf16"].update(memoryview(_round_bf16(rows)).cast("B"))
+
+    def update_chunk(self, chunk: np.ndarray, start: int) -> None:
+        """Feed rows ``start..`` of a tensor: the sampled ones among them are hashed."""
+        self.update(chunk[(-start) % DIGEST_ROW_STEP :: DIGEST_ROW_STEP])
+
+    def result(self) -> dict[str, str]:
+        return {p: h.hexdigest()[:32] for p, h in self._hashes.items()}
+
+
 @dataclass
 class LayerFingerprint:
     name: str
@@ -73,6 +128,27 @@ class LayerFingerprint:
     std: float
     kurtosis: float  # NaN where moments were not computed
     sketch: np.ndarray = field(repr=False)
+    # precision ("f32", "f16", "bf16") -> hash of the sampled rows rounded to it; empty
+    # for adapters and fingerprints of version 1.
+    digests: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class HeadFingerprint:
+    """A task head or other non-backbone weight (classifier, score, lm_head): shape and digests.
+
+    Heads are not compared by distance (a new head is random); they only tell apart
+    models whose backbones are equal (head-only training) from exact duplicates.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+def precision_of(dtype: str | None) -> str | None:
+    """``"f32"``, ``"f16"``, ``"bf16"`` or ``"f64"`` for a stored float dtype code, else None."""
+    return _PRECISION_OF_DTYPE.get(dtype or "")
 
 
 @dataclass
@@ -86,6 +162,45 @@ class Fingerprint:
     sketch_dim: int
     layers: dict[str, LayerFingerprint]
     version: int = FINGERPRINT_VERSION
+    # Stored dtype code of most fingerprinted values ("F32", "BF16", "Q4_K", ...).
+    dtype: str | None = None
+    # LoadedModel.quantization: the GGML type of a quantised checkpoint, None if float.
+    quantization: str | None = None
+    heads: dict[str, HeadFingerprint] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str | None:
+        """Storage precision of the compared matrices (None: quantised or unknown)."""
+        return None if self.quantization else precision_of(self.dtype)
+
+    @property
+    def backbone_key(self) -> str:
+        """Hash of what the compared matrices look like per block: their names with the
+        block index replaced by ``#``, and shapes.
+
+        Equal for every model whose backbone can be aligned with another's, whatever
+        its heads, buffers, vocabulary size, wrapper prefix or number of blocks (a
+        layer-subset student shares its teacher's key). Families are searched among
+        models with the same key.
+        """
+        h = hashlib.sha256(b"adapter:" if self.is_adapter else b"backbone:")
+        for item in sorted({f"{block_pattern(n)}:{','.join(map(str, l.shape))}"
+                            for n, l in self.layers.items() if l.role in FINGERPRINT_ROLES}):
+            h.update(item.encode() + b";")
+        return h.hexdigest()
+
+    @property
+    def block_count(self) -> int:
+        """Number of repeated blocks among the compared matrices (0 when none is indexed)."""
+        indices = {i for n in self.layers if (i := block_index(n)) is not None}
+        return len(indices)
+
+    @property
+    def mean_kurtosis(self) -> float:
+        """Mean excess kurtosis per kurtosis-role matrix: comparable across block counts."""
+        values = [l.kurtosis for l in self.layers.values()
+                  if l.role in KURTOSIS_ROLES and not math.isnan(l.kurtosis)]
+        return float(np.mean(values)) if values else float("nan")
 
     @property
     def kurtosis(self) -> float:
@@ -132,6 +247,10 @@ class Fingerprint:
             "is_adapter": self.is_adapter,
             "adapter_rank": self.adapter_rank,
             "sketch_dim": self.sketch_dim,
+            "dtype": self.dtype,
+            "quantization": self.quantization,
+            "heads": [{"name": h.name, "shape": list(h.shape), "digests": h.digests}
+                      for h in sorted(self.heads.values(), key=lambda h: h.name)],
             "layers": [
                 {
                     "name": n,
@@ -142,6 +261,7 @@ class Fingerprint:
                     "std": self.layers[n].std,
                     "kurtosis": None if math.isnan(self.layers[n].kurtosis) else self.layers[n].kurtosis,
                     "sketch_shape": list(self.layers[n].sketch.shape),
+                    "digests": self.layers[n].digests,
                 }
                 for n in names
             ],
@@ -158,8 +278,9 @@ class Fingerprint:
     def from_bytes(cls, data: bytes) -> "Fingerprint":
         n = int.from_bytes(data[:4], "little")
         header = json.loads(data[4 : 4 + n])
-        if header.get("version") != FINGERPRINT_VERSION:
-            raise ValueError(f"fingerprint version {header.get('version')} is not {FINGERPRINT_VERSION}")
+        if header.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"fingerprint version {header.get('version')} is not one of "
+                             f"{sorted(READABLE_VERSIONS)}")
         offset = 4 + n
         layers: dict[str, LayerFingerprint] = {}
         for entry in header["layers"]:
@@ -176,6 +297,7 @@ class Fingerprint:
                 std=entry["std"],
                 kurtosis=float("nan") if entry["kurtosis"] is None else entry["kurtosis"],
                 sketch=sketch,
+                digests=dict(entry.get("digests") or {}),
             )
         return cls(
             name=header["name"],
@@ -184,11 +306,16 @@ class Fingerprint:
             adapter_rank=header["adapter_rank"],
             sketch_dim=header["sketch_dim"],
             layers=layers,
+            version=header["version"],
+            dtype=header.get("dtype"),
+            quantization=header.get("quantization"),
+            heads={h["name"]: HeadFingerprint(h["name"], tuple(h["shape"]), dict(h["digests"]))
+                   for h in header.get("heads") or []},
         )
 
 
 def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
-                       with_moments: bool) -> LayerFingerprint:
+                       with_moments: bool, with_digests: bool = True) -> LayerFingerprint:
     out_dim, in_dim = w.shape
     left, right = sketch_matrix(out_dim, k), sketch_matrix(in_dim, k)
     z = np.empty((out_dim, in_dim if right is None else right.shape[0]), dtype=np.float32)
@@ -197,10 +324,13 @@ def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
     # float64 across chunks. Weight matrices have |mean| << std, so central moments
     # from raw sums lose no meaningful precision and no shifted copy is needed.
     s1 = s2 = s3 = s4 = 0.0
+    digester = _Digester() if with_digests else None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         for start in range(0, out_dim, rows):
             chunk = np.asarray(w[start : start + rows], dtype=np.float32)
             z[start : start + rows] = chunk if right is None else chunk @ right.T
+            if digester is not None:
+                digester.update_chunk(chunk, start)
             flat = chunk.reshape(-1)
             s2 += float(np.dot(flat, flat))
             if with_moments:
@@ -227,7 +357,15 @@ def _layer_fingerprint(name: str, role: LayerRole, w: np.ndarray, k: int,
     return LayerFingerprint(
         name=name, role=role, shape=(out_dim, in_dim), norm=math.sqrt(s2), mean=mean, std=std,
         kurtosis=kurt, sketch=np.ascontiguousarray(sketch, dtype=np.float32),
+        digests=digester.result() if digester is not None else {},
     )
+
+
+def _head_fingerprint(name: str, values: np.ndarray) -> HeadFingerprint:
+    matrix = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+    digester = _Digester()
+    digester.update_chunk(matrix, 0)
+    return HeadFingerprint(name=name, shape=tuple(values.shape), digests=digester.result())
 
 
 def fingerprint_roles(model: LoadedModel) -> frozenset[LayerRole]:
@@ -254,20 +392,33 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     """
     roles = roles if roles is not None else fingerprint_roles(model)
     layers: dict[str, LayerFingerprint] = {}
+    heads: dict[str, HeadFingerprint] = {}
+    values_by_dtype: dict[str, int] = {}
+    # Heads are digested only up to the size of the largest compared matrix, so memory and
+    # time stay bounded by it: a language-model head (vocabulary x width) is kept by name
+    # and shape only.
+    largest = max((ref.numel for n, ref in model.tensors.items()
+                   if len(ref.shape) == 2 and classify(n) in roles), default=0)
     # One BLAS thread: the products here are thin (k = 48 columns), and a second BLAS
     # thread spinning for its share made them up to 17x slower on a busy 2-core machine.
     with threadpool_limits(limits=1, user_api="blas"):
         for name, ref in model.tensors.items():
-            if len(ref.shape) != 2 or min(ref.shape) == 0:
+            if not ref.shape or min(ref.shape) == 0:
                 continue
             role = classify(name)
-            if role not in roles:
+            if role is LayerRole.HEAD and not model.is_adapter:
+                heads[name] = (_head_fingerprint(name, np.asarray(ref.load(), dtype=np.float32))
+                               if ref.numel <= largest else HeadFingerprint(name, tuple(ref.shape)))
+                continue
+            if len(ref.shape) != 2 or role not in roles:
                 continue
             weights = ref.load()
             layers[name] = _layer_fingerprint(
                 name, role, weights, sketch_dim,
                 with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
+                with_digests=not model.is_adapter,
             )
+            values_by_dtype[ref.dtype] = values_by_dtype.get(ref.dtype, 0) + ref.numel
             del weights
     if not layers:
         raise InvalidWeightsError(
@@ -280,4 +431,7 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
         adapter_rank=model.adapter.rank if model.adapter else None,
         sketch_dim=sketch_dim,
         layers=layers,
+        dtype=max(values_by_dtype, key=values_by_dtype.__getitem__) if values_by_dtype else None,
+        quantization=model.quantization,
+        heads=heads,
     )

@@ -138,6 +138,25 @@ KURTOSIS_ROLES = frozenset({LayerRole.ATTENTION_Q, LayerRole.ATTENTION_K, LayerR
                             LayerRole.ATTENTION_O})
 
 
+# The index of a repeated block in a parameter name (``encoder.layer.3.``, ``layers.11.``,
+# GPT-2's ``h.0.``): the same weight of different blocks differs only there.
+BLOCK_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block|blk)\.(\d+)\.")
+
+
+def block_index(name: str) -> int | None:
+    """The repeated-block index in ``name``, or None for a weight outside the blocks."""
+    match = BLOCK_INDEX.search(name)
+    return int(match.group(1)) if match else None
+
+
+def block_pattern(name: str) -> str:
+    """``name`` with its block index replaced by ``#``: the same for that weight in every block."""
+    match = BLOCK_INDEX.search(name)
+    if not match:
+        return name
+    return name[: match.start(1)] + "#" + name[match.end(1):]
+
+
 def select(names: Iterable[str], roles: frozenset[LayerRole]) -> list[str]:
     """The names whose role is in ``roles``, in their original order."""
     return [n for n in names if classify(n) in roles]

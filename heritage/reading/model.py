@@ -91,6 +91,8 @@ class LoadedModel:
     stored_params: int | None = None
     buffers: dict[str, TensorRef] = field(default_factory=dict)
     tied: dict[str, str] = field(default_factory=dict)
+    # The dominant GGML type of a quantised checkpoint's 2-D weights ("Q4_K", "Q8_0"),
+    # None for float checkpoints: quantised models are told apart from float ones by it.
     quantization: str | None = None
     revision: str | None = None
 

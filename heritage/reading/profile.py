@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from heritage.reading.layers import LayerRole, classify, is_vocabulary_matrix
+from heritage.reading.layers import BLOCK_INDEX, LayerRole, classify, is_vocabulary_matrix
 from heritage.reading.loader import LoadedModel
 
-_BLOCK_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block)\.(\d+)\.")
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -103,7 +101,7 @@ def file_sha256(paths: list[Path]) -> str:
 
 def layer_count(model: LoadedModel) -> int:
     """Number of repeated blocks (``layer.N`` ...), else the number of weight matrices."""
-    indices = {int(m.group(1)) for n in model.tensors if (m := _BLOCK_INDEX.search(n))}
+    indices = {int(m.group(1)) for n in model.tensors if (m := BLOCK_INDEX.search(n))}
     if indices:
         return max(indices) + 1
     return sum(1 for t in model.tensors.values() if len(t.shape) >= 2)

@@ -53,7 +53,7 @@ export const api = {
   lineage: (modelId, depth) => get(`/models/${id(modelId)}/lineage`, { depth }),
   path: (a, b) => get(`/models/${id(a)}/path/${id(b)}`),
   commonAncestor: (a, b) => get(`/models/${id(a)}/common-ancestor/${id(b)}`),
-  mismatches: (modelId, limit = 200) => get("/lineage/mismatches", { model_id: modelId, limit }),
+  mismatches: (modelId, limit = 200) => get("/lineage/declared-mismatches", { model_id: modelId, limit }),
   clusteringStatistics: () => get("/clustering/statistics"),
   jobs: (limit = 10, state) => get("/jobs", { limit, state }),
   job: (jobId) => get(`/jobs/${id(jobId)}`),
