@@ -539,11 +539,15 @@ def test_declared_versus_recovered_mismatches(api_factory: Any, api_headers: dic
 
     everything = client.get("/api/lineage/declared-mismatches")
     assert everything.status_code == 200, everything.text
-    assert everything.json() == [{
-        "id": ids["k2-card"], "name": "k2-card", "relation": "finetune", "declared_name": "k1",
-        "declared_id": ids["k1"], "declared_external": False, "recovered_id": parents[ids["k2-card"]],
-        "recovered_name": next(n for n, i in ids.items() if i == parents[ids["k2-card"]]),
-        "confidence": pytest.approx(stored_confidence(client, family_id, ids["k2-card"]))}]
+    [row] = everything.json()
+    recovered_name = next(n for n, i in ids.items() if i == parents[ids["k2-card"]])
+    assert {k: v for k, v in row.items() if k != "recovered_parents"} == {
+        "id": ids["k2-card"], "name": "k2-card", "reason": "parent", "relation": "finetune",
+        "declared_name": "k1", "declared_id": ids["k1"], "declared_external": False,
+        "recovered_id": parents[ids["k2-card"]], "recovered_name": recovered_name,
+        "recovered_relation": "finetune", "relation_to_declared": None,
+        "confidence": pytest.approx(stored_confidence(client, family_id, ids["k2-card"]))}
+    assert [p["name"] for p in row["recovered_parents"]] == [recovered_name]
     assert everything.json()[0]["recovered_id"] != ids["k1"]
     one = client.get("/api/lineage/declared-mismatches", params={"model_id": ids["k2-card"]}).json()
     assert [m["id"] for m in one] == [ids["k2-card"]]

@@ -180,17 +180,23 @@ def test_lineage_declared_mismatches(neo4j_db: Database, known_graph) -> None:
 
 
 def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(neo4j_db: Database, known_graph) -> None:
-    """A merge child declares two bases and has both as recovered parents: no mismatch,
-    although each declared base differs from the other recovered parent."""
+    """A merge child declares two bases and has both as recovered merge parents: no
+    mismatch, although each declared base differs from the other recovered parent; the
+    same declarations against a recovered fine-tune edge are a relation mismatch."""
     neo4j_db.write(
-        "MATCH (a:Model {name: 'a'}), (b:Model {name: 'b'}), (a2:Model {name: 'a2'}) "
+        "MATCH (a:Model {name: 'a'}), (b:Model {name: 'b'}), (a2:Model {name: 'a2'})-[r:DERIVED_FROM]->(a) "
+        "SET r.relation = 'merge', r.weight = 0.6 "
         "CREATE (a2)-[:DERIVED_FROM {confidence: 0.5, relation: 'merge', weight: 0.4}]->(b), "
         "       (a2)-[:DECLARED_BASE {relation: 'merge'}]->(a), (a2)-[:DECLARED_BASE {relation: 'merge'}]->(b)")
     assert neo4j_db.read("lineage_declared_mismatches", id=mid("a2"), limit=100) == []
     [row] = neo4j_db.read("family_genealogy", id="f1")
     merge = [e for e in row["edges"] if e["child"] == mid("a2")]
     assert sorted((e["parent"], e["relation"], e["weight"]) for e in merge) == [
-        (mid("a"), "finetune", None), (mid("b"), "merge", 0.4)]
+        (mid("a"), "merge", 0.6), (mid("b"), "merge", 0.4)]
+    neo4j_db.write("MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'a'}) "
+                   "SET r.relation = 'finetune', r.weight = null")
+    [row] = neo4j_db.read("lineage_declared_mismatches", id=mid("a2"), limit=100)
+    assert (row["declaredName"], row["reason"], row["relationToDeclared"]) == ("a", "relation", "finetune")
 
 
 # --------------------------------------------------------------------------- models

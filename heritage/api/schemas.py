@@ -363,20 +363,6 @@ class CommonAncestor(_Out):
     from_b: int | None = Field(None, description="generations from the second model up to the ancestor")
 
 
-class DeclaredMismatch(_Out):
-    """A declared base (model card, adapter config) that is not a recovered parent."""
-
-    id: str = Field(description="the model")
-    name: str
-    relation: str | None = Field(None, description="the relation the model card declares")
-    declared_name: str | None = None
-    declared_id: str | None = Field(None, description="the declared base in the catalogue; null when external")
-    declared_external: bool = Field(False, description="the declared base is not in the catalogue")
-    recovered_id: str | None = Field(None, description="the recovered parent; null for a recovered root")
-    recovered_name: str | None = None
-    confidence: float | None = Field(None, description="confidence of the recovered edge")
-
-
 # ------------------------------------------------------------------------------- jobs
 
 
