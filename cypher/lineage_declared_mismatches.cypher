@@ -6,8 +6,9 @@
 // Columns: the model, the declared base and relation, the recovered parents (main one
 // first) and the relation of the recovered edge to the declared base (null when there
 // is none); 'reason' is 'parent' or 'relation'.
-// Parameters: none
+// Parameters: $id (a model id, or null for every model), $limit (>= 1)
 MATCH (m:Model)-[d:DECLARED_BASE]->(declared)
+WHERE $id IS NULL OR m.id = $id
 OPTIONAL MATCH (m)-[toDeclared:DERIVED_FROM]->(declared)
 WITH m, d, declared, toDeclared,
      CASE d.relation WHEN 'quantized' THEN 'quantization' ELSE d.relation END AS declaredRelation,
@@ -31,4 +32,5 @@ RETURN m.id AS id, m.name AS name, d.relation AS relation, reason,
        coalesce(toDeclared.relation, CASE WHEN toDeclared IS NULL THEN null ELSE 'finetune' END)
          AS relationToDeclared,
        recovered AS recoveredParents
-ORDER BY m.name
+ORDER BY m.name, declared.name
+LIMIT $limit

@@ -138,8 +138,10 @@ def genealogy(db: Database, family_id: str) -> FamilyGenealogy:
     triples = [(e.parent, e.child, e.relation) for e in edges]
     nodes = _genealogy_nodes(ids, models, parents_of)
     confidences = [e.confidence for e in edges if e.confidence is not None]
+    mean_confidence = sum(confidences) / len(confidences) if confidences else None
     return FamilyGenealogy(
-        family=family_record({"family": row["family"], "members": len(models),
+        family=family_record({"family": row["family"], "members": len(models), "edges": len(edges),
+                              "meanConfidence": mean_confidence,
                               "roots": [{"id": n.id, "name": n.name} for n in nodes if n.is_root]}),
         models=[_member_record(m, family_id, parents_of.get(m["id"], [])) for m in row["models"]],
         nodes=nodes,
@@ -147,7 +149,7 @@ def genealogy(db: Database, family_id: str) -> FamilyGenealogy:
         roots=[n.id for n in nodes if n.is_root],
         statistics=tree_statistics(triples, ids),
         validation=validate_tree(triples, ids) if ids else TreeValidation(True, []),
-        mean_confidence=sum(confidences) / len(confidences) if confidences else None,
+        mean_confidence=mean_confidence,
     )
 
 
@@ -266,9 +268,9 @@ def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], desce
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
-        "generation": row.get("generation"), "confidence": native(row.get("confidence")),
+        "generation": row.get("generation"), "relation": row.get("relation") or "finetune",
+        "weight": native(row.get("weight")), "confidence": native(row.get("confidence")),
         "distance": native(row.get("distance")), "method": row.get("method"),
-        "relation": row.get("relation") or "finetune", "weight": native(row.get("weight")),
     }
 
 
@@ -377,14 +379,19 @@ def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def declared_mismatches(db: Database) -> list[dict[str, Any]]:
+def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Models whose declared lineage disagrees with the recovered one, by parent or by
     relation: ``{id, name, reason ('parent' | 'relation'), relation (declared, as the card
     says it), declared_name, declared_id, declared_external, recovered_id,
     recovered_name, recovered_relation, relation_to_declared, confidence,
     recovered_parents}`` (``declared_external``: the declared base is not in the catalogue;
     ``recovered_*``: the main recovered parent; ``relation_to_declared``: the relation of
-    the recovered edge to the declared base, None when there is none)."""
+    the recovered edge to the declared base, None when there is none), by model name, at
+    most ``limit``.  With ``model_id``, that model's alone (``ModelNotFound`` when it does
+    not exist)."""
+    _, limit = _paging(0, limit)
+    if model_id is not None:
+        _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
          "declared_name": r["declaredName"], "declared_id": r["declaredId"],
@@ -393,7 +400,7 @@ def declared_mismatches(db: Database) -> list[dict[str, Any]]:
          "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
          "confidence": native(r["confidence"]),
          "recovered_parents": [native(dict(p)) for p in r["recoveredParents"] or []]}
-        for r in db.read("lineage_declared_mismatches")
+        for r in db.read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 
 

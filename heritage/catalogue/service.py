@@ -253,9 +253,9 @@ class Catalogue:
         """Models sharing this model's stored parent."""
         return reads.siblings(self.db, model_id)
 
-    def declared_mismatches(self) -> list[dict[str, Any]]:
-        """Models whose declared base (model card, adapter config) is not their recovered parent."""
-        return reads.declared_mismatches(self.db)
+    def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Where declared and recovered lineage disagree, by parent or relation (all models, or ``model_id``'s)."""
+        return reads.declared_mismatches(self.db, model_id, limit)
 
     def statistics(self) -> CatalogueStatistics:
         """Counts of everything stored, with consistency checks (0 when healthy)."""
