@@ -12,8 +12,9 @@
 // parents, else the first declared base) and the relation of the recovered edge to it
 // (null when there is none), every declared base, every recovered parent (main one
 // first) and the main recovered parent.
-// Parameters: none
+// Parameters: $id (a model id, or null for every model), $limit (>= 1)
 MATCH (m:Model)-[d:DECLARED_BASE]->(declared)
+WHERE $id IS NULL OR m.id = $id
 WITH m, d, declared ORDER BY declared.name
 WITH m, collect(declared) AS bases, collect(d.relation) AS words
 WITH m, bases, head(words) AS declaredWord,
@@ -50,3 +51,4 @@ RETURN m.id AS id, m.name AS name, declaredWord AS relation, reason,
        head([p IN recovered WHERE subject:Model AND p.id = subject.id | p.relation]) AS relationToDeclared,
        recovered AS recoveredParents
 ORDER BY m.name
+LIMIT $limit

@@ -449,10 +449,11 @@ def _set_initial_password(java: str, layout: ServerLayout, password: str) -> Non
     """``neo4j-admin dbms set-initial-password`` via its main class.
 
     The password travels in a picocli ``@argfile`` (mode 600, deleted afterwards)
-    rather than on the command line, where ``ps`` would show it.
+    rather than on the command line, where ``ps`` would show it.  It follows ``--``, so a
+    password that starts with ``-`` is read as the password, not as an option.
     """
     argfile = layout.conf / ".initial-password.args"
-    quoted = '"' + password.replace("\\", "\\\\").replace('"', '\\"') + '"\n'
+    quoted = '--\n"' + password.replace("\\", "\\\\").replace('"', '\\"') + '"\n'
     fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(quoted)

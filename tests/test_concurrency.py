@@ -14,11 +14,8 @@ Every response of the module is recorded; none may be a 5xx.
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +33,7 @@ from lineage_invariants import (
     lineage_problems,
     wait_for_job,
 )
-from neo4j_servers import free_port
+from live_server import heritage_serve
 
 from graph.database import Database
 from heritage.evaluation.synthetic import random_root
@@ -69,38 +66,11 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live_server(neo4j_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``heritage serve`` on 127.0.0.1:<free port>, configured only by the variables set here."""
-    port = free_port()
     key = secrets.token_urlsafe(24)
     upload_dir = tmp_path_factory.mktemp("live-uploads")
-    log_path = upload_dir.parent / f"serve-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERITAGE_")}
-    env.update(HERITAGE_API_KEYS=key, HERITAGE_UPLOAD_DIR=str(upload_dir), HERITAGE_ENV="development")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "heritage", "serve", "--host", "127.0.0.1",
-                                 "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server did not answer within 60 s"
-            time.sleep(0.3)
+    log_path = tmp_path_factory.mktemp("live-server") / "serve.log"
+    with heritage_serve(log_path, api_keys=key, upload_dir=str(upload_dir)) as url:
         yield LiveServer(url, key, upload_dir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    text = log_path.read_text(errors="replace")
-    assert "Traceback" not in text, text[-5000:]  # no unexpected error inside the server
 
 
 @pytest.fixture

@@ -164,3 +164,13 @@ def test_cli_status_exit_code_3_when_not_running(tmp_path, monkeypatch, capsys) 
     monkeypatch.setenv("NEO4J_HOME_DIR", str(tmp_path))
     assert cli_main(["neo4j", "status"]) == 3
     assert "not running" in capsys.readouterr().out
+
+
+def test_local_server_takes_a_password_that_starts_with_a_dash(tmp_path) -> None:
+    """neo4j-admin parses its arguments with picocli: a password like ``-x...`` (one random
+    password in 64) must not be read as an option when the initial password is set."""
+    from neo4j_servers import private_server
+
+    with private_server(tmp_path / "home", password="-starts-with-a-dash") as settings:
+        with Database.connect(settings) as db:
+            assert db.read("RETURN 1 AS one") == [{"one": 1}]

@@ -76,7 +76,7 @@ def test_declared_relation_mismatch_is_listed(catalogue: Catalogue, stored, neo4
     assert set(found) == {"head-only"}  # the adapter declares its base and relation rightly
     assert found["head-only"]["reason"] == "relation"
     assert found["head-only"]["relation"] == "finetune" and found["head-only"]["relation_to_declared"] == "head_only"
-    rows = neo4j_db.read("lineage_declared_mismatches")
+    rows = neo4j_db.read("lineage_declared_mismatches", id=None, limit=100)
     assert [r["name"] for r in rows] == ["head-only"]
 
 

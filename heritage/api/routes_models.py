@@ -1,4 +1,4 @@
-"""``/api/models``: list, read, upload, register, delete, lineage, path, reprocess."""
+"""``/api/models``: list, read, upload, register, delete, lineage, path, common ancestor, reprocess."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from heritage.api.deps import DbDep, JobsDep, ReadAccess, SettingsDep, WriteAcce
 from heritage.api.errors import BadUpload, Conflict
 from heritage.api.schemas import (
     MAX_NAME_LENGTH,
+    CommonAncestor,
     ConflictResponse,
-    DeclaredMismatch,
     DeleteResponse,
     ErrorResponse,
     ImportResponse,
@@ -105,12 +105,6 @@ async def get_model(model_id: ModelId, db: DbDep) -> Model:
     return Model.model_validate(await db.read(db.catalogue.get_model, model_id))
 
 
-@router.get("/lineage/declared-mismatches", response_model=list[DeclaredMismatch], dependencies=[ReadAccess],
-            summary="Models whose declared base or relation (model card) disagrees with the recovered lineage")
-async def declared_mismatches(db: DbDep) -> list[DeclaredMismatch]:
-    return [DeclaredMismatch.model_validate(m) for m in await db.read(db.catalogue.declared_mismatches)]
-
-
 @router.get("/models/{model_id}/lineage", response_model=Lineage, dependencies=[ReadAccess],
             responses=_NOT_FOUND, summary="Ancestors and nested descendants of a model")
 async def model_lineage(
@@ -128,6 +122,17 @@ async def model_path(model_id: ModelId, other_id: ModelId, db: DbDep) -> ModelPa
     if found is None:
         return ModelPath(related=False)
     return ModelPath.model_validate({"related": True, **found})
+
+
+@router.get("/models/{model_id}/common-ancestor/{other_id}", response_model=CommonAncestor,
+            dependencies=[ReadAccess], responses=_NOT_FOUND,
+            summary="The lowest common ancestor of two models, with the generations from each")
+async def common_ancestor(model_id: ModelId, other_id: ModelId, db: DbDep) -> CommonAncestor:
+    found = await db.read(db.catalogue.lowest_common_ancestor, model_id, other_id)
+    if found is None:
+        return CommonAncestor(related=False)
+    return CommonAncestor.model_validate({"related": True, "ancestor": {"id": found["id"], "name": found["name"]},
+                                          "from_a": found["from_a"], "from_b": found["from_b"]})
 
 
 # ------------------------------------------------------------------------------ writes

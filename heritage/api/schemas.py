@@ -39,6 +39,7 @@ __all__ = [
     "PathEdge",
     "ModelPath",
     "DeclaredBaseRef",
+    "CommonAncestor",
     "DeclaredMismatch",
     "Job",
     "JobAccepted",
@@ -219,6 +220,8 @@ class Family(_Out):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     roots: list[ModelRef] = Field(default_factory=list)
+    edge_count: int | None = Field(None, description="DERIVED_FROM edges of the family's stored tree")
+    mean_confidence: float | None = Field(None, description="mean confidence of those edges, 0..1")
 
 
 class FamilyList(_Out):
@@ -362,6 +365,15 @@ class ModelPath(_Out):
     nodes: list[ModelRef] = Field(default_factory=list)
     edges: list[PathEdge] = Field(default_factory=list)
     length: int | None = None
+
+
+class CommonAncestor(_Out):
+    """The lowest common ancestor of two models (one of them when it is the other's ancestor)."""
+
+    related: bool = Field(description="false when the models share no ancestor (different trees)")
+    ancestor: ModelRef | None = None
+    from_a: int | None = Field(None, description="generations from the first model up to the ancestor")
+    from_b: int | None = Field(None, description="generations from the second model up to the ancestor")
 
 
 # ------------------------------------------------------------------------------- jobs

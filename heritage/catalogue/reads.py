@@ -182,6 +182,8 @@ def genealogy(db: Database, family_id: str) -> dict[str, Any]:
         for i in ids
     ]
     confidences = [e["confidence"] for e in edges if e["confidence"] is not None]
+    family["edge_count"] = len(edges)
+    family["mean_confidence"] = sum(confidences) / len(confidences) if confidences else None
     return {
         "family": family,
         "models": model_records,
@@ -190,7 +192,7 @@ def genealogy(db: Database, family_id: str) -> dict[str, Any]:
         "roots": [n["id"] for n in nodes if n["is_root"]],
         "statistics": stats,
         "validation": {"valid": valid, "issues": issues},
-        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "mean_confidence": family["mean_confidence"],
     }
 
 
@@ -246,9 +248,9 @@ def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], desce
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
-        "generation": row.get("generation"), "confidence": native(row.get("confidence")),
+        "generation": row.get("generation"), "relation": row.get("relation") or "finetune",
+        "weight": native(row.get("weight")), "confidence": native(row.get("confidence")),
         "distance": native(row.get("distance")), "method": row.get("method"),
-        "relation": row.get("relation") or "finetune", "weight": native(row.get("weight")),
     }
 
 
@@ -360,7 +362,7 @@ def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def declared_mismatches(db: Database) -> list[dict[str, Any]]:
+def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Models whose declared lineage disagrees with the recovered one, by parent or by
     relation, one per model: ``{id, name, reason ('parent' | 'relation'), relation
     (declared, as the card says it), declared_name, declared_id, declared_external,
@@ -371,7 +373,12 @@ def declared_mismatches(db: Database) -> list[dict[str, Any]]:
     disagreement is about (``declared_external``: it is not in the catalogue);
     ``declared_bases``: every declared base ``{id, name, external}``; ``recovered_*``: the
     main recovered parent; ``relation_to_declared``: the relation of the recovered edge to
-    that declared base, None when there is none."""
+    that declared base, None when there is none. By model name, at
+    most ``limit``.  With ``model_id``, that model's alone (``ModelNotFound`` when it does
+    not exist)."""
+    _, limit = _paging(0, limit)
+    if model_id is not None:
+        _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
          "declared_name": r["declaredName"], "declared_id": r["declaredId"],
@@ -382,7 +389,7 @@ def declared_mismatches(db: Database) -> list[dict[str, Any]]:
          "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
          "confidence": native(r["confidence"]),
          "recovered_parents": [native(dict(p)) for p in r["recoveredParents"] or []]}
-        for r in db.read("lineage_declared_mismatches")
+        for r in db.read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 
 

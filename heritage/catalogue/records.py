@@ -155,7 +155,9 @@ class ParentRecord(TypedDict, total=False):
 
 
 class FamilyRecord(TypedDict, total=False):
-    """A family: ``member_count`` is counted from real membership at read time."""
+    """A family: ``member_count`` is counted from real membership at read time;
+    ``edge_count`` and ``mean_confidence`` (of its DERIVED_FROM edges) where the read
+    counts them (family list and get), else ``None``."""
 
     id: str
     member_count: int
@@ -171,13 +173,18 @@ class FamilyRecord(TypedDict, total=False):
     created_at: datetime | None
     updated_at: datetime | None
     roots: list[dict[str, str]]
+    edge_count: int | None
+    mean_confidence: float | None
 
 
 class EdgeRecord(TypedDict, total=False):
-    """A stored DERIVED_FROM edge, child -> parent."""
+    """A stored DERIVED_FROM edge, child -> parent.  ``relation`` is ``finetune`` for
+    edges stored without one; ``weight`` is a merge parent's mixing weight, else ``None``."""
 
     parent: str
     child: str
+    relation: str
+    weight: float | None
     parent_name: str | None
     child_name: str | None
     confidence: float | None
@@ -246,10 +253,13 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
 
 
 def family_record(row: Mapping[str, Any]) -> FamilyRecord:
-    """A :class:`FamilyRecord` from a row with a ``family`` map, ``members`` and ``roots``."""
+    """A :class:`FamilyRecord` from a row with a ``family`` map, ``members`` and ``roots``
+    (and, where the query counts them, ``edges`` and ``meanConfidence``)."""
     props = row["family"] or {}
     record: dict[str, Any] = {snake: native(props.get(camel)) for camel, snake in _FAMILY_KEYS.items()}
     if row.get("members") is not None:
         record["member_count"] = int(row["members"])
+    record["edge_count"] = int(row["edges"]) if row.get("edges") is not None else None
+    record["mean_confidence"] = native(row.get("meanConfidence"))
     record["roots"] = [dict(r) for r in row.get("roots") or []]
     return record  # type: ignore[return-value]

@@ -239,8 +239,9 @@ class Catalogue:
     def siblings(self, model_id: str) -> list[dict[str, Any]]:
         return reads.siblings(self.db, model_id)
 
-    def declared_mismatches(self) -> list[dict[str, Any]]:
-        return reads.declared_mismatches(self.db)
+    def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Where declared and recovered lineage disagree, by parent or relation (all models, or ``model_id``'s)."""
+        return reads.declared_mismatches(self.db, model_id, limit)
 
     def statistics(self) -> dict[str, Any]:
         return reads.statistics(self.db)
