@@ -199,6 +199,43 @@ def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(neo4j_db: Da
     assert (row["declaredName"], row["reason"], row["relationToDeclared"]) == ("a", "relation", "finetune")
 
 
+def test_lineage_declared_mismatches_compares_a_declared_merge_with_all_its_parents(neo4j_db: Database,
+                                                                                     known_graph) -> None:
+    """a2 becomes a merge of a (0.6) and b (0.4). A merge declaration agrees only when the
+    declared bases are exactly the recovered parents; one row per model either way."""
+    neo4j_db.write("MATCH (a2:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'a'}) "
+                   "SET r.relation = 'merge', r.weight = 0.6 "
+                   "WITH a2 MATCH (b:Model {name: 'b'}) "
+                   "CREATE (a2)-[:DERIVED_FROM {relation: 'merge', weight: 0.4, confidence: 0.6}]->(b)")
+
+    def declare(bases: list[str], relation: str | None) -> list[tuple]:
+        neo4j_db.write("MATCH (:Model {name: 'a2'})-[d:DECLARED_BASE]->() DELETE d")
+        neo4j_db.write("MATCH (a2:Model {name: 'a2'}) UNWIND $bases AS base "
+                       "OPTIONAL MATCH (m:Model {name: base}) "
+                       "CALL (a2, m, base) { WITH a2, m WHERE m IS NOT NULL "
+                       "  CREATE (a2)-[:DECLARED_BASE {relation: $relation}]->(m) } "
+                       "CALL (a2, m, base) { WITH a2, m, base WHERE m IS NULL "
+                       "  MERGE (x:ExternalModel {name: base}) CREATE (a2)-[:DECLARED_BASE {relation: $relation}]->(x) }",
+                       bases=bases, relation=relation)
+        return [(r["reason"], r["declaredName"], r["relationToDeclared"], [b["name"] for b in r["declaredBases"]],
+                 [(p["name"], p["relation"]) for p in r["recoveredParents"]])
+                for r in neo4j_db.read("lineage_declared_mismatches") if r["name"] == "a2"]
+
+    both = [("a", "merge"), ("b", "merge")]
+    assert declare(["a", "b"], "merge") == []
+    assert declare(["b", "a"], None) == []  # several bases: a merge declaration, order aside
+    assert declare(["a", "b1"], "merge") == [("parent", "b1", None, ["a", "b1"], both)]
+    assert declare(["a"], "merge") == [("parent", "a", "merge", ["a"], both)]  # b was not declared
+    assert declare(["a", "hf/elsewhere"], "merge") == [("parent", "hf/elsewhere", None, ["a", "hf/elsewhere"], both)]
+    assert declare(["a"], "finetune") == [("relation", "a", "merge", ["a"], both)]  # a merge, declared a fine-tune
+    assert declare(["a"], None) == []  # no relation declared: a is a parent
+    neo4j_db.write("MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'b'}) DELETE r "
+                   "WITH 1 AS x MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->() SET r.relation = 'finetune', r.weight = null")
+    assert declare(["a", "b"], "merge") == [("parent", "b", None, ["a", "b"], [("a", "finetune")])]
+    rows = neo4j_db.read("lineage_declared_mismatches")
+    assert len({r["id"] for r in rows}) == len(rows)  # one row per model
+
+
 # --------------------------------------------------------------------------- models
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Lineage",
     "PathEdge",
     "ModelPath",
+    "DeclaredBaseRef",
     "CommonAncestor",
     "DeclaredMismatch",
     "Job",
@@ -349,10 +350,20 @@ class PathEdge(_Out):
     weight: float | None = Field(None, description=_WEIGHT)
 
 
+class DeclaredBaseRef(_Out):
+    """One base a model declares (``id`` null when it is not in the catalogue)."""
+
+    id: str | None = None
+    name: str
+    external: bool = Field(False, description="not in the catalogue")
+
+
 class DeclaredMismatch(_Out):
     """A model whose declared lineage (model card, adapter config) disagrees with the
-    recovered one: ``reason`` ``parent`` (the declared base is none of its recovered
-    parents) or ``relation`` (it is, by another relation)."""
+    recovered one: ``reason`` ``parent`` (a declared base is none of its recovered parents;
+    for a declared merge, also a recovered parent that was not declared) or ``relation``
+    (the declared base is a recovered parent, by another relation). One per model; the
+    ``declared_*`` fields name the declared base the disagreement is about."""
 
     id: str
     name: str
@@ -361,6 +372,8 @@ class DeclaredMismatch(_Out):
     declared_name: str | None = None
     declared_id: str | None = None
     declared_external: bool = Field(False, description="the declared base is not in the catalogue")
+    declared_bases: list[DeclaredBaseRef] = Field(default_factory=list,
+                                                  description="every declared base (several for a merge)")
     recovered_id: str | None = Field(None, description="the recovered (main) parent")
     recovered_name: str | None = None
     recovered_relation: Relation | None = None

@@ -381,12 +381,16 @@ def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
 
 def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Models whose declared lineage disagrees with the recovered one, by parent or by
-    relation: ``{id, name, reason ('parent' | 'relation'), relation (declared, as the card
-    says it), declared_name, declared_id, declared_external, recovered_id,
-    recovered_name, recovered_relation, relation_to_declared, confidence,
-    recovered_parents}`` (``declared_external``: the declared base is not in the catalogue;
-    ``recovered_*``: the main recovered parent; ``relation_to_declared``: the relation of
-    the recovered edge to the declared base, None when there is none), by model name, at
+    relation, one per model: ``{id, name, reason ('parent' | 'relation'), relation
+    (declared, as the card says it), declared_name, declared_id, declared_external,
+    declared_bases, recovered_id, recovered_name, recovered_relation,
+    relation_to_declared, confidence, recovered_parents}``. A declared merge agrees only
+    when its recovered parents are exactly its declared bases
+    (``cypher/lineage_declared_mismatches.cypher``). ``declared_*``: the declared base the
+    disagreement is about (``declared_external``: it is not in the catalogue);
+    ``declared_bases``: every declared base ``{id, name, external}``; ``recovered_*``: the
+    main recovered parent; ``relation_to_declared``: the relation of the recovered edge to
+    that declared base, None when there is none. By model name, at
     most ``limit``.  With ``model_id``, that model's alone (``ModelNotFound`` when it does
     not exist)."""
     _, limit = _paging(0, limit)
@@ -396,6 +400,8 @@ def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 
         {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
          "declared_name": r["declaredName"], "declared_id": r["declaredId"],
          "declared_external": bool(r["declaredExternal"]),
+         "declared_bases": [{"id": b["id"], "name": b["name"], "external": bool(b["external"])}
+                            for b in r["declaredBases"] or []],
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
          "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
          "confidence": native(r["confidence"]),

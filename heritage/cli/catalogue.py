@@ -269,10 +269,11 @@ def _mismatches(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for m in found:
-        declared = f"{m['declared_name']}{' (not in catalogue)' if m['declared_external'] else ''}"
+        declared = ", ".join(f"{b['name']}{' (not in catalogue)' if b['external'] else ''}"
+                             for b in m["declared_bases"])
         recovered = ", ".join(f"{p['name']} ({p['relation']})" for p in m["recovered_parents"]) or "none"
         rows.append((m["name"], m["reason"], f"{declared} ({m['relation'] or '-'})", recovered))
-    print("\n".join(_table(rows, ("model", "disagrees on", "declared base (relation)", "recovered parents"))))
+    print("\n".join(_table(rows, ("model", "disagrees on", "declared bases (relation)", "recovered parents"))))
     return 0
 
 

@@ -85,6 +85,26 @@ def against(regime: Regime, kurtosis: Sequence[float], distances: np.ndarray) ->
     return ku[None, :] < ku[:, None]
 
 
+def against_heads(task_head: Sequence[bool], headless: Sequence[bool]) -> np.ndarray:
+    """Boolean matrix: ``[i, j]`` is True when the edge i -> j would take a task head away.
+
+    Fine-tuning for a task adds a head (``classifier``, ``score``, ``qa_outputs`` ...) to
+    a base that is published without one; a model carrying a trained task head is not the
+    base of a model with no head at all. ``task_head[i]``: model i carries a task head;
+    ``headless[j]``: model j carries no head (poolers aside). Unlike kurtosis, this holds
+    however short the fine-tune, so it decides a two-model family's direction where the
+    file structure says it.
+
+    Examples
+    --------
+    >>> against_heads([False, True], [True, False]).tolist()
+    [[False, False], [True, False]]
+    """
+    carries = np.asarray(task_head, dtype=bool)
+    bare = np.asarray(headless, dtype=bool)
+    return carries[:, None] & bare[None, :]
+
+
 def best_root_agreement(tree: nx.Graph, wrong: np.ndarray) -> float:
     """Largest share of tree edges oriented with the signal, over all roots (O(n) rerooting)."""
     n = tree.number_of_nodes()

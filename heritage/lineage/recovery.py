@@ -15,7 +15,8 @@ estimator. It:
    merged-LoRA families, else l2), decides the direction signal from the models whose
    edges are genuinely ambiguous (not merges, not smaller students) — kurtosis in the
    regime that fits, or centrality where kurtosis is inconsistent
-   (:mod:`heritage.lineage.direction`) — and builds the tree (:mod:`heritage.lineage.trees`),
+   (:mod:`heritage.lineage.direction`; an edge that would take a task head away costs
+   more) — and builds the tree (:mod:`heritage.lineage.trees`),
    a merge under its main parent with an edge to each other parent, a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
    (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
@@ -40,10 +41,10 @@ import numpy as np
 from heritage.lineage.alignment import Alignment, align
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
-from heritage.lineage.direction import Regime, RegimeDecision, against, decide_direction
+from heritage.lineage.direction import Regime, RegimeDecision, against, against_heads, decide_direction
 from heritage.lineage.distances import UNALIGNED_DISTANCE, DistanceMetric, choose_metric, pair_distance
 from heritage.lineage.merges import MergeDetector, MergeFit
-from heritage.lineage.relations import Attachment, Relation, near_duplicates
+from heritage.lineage.relations import Attachment, Relation, carries_task_head, is_headless, near_duplicates
 from heritage.lineage.trees import (
     DEFAULT_LAMBDA,
     TreeBuildingMethod,
@@ -370,7 +371,9 @@ class GenealogyRecovery:
             forbidden[position[fit.parents[0]], km] = False
             for p in fit.parents:
                 forbidden[km, position[p]] = True
-        tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden)
+        heads_away = against_heads([carries_task_head(fp) for fp in sub], [is_headless(fp) for fp in sub])
+        tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
+                          against_structure=heads_away)
         agreement = decision.agreement.get(regime.value, 1.0)
         kurtosis_says = against(decision.kurtosis_regime, ku, d)
         centre_says = against(Regime.CENTRALITY, ku, d)

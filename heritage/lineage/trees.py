@@ -10,7 +10,9 @@ the ``centrality`` signal, a child more central than its parent, see
 :mod:`heritage.lineage.direction`), and the tree is the minimum spanning arborescence of the
 complete digraph (Chu-Liu/Edmonds, :mod:`heritage.lineage.arborescence`). The penalty is asymmetric, so the
 direction of every edge, including the single edge of a two-model family, is decided by
-kurtosis and not by input order.
+kurtosis and not by input order — unless the files' structure says otherwise: an edge
+that would take a task head away (a classifier as the base of a headless model) pays
+twice that penalty (``against_structure``).
 
 ``distance_only`` is the undirected minimum spanning tree rooted at the medoid;
 ``kurtosis_only`` orders the family by kurtosis into a chain (its confidence is the
@@ -35,6 +37,9 @@ from heritage.lineage.arborescence import minimum_arborescence
 from heritage.lineage.direction import Regime, against, undirected_mst
 
 DEFAULT_LAMBDA = 0.3
+# Weight of structural direction evidence (a task head taken away) relative to the
+# direction signal's penalty.
+STRUCTURE_PENALTY = 2.0
 
 
 class TreeBuildingMethod(str, enum.Enum):
@@ -52,12 +57,19 @@ class TreeEdge:
 
 
 def mother_costs(distances: np.ndarray, kurtosis: Sequence[float], lam: float,
-                 regime: Regime) -> np.ndarray:
-    """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf)."""
+                 regime: Regime, against_structure: np.ndarray | None = None) -> np.ndarray:
+    """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf).
+
+    ``against_structure[i, j]`` marks edges the files' structure argues against (a task
+    head taken away, :func:`heritage.lineage.direction.against_heads`); each costs
+    :data:`STRUCTURE_PENALTY` times the direction signal's penalty, so that structure
+    outweighs the signal on a pair of models but not a much nearer parent."""
     n = distances.shape[0]
     off = distances[~np.eye(n, dtype=bool)]
     mean_d = float(off.mean()) if off.size else 0.0
     costs = distances + lam * mean_d * against(regime, kurtosis, distances)
+    if against_structure is not None:
+        costs = costs + STRUCTURE_PENALTY * lam * mean_d * against_structure
     np.fill_diagonal(costs, np.inf)
     return costs
 
@@ -76,7 +88,8 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
                lam: float = DEFAULT_LAMBDA,
                regime: Regime = Regime.FINE_TUNING,
-               forbidden: np.ndarray | None = None) -> list[TreeEdge]:
+               forbidden: np.ndarray | None = None,
+               against_structure: np.ndarray | None = None) -> list[TreeEdge]:
     """Return the genealogy tree of one family of models.
 
     Parameters
@@ -100,6 +113,10 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         ``forbidden[i, j]`` rules the edge ``i -> j`` out (``mother`` only): structural
         facts such as "a model with fewer blocks is not the parent of one with more", or
         a merge's fitted parents.
+    against_structure : ndarray of bool, shape (n, n), optional
+        ``against_structure[i, j]`` (``mother`` only) makes the edge ``i -> j`` dearer
+        without ruling it out (:func:`mother_costs`): e.g. a model carrying a trained task
+        head as the parent of a headless one.
 
     Returns
     -------
@@ -135,7 +152,7 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
     if n < 2:
         return []
     if method is TreeBuildingMethod.MOTHER:
-        costs = mother_costs(distances, kurtosis, lam, regime)
+        costs = mother_costs(distances, kurtosis, lam, regime, against_structure)
         if forbidden is not None:
             costs[forbidden] = np.inf
         pairs = minimum_arborescence(costs)
