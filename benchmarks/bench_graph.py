@@ -92,9 +92,10 @@ def write_files(directory: Path, families: int, size: int, seed: int) -> int:
     return families * size
 
 
-def store_catalogue(db: Database, families: int, size: int, seed: int, keep: int = 5) -> dict[str, Any]:
+def store_catalogue(db: Database, families: int, size: int, seed: int, keep: int = 5,
+                    prefix: str = "cat") -> dict[str, Any]:
     """Write ``families`` x ``size`` models (Model, Fingerprint, Family, IN_FAMILY,
-    DERIVED_FROM) directly with UNWIND.  Returns the member ids by family (for the reads)
+    DERIVED_FROM) directly with UNWIND, named ``<prefix>-f<family>-m<model>``.  Returns the member ids by family (for the reads)
     and the weights of the first ``keep`` families (to fine-tune stored models later)."""
     rng = np.random.default_rng(seed)
     members: dict[str, list[str]] = {}
@@ -131,7 +132,7 @@ def store_catalogue(db: Database, families: int, size: int, seed: int, keep: int
         for i, w in enumerate(weights):
             fp = fingerprint_model(in_memory_model(ids[i], w))
             rows.append({"family": family_id, "data": fp.to_bytes(), "props": {
-                "id": ids[i], "name": f"cat-f{f:04d}-m{i:03d}", "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
+                "id": ids[i], "name": f"{prefix}-f{f:04d}-m{i:03d}", "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
                 "status": "ok", "isAdapter": False, "structureHash": fp.structure_hash,
                 "backboneKey": fp.backbone_key, "layers": fp.block_count, "format": "safetensors",
                 "kurtosis": fp.kurtosis, "placement": placement_vector(fp)}})

@@ -8,7 +8,7 @@ WITH m, f, COLLECT {
                  confidence: r.confidence, distance: r.distance, method: r.method, aligned: r.aligned} AS parent
          ORDER BY coalesce(r.weight, 1.0) DESC, p.name
        } AS parents
-RETURN m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision} AS model, f.id AS familyId,
+RETURN m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .uploaded, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision} AS model, f.id AS familyId,
        parents, parents[0].id AS parentId, parents[0].name AS parentName,
        parents[0].confidence AS confidence, parents[0].distance AS distance, parents[0].method AS method,
        parents[0].relation AS relation, parents[0].weight AS weight

@@ -13,7 +13,7 @@ WITH m ORDER BY m.createdAt DESC, m.name
 WITH collect(m) AS matched
 RETURN size(matched) AS total,
        [m IN matched[$skip..($skip + $limit)] | {
-          model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision},
+          model: m {.id, .name, .description, .sha256, .format, .params, .tensors, .layers, .structureHash, .dtype, .isAdapter, .adapterRank, .kurtosis, .status, .error, .createdAt, .processedAt, .path, .uploaded, .declaredBase, .declaredRelation, .declaredBases, .quantization, .revision},
           familyId: head([(m)-[:IN_FAMILY]->(f:Family) | f.id]),
           parentId: COLLECT { MATCH (m)-[r:DERIVED_FROM]->(p:Model)
                               RETURN p.id ORDER BY coalesce(r.weight, 1.0) DESC, p.name }[0],

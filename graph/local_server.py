@@ -321,6 +321,56 @@ def _is_fetched(layout: ServerLayout) -> bool:
         return False
 
 
+def _maven_command(mvn: str, pom: Path, target: Path) -> list[str]:
+    """``mvn dependency:copy-dependencies`` of the server, its runtime and the Browser into ``target``."""
+    return [
+        mvn,
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-Dneo4j.version={NEO4J_VERSION}",
+        f"-Dneo4j.browser.version={BROWSER_VERSION}",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={target}",
+    ]
+
+
+def _run_maven(command: list[str], cwd: Path) -> None:
+    """Run Maven; one-line :class:`Neo4jServerError` (its first ``[ERROR]``) when it fails."""
+    try:
+        proc = subprocess.run(command, check=False, cwd=cwd, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise Neo4jServerError(
+            f"Maven did not finish fetching Neo4j {NEO4J_VERSION} within {FETCH_TIMEOUT_S:.0f} s: "
+            "check network access to Maven Central and retry"
+        ) from exc
+    if proc.returncode != 0:
+        output = _ANSI_RE.sub("", proc.stdout + proc.stderr).splitlines()
+        errors = [line for line in output if "[ERROR]" in line] or output or ["(no output)"]
+        reason = errors[0].replace("[ERROR]", "").strip()[:300]
+        raise Neo4jServerError(
+            f"Maven could not fetch Neo4j {NEO4J_VERSION} (exit {proc.returncode}: {reason}): "
+            "check access to Maven Central (proxy/mirror in ~/.m2/settings.xml) and retry"
+        )
+
+
+def _check_jars(folder: Path) -> None:
+    """The jars a start needs are all in ``folder`` (Maven may succeed with a partial copy)."""
+    expected = (
+        f"neo4j-{NEO4J_VERSION}.jar",
+        f"neo4j-server-{NEO4J_VERSION}.jar",
+        f"neo4j-browser-{BROWSER_VERSION}.jar",
+    )
+    missing = [name for name in expected if not (folder / name).exists()]
+    if missing:
+        raise Neo4jServerError(
+            f"Maven finished but {', '.join(missing)} is missing from {folder}: rerun with a clean ~/.m2"
+        )
+
+
 def fetch(settings: Neo4jSettings | None = None, *, force: bool = False) -> Path:
     """Copy the server jars into ``<home>/lib`` with Maven; a no-op once complete.
 
@@ -337,53 +387,11 @@ def fetch(settings: Neo4jSettings | None = None, *, force: bool = False) -> Path
     shutil.rmtree(scratch, ignore_errors=True)
     pom = layout.home / "neo4j_pom.xml"  # a copy: the package dir may be read-only
     shutil.copyfile(POM_FILE, pom)
-    command = [
-        mvn,
-        "-q",
-        "-B",
-        "-Dstyle.color=never",
-        "-f",
-        str(pom),
-        "dependency:copy-dependencies",
-        f"-Dneo4j.version={NEO4J_VERSION}",
-        f"-Dneo4j.browser.version={BROWSER_VERSION}",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={scratch}",
-    ]
-    log.info(
-        "fetching Neo4j %s and Browser %s from Maven Central into %s",
-        NEO4J_VERSION,
-        BROWSER_VERSION,
-        layout.lib,
-    )
+    log.info("fetching Neo4j %s and Browser %s from Maven Central into %s", NEO4J_VERSION, BROWSER_VERSION,
+             layout.lib)
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            command, check=False, cwd=layout.home, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise Neo4jServerError(
-            f"Maven did not finish fetching Neo4j {NEO4J_VERSION} within {FETCH_TIMEOUT_S:.0f} s: "
-            "check network access to Maven Central and retry"
-        ) from exc
-    if proc.returncode != 0:
-        output = _ANSI_RE.sub("", proc.stdout + proc.stderr).splitlines()
-        errors = [line for line in output if "[ERROR]" in line] or output or ["(no output)"]
-        reason = errors[0].replace("[ERROR]", "").strip()[:300]
-        raise Neo4jServerError(
-            f"Maven could not fetch Neo4j {NEO4J_VERSION} (exit {proc.returncode}: {reason}): "
-            "check access to Maven Central (proxy/mirror in ~/.m2/settings.xml) and retry"
-        )
-    expected = (
-        f"neo4j-{NEO4J_VERSION}.jar",
-        f"neo4j-server-{NEO4J_VERSION}.jar",
-        f"neo4j-browser-{BROWSER_VERSION}.jar",
-    )
-    missing = [name for name in expected if not (scratch / name).exists()]
-    if missing:
-        raise Neo4jServerError(
-            f"Maven finished but {', '.join(missing)} is missing from {scratch}: rerun with a clean ~/.m2"
-        )
+    _run_maven(_maven_command(mvn, pom, scratch), layout.home)
+    _check_jars(scratch)
     shutil.rmtree(layout.lib, ignore_errors=True)
     scratch.rename(layout.lib)
     layout.fetch_marker.write_text(_fetch_stamp())
@@ -449,10 +457,11 @@ def _set_initial_password(java: str, layout: ServerLayout, password: str) -> Non
     """``neo4j-admin dbms set-initial-password`` via its main class.
 
     The password travels in a picocli ``@argfile`` (mode 600, deleted afterwards)
-    rather than on the command line, where ``ps`` would show it.
+    rather than on the command line, where ``ps`` would show it.  It follows ``--``, so a
+    password that starts with ``-`` is read as the password, not as an option.
     """
     argfile = layout.conf / ".initial-password.args"
-    quoted = '"' + password.replace("\\", "\\\\").replace('"', '\\"') + '"\n'
+    quoted = '--\n"' + password.replace("\\", "\\\\").replace('"', '\\"') + '"\n'
     fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(quoted)

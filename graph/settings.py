@@ -1,7 +1,14 @@
-"""Connection settings for Neo4j, read from the environment.
+"""Settings read from the environment: the one mechanism, and Neo4j's connection settings.
 
-Everything that talks to Neo4j (CLI, API, tests, the local server manager) builds
-its settings here, so one set of environment variables configures them all:
+Every part that reads ``NEO4J_*`` or ``HERITAGE_*`` variables declares them as a
+:class:`EnvironmentSettings` class (pydantic-settings): names, types, defaults and
+limits in one place, parsed and validated the same way, and an invalid value is one
+line naming the variable (``NEO4J_HTTP_PORT='x': Input should be a valid integer ...``).
+The objects the code passes around (:class:`Neo4jSettings`, the catalogue's and the
+API's configurations) stay plain immutable values built from those classes by their
+``from_env()``, so constructing one in code never reads the environment.
+
+Neo4j (CLI, API, tests, the local server manager):
 
 ``NEO4J_URI``       Bolt URI, default ``bolt://127.0.0.1:7687``
 ``NEO4J_USER``      default ``neo4j``
@@ -14,19 +21,24 @@ its settings here, so one set of environment variables configures them all:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "DEFAULT_HOME_DIR",
     "DEFAULT_URI",
+    "EnvironmentSettings",
     "Neo4jSettings",
     "password_file",
     "read_stored_password",
 ]
+
+E = TypeVar("E", bound="EnvironmentSettings")
 
 DEFAULT_URI = "bolt://127.0.0.1:7687"
 DEFAULT_USER = "neo4j"
@@ -45,6 +57,53 @@ _DEFAULT_PORTS = {
 }
 
 
+class EnvironmentSettings(BaseSettings):
+    """Variables of one part of the system, read from the process environment only.
+
+    Subclasses set ``env_prefix`` (or a field's ``validation_alias`` for a name outside
+    the prefix) and declare each variable as a typed field with its default.  Empty
+    values count as unset; no ``.env`` file or secrets folder is read.  Use :meth:`read`.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings,)
+
+    @classmethod
+    def variable(cls, field_name: str) -> str:
+        """The environment variable of ``field_name``."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return (str(cls.model_config.get("env_prefix") or "") + field_name).upper()
+
+    @classmethod
+    def read(cls: type[E]) -> E:
+        """The variables as set now; ``ValueError`` with one line naming the first bad one."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ValueError(cls._one_line(exc)) from None
+
+    @classmethod
+    def _one_line(cls, exc: ValidationError) -> str:
+        error = exc.errors(include_url=False)[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        names = {cls.variable(n): n for n in cls.model_fields} | {n: n for n in cls.model_fields}
+        field_name = names.get(key) or names.get(key.upper())
+        if field_name is None:
+            return f"invalid setting: {error['msg']}"
+        shown = "" if not cls.model_fields[field_name].repr else f"={error.get('input')!r}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return f"{cls.variable(field_name)}{shown}: {message}"
+
+
 def password_file(home_dir: Path) -> Path:
     """Where ``heritage neo4j start`` keeps a generated password (mode 600)."""
     return Path(home_dir) / "conf" / ".password"
@@ -57,6 +116,19 @@ def read_stored_password(home_dir: Path) -> str | None:
     except OSError:
         return None
     return text or None
+
+
+class Neo4jEnvironment(EnvironmentSettings):
+    """The ``NEO4J_*`` variables (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEO4J_")
+
+    uri: str = DEFAULT_URI
+    user: str = DEFAULT_USER
+    password: str | None = Field(None, repr=False)
+    database: str = DEFAULT_DATABASE
+    http_port: int = Field(DEFAULT_HTTP_PORT, ge=1, le=65535)
+    home_dir: Path = DEFAULT_HOME_DIR
 
 
 @dataclass(frozen=True)
@@ -72,24 +144,13 @@ class Neo4jSettings:
     home_dir: Path = DEFAULT_HOME_DIR
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Neo4jSettings:
-        """Build settings from ``env`` (default ``os.environ``), see the module doc."""
-        env = os.environ if env is None else env
-        home_dir = Path(env.get("NEO4J_HOME_DIR") or DEFAULT_HOME_DIR).expanduser().resolve()
-        password = env.get("NEO4J_PASSWORD") or read_stored_password(home_dir)
-        http_port_text = env.get("NEO4J_HTTP_PORT") or str(DEFAULT_HTTP_PORT)
-        try:
-            http_port = int(http_port_text)
-        except ValueError:
-            raise ValueError(f"NEO4J_HTTP_PORT must be a port number, got {http_port_text!r}") from None
-        return cls(
-            uri=env.get("NEO4J_URI") or DEFAULT_URI,
-            user=env.get("NEO4J_USER") or DEFAULT_USER,
-            password=password,
-            database=env.get("NEO4J_DATABASE") or DEFAULT_DATABASE,
-            http_port=http_port,
-            home_dir=home_dir,
-        )
+    def from_env(cls) -> Neo4jSettings:
+        """Settings from the ``NEO4J_*`` variables (see the module doc); ``ValueError``
+        naming the variable for an invalid value."""
+        env = Neo4jEnvironment.read()
+        home_dir = env.home_dir.expanduser().resolve()
+        return cls(uri=env.uri, user=env.user, password=env.password or read_stored_password(home_dir),
+                   database=env.database, http_port=env.http_port, home_dir=home_dir)
 
     def with_password(self, password: str | None) -> Neo4jSettings:
         """A copy with another password (used right after one is generated)."""

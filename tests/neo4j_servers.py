@@ -63,7 +63,8 @@ def _clean_leftovers(root: Path) -> None:
 
 
 @contextmanager
-def private_server(home: Path | None = None, root: Path = TEST_ROOT) -> Iterator[Neo4jSettings]:
+def private_server(home: Path | None = None, root: Path = TEST_ROOT,
+                   password: str | None = None) -> Iterator[Neo4jSettings]:
     """Start a Neo4j of our own (own home, free Bolt and HTTP ports, random password) and
     yield its settings; stop it and delete its home (data included) afterwards.
 
@@ -77,7 +78,7 @@ def private_server(home: Path | None = None, root: Path = TEST_ROOT) -> Iterator
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "lib").exists():
         (home / "lib").symlink_to(lib.resolve(), target_is_directory=True)
-    settings = Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}", password=secrets.token_urlsafe(18),
+    settings = Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}", password=password or secrets.token_urlsafe(18),
                              http_port=free_port(), home_dir=home)
     settings = local_server.start(settings).settings
     try:

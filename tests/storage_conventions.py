@@ -4,8 +4,9 @@ Everything is written by the ecosystem's own writers: ``transformers``
 ``save_pretrained`` (task models with ``bert.``/``model.`` prefixes and new heads,
 resized vocabularies, dtype conversions, a frozen-backbone head-only model, a
 layer-subset student), ``peft`` (an unmerged LoRA adapter), ``safetensors`` (an original
-file with its ``position_ids`` buffer, a causal LM with its tied head stored) and
-mergekit's formulas (linear, SLERP) applied to real fine-tunes. Every child is trained
+file with its ``position_ids`` buffer, a causal LM with its tied head stored), ``gguf``
+(GGUF copies as llama.cpp's converter writes them, quantised to Q8_0 and Q4_0 by
+``gguf.quants``) and mergekit's formulas (linear, SLERP) applied to real fine-tunes. Every child is trained
 with real AdamW steps from its parent's weights.
 
 ``build(directory)`` writes ``directory/<name>`` entries and returns the truth:
@@ -233,4 +234,15 @@ def build(directory: Path) -> dict[str, tuple[str, dict[str, float | None]]]:
     save_file({k: v.detach().clone().contiguous() for k, v in tuned.state_dict().items()},
               str(directory / "llama-tuned.safetensors"))
     truth["llama-tuned"] = ("finetune", {"llama-root": None})
+
+    # GGUF copies of the fine-tune as llama.cpp's converter writes them (gguf's writer:
+    # llama.cpp names, q/k rows permuted, the tied output left out), every matrix quantised
+    # by gguf.quants: quantisation leaves under the fine-tune, not under its parent.
+    from gguf_writing import Q, write_llama_gguf
+
+    tuned_dir = _save(tuned, work / "llama-tuned")
+    for quant in ("Q8_0", "Q4_0"):
+        write_llama_gguf(directory / f"llama-tuned-{quant}.gguf", tuned_dir, tuned.config,
+                         lambda name, data, kind=Q[quant]: kind)
+        truth[f"llama-tuned-{quant}"] = ("quantization", {"llama-tuned": None})
     return truth

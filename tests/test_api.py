@@ -7,6 +7,7 @@ genealogy read back through REST is checked against the truth.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def test_openapi_schema_and_docs_are_served(api_client: Any) -> None:
                  "/api/models/{model_id}/reprocess", "/api/families", "/api/families/{family_id}",
                  "/api/families/{family_id}/models", "/api/families/{family_id}/genealogy",
                  "/api/families/{family_id}/tree/rebuild", "/api/clustering/recluster",
+                 "/api/models/{model_id}/common-ancestor/{other_id}", "/api/lineage/declared-mismatches",
                  "/api/clustering/statistics", "/api/stats", "/api/jobs/{job_id}", "/api/health"):
         assert path in paths, path
     upload_body = paths["/api/models"]["post"]["requestBody"]["content"]
@@ -172,7 +174,8 @@ def test_unknown_ids_are_404(api_client: Any, api_headers: dict[str, str]) -> No
     missing = "0" * 32
     for path in (f"/api/models/{missing}", f"/api/models/{missing}/lineage", f"/api/families/{missing}",
                  f"/api/families/{missing}/models", f"/api/families/{missing}/genealogy",
-                 f"/api/jobs/{missing}", f"/api/models/{missing}/path/{missing}"):
+                 f"/api/jobs/{missing}", f"/api/models/{missing}/path/{missing}",
+                 f"/api/models/{missing}/common-ancestor/{missing}", f"/api/lineage/declared-mismatches?model_id={missing}"):
         response = api_client.get(path)
         assert response.status_code == 404, path
         assert "detail" in response.json()
@@ -411,6 +414,13 @@ def test_families_and_genealogy_match_truth(api_client: Any, family: dict[str, A
     assert body["statistics"]
     assert all(0.0 <= e["confidence"] <= 1.0 for e in body["edges"])
     assert edge_accuracy(body, family["parents"]) >= 0.9
+    # Fine-tunes of full weights: every edge reads as finetune, none carries a merge weight.
+    assert {(e["relation"], e["weight"]) for e in body["edges"]} == {("finetune", None)}
+    # The family list and the family carry the number of edges and their mean confidence.
+    mean = sum(e["confidence"] for e in body["edges"]) / 9
+    for listed in (families[0], one, body["family"]):
+        assert listed["edge_count"] == 9 and listed["mean_confidence"] == pytest.approx(mean)
+    assert body["mean_confidence"] == pytest.approx(mean)
 
 
 def test_lineage_and_depth_bounds(api_client: Any, family: dict[str, Any]) -> None:
@@ -441,6 +451,8 @@ def test_lineage_and_depth_bounds(api_client: Any, family: dict[str, Any]) -> No
 
     root = api_client.get(f"/api/models/{root_id}/lineage").json()
     assert root["ancestors"] == [] and root["descendant_count"] == 9 and root["confidence"] is None
+    assert {a["relation"] for a in lineage["ancestors"]} == {"finetune"}
+    assert {d["relation"] for d in root["descendants"]} == {"finetune"}
     assert nested({"id": root_id, "children": root["descendants"]}) == set(parents.items())
     shallow = api_client.get(f"/api/models/{root_id}/lineage", params={"depth": 1}).json()
     assert {c["id"] for c in shallow["descendants"]} == {c for c, p in parents.items() if p == root_id}
@@ -466,6 +478,87 @@ def test_path_between_models(api_client: Any, api_headers: dict[str, str], famil
     other = upload(api_client, paths["o0"], api_headers).json()["model"]["id"]
     unrelated = api_client.get(f"/api/models/{ids['m0']}/path/{other}").json()
     assert unrelated == {"related": False, "nodes": [], "edges": [], "length": None}
+
+
+def test_common_ancestor(api_client: Any, api_headers: dict[str, str], family: dict[str, Any],
+                         tmp_path: Path) -> None:
+    """The lowest common ancestor agrees with the stored tree: the deepest shared ancestor."""
+    ids = family["ids"]
+    parents = stored_parents(api_client, family["family_id"])
+
+    def chain(model: str) -> list[str]:  # the model, then its ancestors, nearest first
+        out = [model]
+        while out[-1] in parents:
+            out.append(parents[out[-1]])
+        return out
+
+    for a, b in (("m1_1", "m2_1"), ("m1_1", "m1_2"), ("m1_1", "m1"), ("m0", "m3_2"), ("m2", "m2")):
+        up_a, up_b = chain(ids[a]), chain(ids[b])
+        expected = next(m for m in up_a if m in up_b)
+        answer = api_client.get(f"/api/models/{ids[a]}/common-ancestor/{ids[b]}")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["related"] is True and body["ancestor"]["id"] == expected, (a, b)
+        assert (body["from_a"], body["from_b"]) == (up_a.index(expected), up_b.index(expected))
+    paths, _ = write_family(tmp_path / "other", seed=11, prefix="o", hidden=32, children=0, grandchildren=0)
+    other = upload(api_client, paths["o0"], api_headers).json()["model"]["id"]
+    unrelated = api_client.get(f"/api/models/{ids['m0']}/common-ancestor/{other}").json()
+    assert unrelated == {"related": False, "ancestor": None, "from_a": None, "from_b": None}
+    assert api_client.get(f"/api/models/{ids['m0']}/common-ancestor/{'0' * 32}").status_code == 404
+
+
+def test_declared_versus_recovered_mismatches(api_factory: Any, api_headers: dict[str, str],
+                                              tmp_path: Path) -> None:
+    """Model cards that name the wrong base are listed with the recovered parent; cards that
+    name the right one are not; the list can be narrowed to one model."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from heritage.evaluation.synthetic import finetune
+
+    root = tmp_path / "root"
+    zoo = family_zoo(21, prefix="k", children=2, grandchildren=0)
+    zoo.write(root)
+    rng = np.random.default_rng(5)
+    cards = {"k2-card": ("k2", "k1"), "k1-card": ("k1", "k1")}  # name: (true parent, declared base)
+    for name, (parent, declared) in cards.items():
+        folder = root / name
+        folder.mkdir()
+        save_file(finetune(zoo.models[parent], rng), str(folder / "model.safetensors"))
+        (folder / "README.md").write_text(f"---\nbase_model: {declared}\nbase_model_relation: finetune\n---\n"
+                                          f"# {name}\n")
+    client = api_factory(import_roots=(root,))
+    ids = {}
+    for entry in [*(f"{n}.safetensors" for n in zoo.models), *cards]:
+        response = client.post("/api/models/register", json={"path": entry}, headers=api_headers)
+        assert response.status_code == 201, response.text
+        ids[response.json()["model"]["name"]] = response.json()["model"]["id"]
+    family_id = client.get(f"/api/models/{ids['k0']}").json()["family_id"]
+    parents = stored_parents(client, family_id)
+    assert parents[ids["k1-card"]] == ids["k1"]  # the card that names the right base agrees
+
+    everything = client.get("/api/lineage/declared-mismatches")
+    assert everything.status_code == 200, everything.text
+    [row] = everything.json()
+    recovered_name = next(n for n, i in ids.items() if i == parents[ids["k2-card"]])
+    assert {k: v for k, v in row.items() if k != "recovered_parents"} == {
+        "id": ids["k2-card"], "name": "k2-card", "reason": "parent", "relation": "finetune",
+        "declared_name": "k1", "declared_id": ids["k1"], "declared_external": False,
+        "recovered_id": parents[ids["k2-card"]], "recovered_name": recovered_name,
+        "recovered_relation": "finetune", "relation_to_declared": None,
+        "confidence": pytest.approx(stored_confidence(client, family_id, ids["k2-card"]))}
+    assert [p["name"] for p in row["recovered_parents"]] == [recovered_name]
+    assert everything.json()[0]["recovered_id"] != ids["k1"]
+    one = client.get("/api/lineage/declared-mismatches", params={"model_id": ids["k2-card"]}).json()
+    assert [m["id"] for m in one] == [ids["k2-card"]]
+    assert client.get("/api/lineage/declared-mismatches", params={"model_id": ids["k1-card"]}).json() == []
+    for params in ({"limit": 0}, {"limit": 1001}, {"model_id": ""}):
+        assert client.get("/api/lineage/declared-mismatches", params=params).status_code == 422
+
+
+def stored_confidence(client: Any, family_id: str, child: str) -> float:
+    genealogy = client.get(f"/api/families/{family_id}/genealogy").json()
+    return next(e["confidence"] for e in genealogy["edges"] if e["child"] == child)
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -634,16 +727,21 @@ def test_small_zoo_genealogy_through_rest(api_factory: Any, api_headers: dict[st
 
 
 def test_web_front_end_is_served(api_client: Any) -> None:
-    """The seed's web front end (model list, lineage, upload form) over the same API."""
+    """The genealogy explorer (tests/test_ui.py drives it in a browser) over the same API."""
     home = api_client.get("/", follow_redirects=False)
     assert home.status_code in (302, 307) and home.headers["location"] == "/ui/"
     page = api_client.get("/ui/")
     assert page.status_code == 200 and "Model Heritage" in page.text
-    assert 'id="upload-form"' in page.text and 'id="lineage"' in page.text
-    script = api_client.get("/ui/app.js")
+    assert 'id="upload-dialog"' in page.text and 'id="key-dialog"' in page.text and 'id="view"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    script = api_client.get("/ui/js/api.js")
     assert script.status_code == 200
-    # It only calls endpoints the API has, and never inserts API values as HTML.
-    for endpoint in ("/models?", "/models/${encodeURIComponent(id)}/lineage", "/models`"):
-        assert endpoint in script.text
-    assert "innerHTML" not in script.text
-    assert api_client.get("/ui/style.css").status_code == 200
+    # It only calls endpoints the API has.
+    paths = set(api_client.get("/openapi.json").json()["paths"])
+    endpoints = [a or b for a, b in re.findall(r'(?:get|post)\((?:`([^`]+)`|"([^"]+)")', script.text)]
+    assert len(endpoints) >= 14
+    for endpoint in endpoints:
+        template = "/api" + re.sub(r"\$\{id\((\w+)\)\}", "{x}", endpoint)
+        assert any(re.sub(r"\{\w+\}", "{x}", p) == template for p in paths), endpoint
+    for path in ("/ui/js/app.js", "/ui/vendor/d3-hierarchy.min.js", "/ui/style.css"):
+        assert api_client.get(path).status_code == 200, path

@@ -46,15 +46,18 @@ class Exploit:
 # ------------------------------------------------------------------------- settings
 
 
-def test_production_refuses_to_start_without_keys() -> None:
+def test_production_refuses_to_start_without_keys(environment) -> None:
+    environment(HERITAGE_ENV="production")
     with pytest.raises(ConfigurationError, match="HERITAGE_API_KEYS"):
-        ApiSettings.from_env({"HERITAGE_ENV": "production"})
+        ApiSettings.from_env()
+    environment(HERITAGE_ENV="production", HERITAGE_API_KEYS="k" * 32, HERITAGE_ALLOW_ANONYMOUS_WRITES="true")
     with pytest.raises(ConfigurationError, match="not allowed in production"):
-        ApiSettings.from_env({"HERITAGE_ENV": "production", "HERITAGE_API_KEYS": "k" * 32,
-                              "HERITAGE_ALLOW_ANONYMOUS_WRITES": "true"})
+        ApiSettings.from_env()
+    environment(HERITAGE_ENV="production", HERITAGE_API_KEYS="short")
     with pytest.raises(ConfigurationError, match="16 characters"):
-        ApiSettings.from_env({"HERITAGE_ENV": "production", "HERITAGE_API_KEYS": "short"})
-    ok = ApiSettings.from_env({"HERITAGE_ENV": "production", "HERITAGE_API_KEYS": "k" * 32 + ", " + "j" * 20})
+        ApiSettings.from_env()
+    environment(HERITAGE_ENV="Production", HERITAGE_API_KEYS="k" * 32 + ", " + "j" * 20)
+    ok = ApiSettings.from_env()
     assert ok.api_keys == ("k" * 32, "j" * 20) and ok.is_production
 
 
@@ -79,14 +82,25 @@ def test_serve_command_explains_the_refusal(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize("env", [
     {"HERITAGE_PROTECT_READS": "maybe"}, {"HERITAGE_ENV": "staging"}, {"HERITAGE_JOB_WORKERS": "0"},
     {"HERITAGE_PROTECT_READS": "true"}, {"HERITAGE_DB_TIMEOUT_S": "-1"}, {"HERITAGE_METRIC": "bogus"},
+    {"HERITAGE_MAX_CONCURRENT_IMPORTS": "two"}, {"HERITAGE_MAX_UPLOAD_BYTES": "0"},
 ])
-def test_invalid_settings_are_refused(env: dict[str, str]) -> None:
-    with pytest.raises(ConfigurationError):
-        ApiSettings.from_env(env)
+def test_invalid_settings_are_refused(environment, env: dict[str, str]) -> None:
+    environment(**env)
+    with pytest.raises(ConfigurationError) as excinfo:
+        ApiSettings.from_env()
+    assert "\n" not in str(excinfo.value) and "HERITAGE_" in str(excinfo.value)
 
 
-def test_defaults_are_closed() -> None:
-    settings = ApiSettings.from_env({})
+def test_an_invalid_key_list_never_echoes_the_keys(environment) -> None:
+    environment(HERITAGE_ENV="production", HERITAGE_API_KEYS="short-secret")
+    with pytest.raises(ConfigurationError) as excinfo:
+        ApiSettings.from_env()
+    assert "short-secret" not in str(excinfo.value)
+
+
+def test_defaults_are_closed(environment) -> None:
+    environment()
+    settings = ApiSettings.from_env()
     assert settings.api_keys == () and not settings.writes_open and settings.cors_origins == ()
     assert not settings.protect_reads and settings.environment == "development"
 

@@ -59,13 +59,13 @@ def snapshot(db: Database) -> dict:
 def assert_consistent(catalogue: Catalogue) -> None:
     """No unplaced models, no stale or empty families, every tree valid."""
     stats = catalogue.statistics()
-    assert stats["unplaced_models"] == 0
-    assert stats["stale_families"] == 0
-    assert stats["empty_families"] == 0
+    assert stats.unplaced_models == 0
+    assert stats.stale_families == 0
+    assert stats.empty_families == 0
     for family in catalogue.list_families():
         genealogy = catalogue.genealogy(family["id"])
-        assert genealogy["validation"]["valid"], genealogy["validation"]["issues"]
-        assert family["member_count"] == len(genealogy["nodes"])
+        assert genealogy.validation.valid, genealogy.validation.issues
+        assert family["member_count"] == len(genealogy.nodes)
 
 
 def write_model(path: Path, weights: dict[str, np.ndarray]) -> Path:
@@ -198,7 +198,7 @@ def test_import_resumes_after_an_interruption(neo4j_db: Database,
         patch.setattr(importer, "place_unplaced", interrupted)
         with pytest.raises(KeyboardInterrupt):
             catalogue.import_many(entries)
-    assert catalogue.statistics()["unplaced_models"] == len(entries)  # stored, not yet placed
+    assert catalogue.statistics().unplaced_models == len(entries)  # stored, not yet placed
     resumed = catalogue.import_many(entries)
     assert resumed.duplicates == len(entries) and resumed.created == 0
     assert len(stored_edges(neo4j_db) & synthetic_models.edges) >= 0.9 * len(synthetic_models.edges)
@@ -309,7 +309,7 @@ def test_deleting_every_member_removes_the_family(catalogue: Catalogue, tmp_path
     assert [r["family_deleted"] for r in results] == [False, True]
     with pytest.raises(FamilyNotFound):
         catalogue.get_family(family)
-    assert catalogue.statistics()["families"] == 0
+    assert catalogue.statistics().families == 0
     with pytest.raises(ModelNotFound):
         catalogue.delete_model(summary.results[0].model_id)
 
@@ -320,7 +320,7 @@ def test_recluster_leaves_no_orphaned_or_stale_families(neo4j_db: Database,
     # Damage: a stale member count and an orphaned family, as the seed system left behind.
     neo4j_db.write("MATCH (f:Family) SET f.memberCount = 99")
     neo4j_db.write("CREATE (:Family {id: 'orphan', memberCount: 3, version: 0})")
-    assert catalogue.statistics()["stale_families"] == 3
+    assert catalogue.statistics().stale_families == 3
     result = catalogue.recluster()
     assert result["families"] == 2 and result["deleted_families"] == 1 and result["reused_families"] == 2
     assert {f["id"] for f in catalogue.list_families()} == old_ids  # ids survive a recluster
@@ -372,27 +372,28 @@ def test_reads_return_the_stored_genealogy(neo4j_db: Database,
                                            catalogue: Catalogue, synthetic_models, imported) -> None:
     root = model_id(neo4j_db, "a0")
     lineage = catalogue.lineage(root, depth=2)
-    assert lineage["ancestors"] == [] and lineage["root"]["name"] == "a0"
-    assert sorted(n["name"] for n in lineage["descendants"]) == ["a1", "a2", "a3"]
-    assert lineage["descendant_count"] == 9
-    a1 = next(n for n in lineage["descendants"] if n["name"] == "a1")
-    assert sorted(c["name"] for c in a1["children"]) == ["a1_1", "a1_2"]
+    assert lineage.ancestors == [] and lineage.root.name == "a0"
+    assert sorted(n.name for n in lineage.descendants) == ["a1", "a2", "a3"]
+    assert lineage.descendant_count == 9
+    a1 = next(n for n in lineage.descendants if n.name == "a1")
+    assert sorted(c.name for c in a1.children) == ["a1_1", "a1_2"]
     leaf = catalogue.lineage(model_id(neo4j_db, "a2_1"), depth=1)
-    assert [a["name"] for a in leaf["ancestors"]] == ["a2"] and leaf["confidence"] is not None
+    assert [a.name for a in leaf.ancestors] == ["a2"] and leaf.confidence is not None
     assert catalogue.lowest_common_ancestor(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "a2_2"))["name"] == "a0"
     assert catalogue.lowest_common_ancestor(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "b0")) is None
     path = catalogue.path(model_id(neo4j_db, "a1_1"), model_id(neo4j_db, "a2_2"))
     assert [n["name"] for n in path["nodes"]] == ["a1_1", "a1", "a0", "a2", "a2_2"]
     assert [s["name"] for s in catalogue.siblings(model_id(neo4j_db, "a1"))] == ["a2", "a3"]
     genealogy = catalogue.genealogy(catalogue.get_model(root)["family_id"])
-    assert genealogy["validation"]["valid"] and genealogy["roots"] == [root]
-    assert genealogy["statistics"]["depth"] == 2 and len(genealogy["edges"]) == 9
+    assert genealogy.validation.valid and genealogy.roots == [root]
+    assert genealogy.statistics.depth == 2 and len(genealogy.edges) == 9
+    assert genealogy.parent_of("a1_1") == "a1" and genealogy.parent_of("a0") is None
     items, total = catalogue.list_models(q="A1", limit=2)
     assert total == 3 and len(items) == 2
-    items, total = catalogue.list_models(family_id=genealogy["family"]["id"], skip=8, limit=5)
+    items, total = catalogue.list_models(family_id=genealogy.family["id"], skip=8, limit=5)
     assert total == 10 and len(items) == 2
     stats = catalogue.clustering_statistics()
-    assert stats["family_size_distribution"] == {10: 2} and stats["configuration"]["threshold"] == 0.5
+    assert stats.family_size_distribution == {10: 2} and stats.configuration["threshold"] == 0.5
     with pytest.raises(ValueError):
         catalogue.lineage(root, depth=0)
 
@@ -428,15 +429,19 @@ def test_register_only_inside_import_roots(neo4j_db: Database, tmp_path: Path) -
         Catalogue(CatalogueConfig(), db=neo4j_db, ensure_schema=False).register(root / "p0.safetensors")
 
 
-def test_config_from_env() -> None:
-    config = CatalogueConfig.from_env({"HERITAGE_METRIC": "L2", "HERITAGE_THRESHOLD": "0.3",
-                                       "HERITAGE_IMPORT_ROOTS": "/tmp:/var/tmp", "HERITAGE_LAMBDA": "0"})
+def test_config_from_env(environment) -> None:
+    environment(HERITAGE_METRIC="L2", HERITAGE_THRESHOLD="0.3", HERITAGE_IMPORT_ROOTS="/tmp:/var/tmp",
+                HERITAGE_LAMBDA="0", HERITAGE_UPLOAD_DIR="")
+    config = CatalogueConfig.from_env()
     assert config.metric.value == "l2" and config.threshold == 0.3 and config.lam == 0.0
     assert config.import_roots == (Path("/tmp").resolve(), Path("/var/tmp").resolve())
-    for env in ({"HERITAGE_METRIC": "nope"}, {"HERITAGE_THRESHOLD": "-1"}, {"HERITAGE_MAX_UPLOAD_BYTES": "x"},
-                {"HERITAGE_METRIC": "mother"}):
-        with pytest.raises(ValueError, match="HERITAGE_"):
-            CatalogueConfig.from_env(env)
+    assert config.upload_dir == CatalogueConfig().upload_dir  # empty means unset
+    for name, value in (("HERITAGE_METRIC", "nope"), ("HERITAGE_THRESHOLD", "-1"), ("HERITAGE_LAMBDA", "-0.1"),
+                        ("HERITAGE_MAX_UPLOAD_BYTES", "x"), ("HERITAGE_METRIC", "mother")):
+        environment(**{name: value})
+        with pytest.raises(ValueError, match=f"^{name}") as excinfo:
+            CatalogueConfig.from_env()
+        assert "\n" not in str(excinfo.value)
 
 
 # --------------------------------------------------------------------------- jobs

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from graph.database import Database
 from heritage.cli import main
 from heritage.evaluation.synthetic import family_zoo
 

@@ -176,8 +176,8 @@ def test_tree_methods_validation_and_statistics(family_a) -> None:
         assert valid, (method, issues)
         assert all(0 <= e.confidence <= 1 for e in edges)
     stats = tree_statistics([(names[e.parent], names[e.child]) for e in build_tree(d, ku)], names)
-    assert stats["roots"] == ["a0"] and stats["depth"] == 2 and stats["max_branching"] == 3
-    assert len(stats["leaves"]) == 6
+    assert stats.roots == ["a0"] and stats.depth == 2 and stats.max_branching == 3
+    assert len(stats.leaves) == 6 and stats.nodes == 10 and stats.edges == 9
     bad, issues = validate_tree([("x", "y"), ("y", "x")], ["x", "y"])
     assert not bad and any("cycle" in i for i in issues)
     bad, issues = validate_tree([("x", "y"), ("z", "y")], ["x", "y", "z"])

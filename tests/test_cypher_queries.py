@@ -120,6 +120,7 @@ def test_lineage_ancestors(neo4j_db: Database, known_graph) -> None:
     assert names(rows) == ["b1", "b", "r"]
     assert [r["generation"] for r in rows] == [1, 2, 3]
     assert [r["confidence"] for r in rows] == [0.4, 0.5, 0.8]  # edge from the generation below
+    assert [r["relation"] for r in rows] == ["finetune"] * 3 and [r["weight"] for r in rows] == [None] * 3
     assert names(rows, "childId") == ["b11", "b1", "b"]
     assert names(neo4j_db.read("lineage_ancestors", id=mid("b11"), depth=2)) == ["b1", "b"]
     assert neo4j_db.read("lineage_ancestors", id=mid("r"), depth=5) == []
@@ -130,6 +131,7 @@ def test_lineage_descendants(neo4j_db: Database, known_graph) -> None:
     assert names(rows) == ["a", "b", "a1", "a2", "b1", "b11"]
     assert {r["id"]: r["parentId"] for r in rows} == {mid(c): mid(PARENT[c]) for c in names(rows)}
     assert [r["generation"] for r in rows] == [1, 1, 2, 2, 2, 3]
+    assert {r["relation"] for r in rows} == {"finetune"}  # stored without a relation
     assert names(neo4j_db.read("lineage_descendants", id=mid("r"), depth=1)) == ["a", "b"]
     assert neo4j_db.read("lineage_descendants", id=mid("a1"), depth=3) == []
 
@@ -167,11 +169,71 @@ def test_lineage_siblings(neo4j_db: Database, known_graph) -> None:
 
 
 def test_lineage_declared_mismatches(neo4j_db: Database, known_graph) -> None:
-    rows = neo4j_db.read("lineage_declared_mismatches")
+    rows = neo4j_db.read("lineage_declared_mismatches", id=None, limit=100)
     assert [(r["name"], r["declaredName"], r["recoveredName"], r["declaredExternal"]) for r in rows] == [
         ("a1", "b", "a", False),
         ("t", "hf/origin", "s", True),
     ]
+    assert names(neo4j_db.read("lineage_declared_mismatches", id=mid("t"), limit=100)) == ["t"]
+    assert neo4j_db.read("lineage_declared_mismatches", id=mid("a"), limit=100) == []  # declared = recovered
+    assert names(neo4j_db.read("lineage_declared_mismatches", id=None, limit=1)) == ["a1"]
+
+
+def test_declared_bases_of_a_merge_agree_with_its_recovered_parents(neo4j_db: Database, known_graph) -> None:
+    """A merge child declares two bases and has both as recovered merge parents: no
+    mismatch, although each declared base differs from the other recovered parent; the
+    same declarations against a recovered fine-tune edge are a relation mismatch."""
+    neo4j_db.write(
+        "MATCH (a:Model {name: 'a'}), (b:Model {name: 'b'}), (a2:Model {name: 'a2'})-[r:DERIVED_FROM]->(a) "
+        "SET r.relation = 'merge', r.weight = 0.6 "
+        "CREATE (a2)-[:DERIVED_FROM {confidence: 0.5, relation: 'merge', weight: 0.4}]->(b), "
+        "       (a2)-[:DECLARED_BASE {relation: 'merge'}]->(a), (a2)-[:DECLARED_BASE {relation: 'merge'}]->(b)")
+    assert neo4j_db.read("lineage_declared_mismatches", id=mid("a2"), limit=100) == []
+    [row] = neo4j_db.read("family_genealogy", id="f1")
+    merge = [e for e in row["edges"] if e["child"] == mid("a2")]
+    assert sorted((e["parent"], e["relation"], e["weight"]) for e in merge) == [
+        (mid("a"), "merge", 0.6), (mid("b"), "merge", 0.4)]
+    neo4j_db.write("MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'a'}) "
+                   "SET r.relation = 'finetune', r.weight = null")
+    [row] = neo4j_db.read("lineage_declared_mismatches", id=mid("a2"), limit=100)
+    assert (row["declaredName"], row["reason"], row["relationToDeclared"]) == ("a", "relation", "finetune")
+
+
+def test_lineage_declared_mismatches_compares_a_declared_merge_with_all_its_parents(neo4j_db: Database,
+                                                                                     known_graph) -> None:
+    """a2 becomes a merge of a (0.6) and b (0.4). A merge declaration agrees only when the
+    declared bases are exactly the recovered parents; one row per model either way."""
+    neo4j_db.write("MATCH (a2:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'a'}) "
+                   "SET r.relation = 'merge', r.weight = 0.6 "
+                   "WITH a2 MATCH (b:Model {name: 'b'}) "
+                   "CREATE (a2)-[:DERIVED_FROM {relation: 'merge', weight: 0.4, confidence: 0.6}]->(b)")
+
+    def declare(bases: list[str], relation: str | None) -> list[tuple]:
+        neo4j_db.write("MATCH (:Model {name: 'a2'})-[d:DECLARED_BASE]->() DELETE d")
+        neo4j_db.write("MATCH (a2:Model {name: 'a2'}) UNWIND $bases AS base "
+                       "OPTIONAL MATCH (m:Model {name: base}) "
+                       "CALL (a2, m, base) { WITH a2, m WHERE m IS NOT NULL "
+                       "  CREATE (a2)-[:DECLARED_BASE {relation: $relation}]->(m) } "
+                       "CALL (a2, m, base) { WITH a2, m, base WHERE m IS NULL "
+                       "  MERGE (x:ExternalModel {name: base}) CREATE (a2)-[:DECLARED_BASE {relation: $relation}]->(x) }",
+                       bases=bases, relation=relation)
+        return [(r["reason"], r["declaredName"], r["relationToDeclared"], [b["name"] for b in r["declaredBases"]],
+                 [(p["name"], p["relation"]) for p in r["recoveredParents"]])
+                for r in neo4j_db.read("lineage_declared_mismatches") if r["name"] == "a2"]
+
+    both = [("a", "merge"), ("b", "merge")]
+    assert declare(["a", "b"], "merge") == []
+    assert declare(["b", "a"], None) == []  # several bases: a merge declaration, order aside
+    assert declare(["a", "b1"], "merge") == [("parent", "b1", None, ["a", "b1"], both)]
+    assert declare(["a"], "merge") == [("parent", "a", "merge", ["a"], both)]  # b was not declared
+    assert declare(["a", "hf/elsewhere"], "merge") == [("parent", "hf/elsewhere", None, ["a", "hf/elsewhere"], both)]
+    assert declare(["a"], "finetune") == [("relation", "a", "merge", ["a"], both)]  # a merge, declared a fine-tune
+    assert declare(["a"], None) == []  # no relation declared: a is a parent
+    neo4j_db.write("MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'b'}) DELETE r "
+                   "WITH 1 AS x MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->() SET r.relation = 'finetune', r.weight = null")
+    assert declare(["a", "b"], "merge") == [("parent", "b", None, ["a", "b"], [("a", "finetune")])]
+    rows = neo4j_db.read("lineage_declared_mismatches")
+    assert len({r["id"] for r in rows}) == len(rows)  # one row per model
 
 
 # --------------------------------------------------------------------------- models
@@ -333,9 +395,13 @@ def test_family_reads(neo4j_db: Database, known_graph) -> None:
     listed = neo4j_db.read("family_list", skip=0, limit=10)
     assert [(r["family"]["id"], r["members"], names(r["roots"])) for r in listed] == [
         ("f1", 7, ["r"]), ("f2", 2, ["s"])]
+    assert [r["edges"] for r in listed] == [6, 1]
+    assert listed[0]["meanConfidence"] == pytest.approx(sum(CONFIDENCE[c] for c in ORDER[1:7]) / 6)
+    assert listed[1]["meanConfidence"] == pytest.approx(0.3)
     assert [r["family"]["id"] for r in neo4j_db.read("family_list", skip=1, limit=10)] == ["f2"]
     [one] = neo4j_db.read("family_get", id="f2")
     assert one["members"] == 2 and one["family"]["structureHash"] == "h2"
+    assert one["edges"] == 1 and one["meanConfidence"] == pytest.approx(0.3)
     assert neo4j_db.read("family_get", id="nope") == []
     models = neo4j_db.read("family_models", id="f1")
     assert [m["model"]["name"] for m in models] == ORDER[:7]
@@ -350,10 +416,13 @@ def test_family_genealogy(neo4j_db: Database, known_graph) -> None:
     assert row["family"]["id"] == "f1" and len(row["models"]) == 7
     assert {(e["child"], e["parent"], e["confidence"]) for e in row["edges"]} == {
         (mid(c), mid(PARENT[c]), CONFIDENCE[c]) for c in ORDER[1:7]}
+    assert {(e["relation"], e["weight"]) for e in row["edges"]} == {("finetune", None)}
     assert neo4j_db.read("family_genealogy", id="nope") == []
     neo4j_db.write("CREATE (:Family {id: 'empty'})")
     [empty] = neo4j_db.read("family_genealogy", id="empty")
     assert empty["models"] == [] and empty["edges"] == []
+    [counted] = neo4j_db.read("family_get", id="empty")
+    assert counted["edges"] == 0 and counted["meanConfidence"] is None
 
 
 def test_family_rewrite_steps_and_rollback(neo4j_db: Database, known_graph) -> None:

@@ -12,6 +12,7 @@ import pytest
 from gguf.quants import dequantize
 
 from heritage.errors import ModelLoadError
+from heritage.reading.ggml_blocks import FAST_TYPES, dequantise_rows
 from heritage.reading.gguf_file import read_gguf_header
 from heritage.reading.ingest import ingest
 from heritage.reading.layers import LayerRole, classify
@@ -191,3 +192,85 @@ def test_broken_gguf_files_give_one_line_errors(tmp_path: Path, case: str) -> No
     with pytest.raises(ModelLoadError) as info:
         load_model(path)
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- fast dequantisation
+
+
+def _random_blocks(qtype, rows: int, blocks_per_row: int, seed: int) -> np.ndarray:
+    """Random bytes in ``qtype``'s block layout, with finite float16 scale fields (random
+    codes, scales and packed sub-block scales: every bit pattern of the code fields)."""
+    from gguf import GGML_QUANT_SIZES
+
+    _, type_size = GGML_QUANT_SIZES[qtype]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, size=(rows * blocks_per_row, type_size), dtype=np.uint8)
+    scale_fields = {"Q8_0": (0,), "Q4_0": (0,), "Q5_0": (0,), "Q4_1": (0, 2), "Q5_1": (0, 2),
+                    "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}[qtype.name]
+    for offset in scale_fields:
+        values = rng.uniform(-0.1, 0.1, size=raw.shape[0]).astype(np.float16)
+        values[::7] = np.float16(0)  # zero scales occur (all-zero blocks)
+        raw[:, offset:offset + 2] = values.view(np.uint8).reshape(-1, 2)
+    return raw.reshape(rows, -1)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_TYPES))
+def test_fast_dequantisation_is_gguf_quants_bit_for_bit(name: str) -> None:
+
+    qtype = Q[name]
+    block_values = gguf.GGML_QUANT_SIZES[qtype][0]
+    for rows, blocks_per_row, seed in ((1, 1, 0), (37, 3, 1), (4100, 2, 2)):  # several chunks for the last
+        raw = _random_blocks(qtype, rows, blocks_per_row, seed)
+        expected = dequantize(raw, qtype)
+        values = dequantise_rows(raw, name, blocks_per_row * block_values)
+        assert values.dtype == np.float32 and values.shape == expected.shape
+        np.testing.assert_array_equal(values.view(np.uint32), expected.view(np.uint32))
+        order = np.random.default_rng(seed).permutation(rows)
+        reordered = dequantise_rows(raw, name, blocks_per_row * block_values, order)
+        np.testing.assert_array_equal(reordered.view(np.uint32), expected[order].view(np.uint32))
+    if name in ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"):  # gguf can write these: real quantised weights
+        weights = np.random.default_rng(3).standard_t(4, size=(64, 96)).astype(np.float32)
+        raw = gguf.quants.quantize(weights, qtype)
+        np.testing.assert_array_equal(dequantise_rows(raw, name, 96).view(np.uint32),
+                                      dequantize(raw, qtype).view(np.uint32))
+
+
+def test_other_types_fall_back_to_gguf_quants() -> None:
+
+    raw = np.zeros((2, 84), dtype=np.uint8)  # one Q2_K block per row
+    assert dequantise_rows(raw, "Q2_K", 256) is None
+    with pytest.raises(ValueError, match="do not hold"):
+        dequantise_rows(np.zeros((2, 30), dtype=np.uint8), "Q8_0", 32)
+
+
+def test_every_tensor_type_of_the_wild_zoos_gguf_files_reads_as_gguf_dequantises_it(wild_zoo) -> None:
+    """The GGUF files written by gguf's writer (Q8_0) and by llama.cpp's quantiser (Q4_K_M:
+    Q4_K, Q5_0, Q6_K, Q8_0; Q6_K; Q4_0): one tensor of each type and role, read by our
+    reader, equals gguf.GGUFReader's bytes dequantised by gguf.quants (q/k unpermuted)."""
+    files = sorted((Path(wild_zoo) / "models").glob("*.gguf"))
+    assert len(files) == 4
+    seen: set[str] = set()
+    for path in files:
+        model = load_model(path)
+        reader = gguf.GGUFReader(str(path))
+        heads, kv_heads = (int(reader.fields[f"llama.attention.{k}"].contents()) for k in ("head_count", "head_count_kv"))
+        checked: set[tuple[str, str]] = set()
+        for tensor in reader.tensors:
+            kind = tensor.name.split(".")[-2]
+            if len(tensor.shape) != 2 or (tensor.tensor_type.name, kind) in checked:
+                continue
+            checked.add((tensor.tensor_type.name, kind))
+            parts = tensor.name.split(".")
+            ours = model.tensors[f"layers.{parts[1]}.{_HF_SUFFIX[kind]}" if parts[0] == "blk" else _HF_SUFFIX[kind]]
+            expected = dequantize(tensor.data, tensor.tensor_type).reshape(ours.shape)
+            values = ours.load()
+            if kind in ("attn_q", "attn_k"):
+                values = llama_cpp_permute(values, heads, heads if kind == "attn_q" else kv_heads)
+            np.testing.assert_array_equal(values.view(np.uint32), expected.view(np.uint32), err_msg=f"{path.name} {tensor.name}")
+        seen |= {t for t, _ in checked}
+    assert {"Q8_0", "Q4_K", "Q6_K", "Q5_0", "Q4_0"} <= seen
+
+
+_HF_SUFFIX = {"token_embd": "embed_tokens.weight", "attn_q": "self_attn.q_proj.weight", "attn_k": "self_attn.k_proj.weight",
+              "attn_v": "self_attn.v_proj.weight", "attn_output": "self_attn.o_proj.weight",
+              "ffn_gate": "mlp.gate_proj.weight", "ffn_up": "mlp.up_proj.weight", "ffn_down": "mlp.down_proj.weight"}

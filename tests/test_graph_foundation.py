@@ -115,16 +115,30 @@ def test_unreachable_database_raises_database_unavailable() -> None:
             driver.verify_connectivity()
 
 
-def test_settings_read_generated_password_when_env_has_none(tmp_path) -> None:
+def test_settings_read_generated_password_when_env_has_none(tmp_path, monkeypatch) -> None:
     path = password_file(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text("s3cret-from-file\n")
-    settings = Neo4jSettings.from_env({"NEO4J_HOME_DIR": str(tmp_path)})
+    monkeypatch.setenv("NEO4J_HOME_DIR", str(tmp_path))
+    monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
+    settings = Neo4jSettings.from_env()
     assert settings.password == "s3cret-from-file"
     assert "s3cret" not in repr(settings)
-    env_wins = Neo4jSettings.from_env({"NEO4J_HOME_DIR": str(tmp_path), "NEO4J_PASSWORD": "from-env"})
-    assert env_wins.password == "from-env"
-    assert Neo4jSettings.from_env({"NEO4J_HOME_DIR": str(tmp_path / "none")}).password is None
+    monkeypatch.setenv("NEO4J_PASSWORD", "from-env")
+    assert Neo4jSettings.from_env().password == "from-env"
+    monkeypatch.delenv("NEO4J_PASSWORD")
+    monkeypatch.setenv("NEO4J_HOME_DIR", str(tmp_path / "none"))
+    assert Neo4jSettings.from_env().password is None
+
+
+@pytest.mark.parametrize("name,value,why", [("NEO4J_HTTP_PORT", "http", "valid integer"),
+                                            ("NEO4J_HTTP_PORT", "70000", "less than or equal to 65535")])
+def test_invalid_neo4j_setting_is_one_line_naming_the_variable(monkeypatch, name: str, value: str, why: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as excinfo:
+        Neo4jSettings.from_env()
+    assert str(excinfo.value).startswith(f"{name}={value!r}: ") and why in str(excinfo.value)
+    assert "\n" not in str(excinfo.value)
 
 
 def test_graph_layer_does_not_import_torch_or_compute_modules() -> None:
@@ -164,3 +178,13 @@ def test_cli_status_exit_code_3_when_not_running(tmp_path, monkeypatch, capsys) 
     monkeypatch.setenv("NEO4J_HOME_DIR", str(tmp_path))
     assert cli_main(["neo4j", "status"]) == 3
     assert "not running" in capsys.readouterr().out
+
+
+def test_local_server_takes_a_password_that_starts_with_a_dash(tmp_path) -> None:
+    """neo4j-admin parses its arguments with picocli: a password like ``-x...`` (one random
+    password in 64) must not be read as an option when the initial password is set."""
+    from neo4j_servers import private_server
+
+    with private_server(tmp_path / "home", password="-starts-with-a-dash") as settings:
+        with Database.connect(settings) as db:
+            assert db.read("RETURN 1 AS one") == [{"one": 1}]

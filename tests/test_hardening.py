@@ -36,9 +36,10 @@ from heritage.evaluation.synthetic import family_zoo, random_root
 
 pytestmark = pytest.mark.usefixtures("neo4j_db")
 
-# Cypher-looking text a client could send.  Names may not contain '/', '\' or control
-# characters (422, see NAME_PATTERN); those that do are tried as descriptions, search
-# strings and path parameters, and as names through the batch import (no such rule there).
+# Cypher-looking text a client could send.  Names may not contain '/', '\', control or
+# invisible formatting characters (422, see NAME_PATTERN and heritage.catalogue.names); the
+# texts with slashes are tried as descriptions, search strings and path parameters, and as
+# names through the batch import (which refuses hidden characters, not slashes).
 INJECTION_NAMES = [
     "x'}) DETACH DELETE n RETURN 1 AS x",
     '"; MATCH (n) DETACH DELETE n; RETURN "',
@@ -46,7 +47,7 @@ INJECTION_NAMES = [
     "$id OR 1=1",
     "`Model` {name: 'evil'}) MERGE (p:Pwned) RETURN p.x AS `",
     "O'Brien \"quoted\" `tick` {curly} [square] (round) ;",
-    "modèle-模型-μοντέλο-😀-\u202eevil\u200d",
+    "modèle-模型-μοντέλο-😀-evil",
     "n.name = '' OR true WITH n CALL { MATCH (m) DETACH DELETE m } RETURN n",
     ":param id => 'x'; MATCH (n) RETURN n",
 ]
@@ -177,8 +178,9 @@ def test_cypher_injection_is_stored_as_plain_text(neo4j_db: Database,
         assert model["name"] == name and model["description"] == description
         created[name] = model["id"]
 
-    # Names the API refuses by rule (slashes, control characters): 422, nothing stored.
-    for seed, name in enumerate([*INJECTION_TEXT, "a\nb", "tab\there", "nul\x00byte"], start=300):
+    # Names the API refuses by rule (slashes, control and formatting characters): 422, nothing stored.
+    for seed, name in enumerate([*INJECTION_TEXT, "a\nb", "tab\there", "nul\x00byte", "\u202eevil\u200d"],
+                                start=300):
         content = small_model(tmp_path / "refused" / f"{seed}.safetensors", seed).read_bytes()
         assert_clean_error(post_file(api_client, api_headers, content, name=name), 422)
 
@@ -218,11 +220,12 @@ def test_cypher_injection_is_stored_as_plain_text(neo4j_db: Database,
     assert integrity_problems(neo4j_db) == []
 
 
-def test_batch_import_keeps_any_name_verbatim(neo4j_db: Database,
-                                              catalogue: Any, api_client: Any, tmp_path: Path) -> None:
-    """The batch import (CLI) has no naming rule: even names with '//' and newlines are
-    parameters, stored as given and served back unchanged."""
-    names = [*INJECTION_TEXT, "x'}) DETACH DELETE n //", "multi\nline\nname"]
+def test_batch_import_keeps_any_readable_name_verbatim(neo4j_db: Database,
+                                                       catalogue: Any, api_client: Any, tmp_path: Path) -> None:
+    """The batch import (CLI) takes names from file names, slashes and Cypher included:
+    they are parameters, stored as given and served back unchanged.  (Names with hidden
+    characters are refused there too: see test_probes.)"""
+    names = [text for text in INJECTION_TEXT if text.isprintable()] + ["x'}) DETACH DELETE n //", "a/b\\c"]
     names = list(dict.fromkeys(names))
     entries = [(name, small_model(tmp_path / f"b{i}.safetensors", 500 + i)) for i, name in enumerate(names)]
     summary = catalogue.import_many(entries)

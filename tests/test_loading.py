@@ -57,6 +57,24 @@ def test_safetensors_is_memory_mapped_and_profiled(tmp_path: Path, weights) -> N
     assert profile.dtypes == ("F32",)
 
 
+@pytest.mark.parametrize("header_length", [0x0280, 0x0380, 0x0580])
+def test_safetensors_whose_header_length_looks_like_a_pickle_opcode(tmp_path: Path, weights,
+                                                                     header_length: int) -> None:
+    """A header length of 0x?280 starts the file with the bytes of a pickle PROTO opcode."""
+    path = tmp_path / "model.safetensors"
+    weights = {name: w for name, w in weights.items() if "query" in name}  # a small header to grow
+    for pad in range(2000):  # metadata of growing length until save_file writes that header length
+        save_file(weights, str(path), metadata={"pad": "x" * pad})
+        if struct.unpack("<Q", path.read_bytes()[:8])[0] == header_length:
+            break
+    else:
+        pytest.fail(f"no header of {header_length} bytes")
+    assert path.read_bytes()[:2] == bytes([0x80, header_length >> 8])
+    model = load_model(path)
+    assert model.format is ModelFormat.SAFETENSORS and set(model.tensors) == set(weights)
+    assert fingerprint_model(model).layers
+
+
 def test_fp16_and_bf16_become_float32(tmp_path: Path, weights) -> None:
     name = next(iter(weights))
     w = weights[name]

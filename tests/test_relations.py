@@ -1,24 +1,20 @@
 """Lineage across storage conventions: each convention recovers the right parent AND relation.
 
 The models are written by the ecosystem's own writers (tests/storage_conventions.py:
-transformers, peft, safetensors, mergekit's formulas) and trained with real AdamW steps;
+transformers, peft, safetensors, gguf, mergekit's formulas) and trained with real AdamW steps;
 the zoo is built once and cached like the other zoos.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from heritage.cli import main
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery
-from heritage.reading.fingerprint import fingerprint_model
 from heritage.reading.ingest import ingest_many, model_entries
-from heritage.reading.loader import load_model
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +45,8 @@ CONVENTIONS = {
     "student": "layer-subset student (blocks 0 and 2)",
     "adapter": "unmerged PEFT LoRA adapter",
     "llama-tuned": "causal LM with its tied head stored, model. prefix",
+    "llama-tuned-Q8_0": "GGUF Q8_0 (gguf's writer and gguf.quants, llama.cpp names, q/k permuted)",
+    "llama-tuned-Q4_0": "GGUF Q4_0 (gguf's writer and gguf.quants, llama.cpp names, q/k permuted)",
 }
 
 
@@ -90,29 +88,18 @@ def test_aligned_share_is_stored_on_edges(recovered) -> None:
 
 
 @pytest.mark.parametrize("quant", ["Q8_0", "Q4_0"])
-def test_quantised_copy_is_a_leaf_under_its_float_model(quant: str, conventions_zoo, ingested, tmp_path) -> None:
-    """A GGML-quantised copy of the grandchild (values quantised and dequantised by gguf's own
-    formulas) hangs under the grandchild, not its parent, as a ``quantization`` leaf."""
-    from gguf import GGMLQuantizationType, quants
-    from safetensors.numpy import save_file
-
-    models, _ = conventions_zoo
-    source = load_model(models / "cls-a-more")
-    kind = GGMLQuantizationType[quant]
-    values = {}
-    for name, ref in source.tensors.items():
-        w = np.asarray(ref.load(), dtype=np.float32)
-        if w.ndim == 2 and w.shape[1] % 32 == 0:
-            w = quants.dequantize(quants.quantize(w, kind), kind).reshape(w.shape)
-        values[name] = np.ascontiguousarray(w, dtype=np.float32)
-    path = tmp_path / f"cls-a-more-{quant}.safetensors"
-    save_file(values, str(path))
-    # What a GGUF reader reports for such a file (LoadedModel.quantization).
-    quantised = dataclasses.replace(load_model(path), quantization=quant)
-    fps = [m.fingerprint for m in ingested if not m.profile.is_adapter] + [fingerprint_model(quantised)]
-    genealogy = GenealogyRecovery().recover(fps)
-    assert _parents(genealogy, quantised.name) == {"cls-a-more": ("quantization", None)}
-    assert not [e for e in genealogy.edges if e.parent == quantised.name]
+def test_quantised_gguf_is_a_leaf_under_its_float_model(quant: str, ingested, recovered) -> None:
+    """A GGUF copy of the fine-tune (values quantised by gguf's own formulas, stored under
+    llama.cpp's names with the q/k rows permuted) is read as quantised and hangs under the
+    fine-tune, not its parent, as a ``quantization`` leaf."""
+    name = f"llama-tuned-{quant}"
+    gguf = next(m for m in ingested if m.name == name)
+    tuned = next(m for m in ingested if m.name == "llama-tuned")
+    assert gguf.profile.format == "gguf" and gguf.profile.quantization == quant
+    assert gguf.fingerprint.quantization == quant and tuned.fingerprint.quantization is None
+    assert gguf.profile.structure_hash == tuned.profile.structure_hash  # names and shapes mapped back
+    assert _parents(recovered, name) == {"llama-tuned": ("quantization", None)}
+    assert not [e for e in recovered.edges if e.parent == name]
 
 
 def test_recover_out_lists_relations_and_merge_weights(conventions_zoo, tmp_path: Path, capsys) -> None:

@@ -33,40 +33,40 @@ def stored(catalogue: Catalogue, conventions_zoo, tmp_path: Path) -> dict[str, s
 def test_genealogy_stores_relations_weights_and_merge_parents(catalogue: Catalogue, stored) -> None:
     model = catalogue.get_model(stored["merge-linear"])
     genealogy = catalogue.genealogy(model["family_id"])
-    assert genealogy["validation"] == {"valid": True, "issues": []}
-    assert len(genealogy["family"]["roots"]) == 1 and genealogy["family"]["roots"][0]["name"] == "root"
-    edges = {(e["parent_name"], e["child_name"]): e for e in genealogy["edges"]}
-    assert {k: e["relation"] for k, e in edges.items()} == {
+    assert genealogy.validation == (True, [])
+    assert len(genealogy.family["roots"]) == 1 and genealogy.family["roots"][0]["name"] == "root"
+    edges = {(e.parent_name, e.child_name): e for e in genealogy.edges}
+    assert {k: e.relation for k, e in edges.items()} == {
         ("root", "cls-a"): "finetune", ("root", "cls-b"): "finetune",
         ("cls-a", "merge-linear"): "merge", ("cls-b", "merge-linear"): "merge",
         ("root", "root-bf16"): "conversion", ("root", "head-only"): "head_only",
         ("root", "student"): "distillation", ("root", "adapter"): "adapter"}
-    assert edges[("cls-b", "merge-linear")]["weight"] == pytest.approx(0.7, abs=0.03)
-    assert all(e["weight"] is None for e in genealogy["edges"] if e["relation"] != "merge")
-    assert all(0 < e["aligned"] <= 1 for e in genealogy["edges"] if e["relation"] != "adapter")
+    assert edges[("cls-b", "merge-linear")].weight == pytest.approx(0.7, abs=0.03)
+    assert all(e.weight is None for e in genealogy.edges if e.relation != "merge")
+    assert all(0 < e.aligned <= 1 for e in genealogy.edges if e.relation != "adapter")
     assert model["parent_name"] == "cls-b" and model["relation"] == "merge"
     assert [(p["name"], p["relation"]) for p in model["parents"]] == [("cls-b", "merge"), ("cls-a", "merge")]
-    node = next(n for n in genealogy["nodes"] if n["name"] == "merge-linear")
-    assert node["parent_ids"] == [stored["cls-b"], stored["cls-a"]]
+    node = genealogy.node("merge-linear")
+    assert node.parent_ids == [stored["cls-b"], stored["cls-a"]] and genealogy.parent_of("merge-linear") == "cls-b"
 
 
 def test_lineage_follows_every_relation_through_a_merge(catalogue: Catalogue, stored) -> None:
     lineage = catalogue.lineage(stored["merge-linear"], depth=5)
-    assert [(a["name"], a["generation"], a["relation"]) for a in lineage["ancestors"]] == [
+    assert [(a.name, a.generation, a.relation) for a in lineage.ancestors] == [
         ("cls-b", 1, "merge"), ("cls-a", 1, "merge"), ("root", 2, "finetune")]
     below = catalogue.lineage(stored["root"], depth=5)
     names = []
 
     def walk(nodes):
         for n in nodes:
-            names.append((n["name"], n["relation"]))
-            walk(n["children"])
+            names.append((n.name, n.relation))
+            walk(n.children)
 
-    walk(below["descendants"])
+    walk(below.descendants)
     assert sorted(names) == sorted([("adapter", "adapter"), ("cls-a", "finetune"), ("cls-b", "finetune"),
                                     ("head-only", "head_only"), ("merge-linear", "merge"),
                                     ("root-bf16", "conversion"), ("student", "distillation")])
-    assert below["descendant_count"] == 7
+    assert below.descendant_count == 7
     path = catalogue.path(stored["merge-linear"], stored["student"])
     assert [e["relation"] for e in path["edges"]] == ["merge", "finetune", "distillation"]
 
@@ -76,7 +76,7 @@ def test_declared_relation_mismatch_is_listed(catalogue: Catalogue, stored, neo4
     assert set(found) == {"head-only"}  # the adapter declares its base and relation rightly
     assert found["head-only"]["reason"] == "relation"
     assert found["head-only"]["relation"] == "finetune" and found["head-only"]["relation_to_declared"] == "head_only"
-    rows = neo4j_db.read("lineage_declared_mismatches")
+    rows = neo4j_db.read("lineage_declared_mismatches", id=None, limit=100)
     assert [r["name"] for r in rows] == ["head-only"]
 
 
@@ -84,8 +84,8 @@ def test_edges_stored_without_relation_read_as_finetune(catalogue: Catalogue, st
     neo4j_db.write("MATCH (:Model {name: 'cls-a'})-[r:DERIVED_FROM]->() REMOVE r.relation")
     model = catalogue.get_model(stored["cls-a"])
     assert model["relation"] == "finetune" and model["parents"][0]["relation"] == "finetune"
-    edges = catalogue.genealogy(model["family_id"])["edges"]
-    assert next(e for e in edges if e["child"] == stored["cls-a"])["relation"] == "finetune"
+    edges = catalogue.genealogy(model["family_id"]).edges
+    assert next(e for e in edges if e.child == stored["cls-a"]).relation == "finetune"
 
 
 def test_api_and_cli_show_relations(api_client, catalogue: Catalogue, stored, capsys) -> None:

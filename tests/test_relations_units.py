@@ -22,7 +22,7 @@ def test_merge_children_may_have_several_parents_and_nothing_else_may() -> None:
     merge = [("r", "a", "finetune"), ("r", "b", "finetune"), ("a", "m", "merge"), ("b", "m", "merge")]
     assert validate_tree(merge, nodes) == (True, [])
     stats = tree_statistics(merge, nodes)
-    assert stats["roots"] == ["r"] and stats["depth"] == 2 and stats["edges"] == 4
+    assert stats.roots == ["r"] and stats.depth == 2 and stats.edges == 4
     two_parents = [("r", "a", "finetune"), ("r", "b", "finetune"), ("a", "m", "finetune"), ("b", "m", "merge")]
     valid, issues = validate_tree(two_parents, nodes)
     assert not valid and "'m' has more than one parent" in issues
@@ -119,3 +119,26 @@ def test_calibrate_command_refits_and_reports_held_out_figures(tmp_path: Path, c
     assert fitted.coef and fitted.report["fitted_on"] == ["synthetic-fit"]
     assert list(fitted.report["held_out_by_source"]) == ["synthetic-held-out"]
     assert main(["calibrate", "--zoo", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_a_task_head_taken_away_outweighs_kurtosis_in_a_pair() -> None:
+    """Two models at one distance: kurtosis (fine-tuning regime) says the headless base is
+    the child; the base carries no head and the other a classifier, so the base is the parent."""
+    from heritage.lineage.direction import Regime, against_heads
+    from heritage.lineage.trees import build_tree
+    from heritage.reading.layers import is_task_head
+
+    d = np.array([[0.0, 0.02], [0.02, 0.0]])
+    kurtosis = [0.10, 0.11]  # the classifier looks like the parent by kurtosis alone
+    assert [(e.parent, e.child) for e in build_tree(d, kurtosis, "mother", 0.3, Regime.FINE_TUNING)] == [(1, 0)]
+    heads = [["pooler.dense.weight"], ["pooler.dense.weight", "classifier.weight"]]
+    structure = against_heads([any(is_task_head(h) for h in hs) for hs in heads],
+                              [all("pooler" in h for h in hs) for hs in heads])
+    edges = build_tree(d, kurtosis, "mother", 0.3, Regime.FINE_TUNING, against_structure=structure)
+    assert [(e.parent, e.child) for e in edges] == [(0, 1)] and 0 < edges[0].confidence < 1
+    # Pretraining outputs (an MLM or LM head) are not task heads: a masked LM may be the
+    # base of a headless sentence encoder.
+    assert not any(is_task_head(n) for n in ("cls.predictions.bias", "lm_head.weight", "pooler.dense.weight",
+                                             "vocab_projector.weight"))
+    assert all(is_task_head(n) for n in ("classifier.weight", "score.weight", "qa_outputs.weight",
+                                         "pre_classifier.weight"))

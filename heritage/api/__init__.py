@@ -7,7 +7,7 @@ Modules, each with one job:
 * :mod:`~heritage.api.schemas` — Pydantic models of every request and response;
 * :mod:`~heritage.api.deps` — dependencies: settings, the catalogue behind a
   deadline-keeping :class:`~heritage.api.deps.Db`, API-key checks;
-* ``routes_*`` — thin routes (models, families, clustering, jobs, health);
+* ``routes_*`` — thin routes (models, families, lineage, clustering, jobs, health);
 * :mod:`~heritage.api.uploads` — streamed uploads with a size limit, content sniffing;
 * :mod:`~heritage.api.security` — constant-time key checks, pickle inspection;
 * :mod:`~heritage.api.jobs` — long work submitted to the catalogue's job runner;

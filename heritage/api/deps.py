@@ -71,10 +71,6 @@ class Db:
         self._down_since: float | None = None
         self._lock = threading.Lock()
 
-    @property
-    def known_down(self) -> bool:
-        return self._down_since is not None
-
     def _mark(self, down: bool) -> None:
         with self._lock:
             if down and self._down_since is None:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from graph.errors import AuthenticationFailed, DatabaseUnavailable, GraphError
+from heritage.api.security import SECURITY_HEADERS
 
 __all__ = [
     "ApiError",
@@ -85,7 +86,6 @@ def _catalogue_errors() -> dict[type[BaseException], int]:
         ce.FamilyNotFound: 404,
         ce.JobNotFound: 404,
         ce.NameTakenError: 409,
-        ce.DuplicateModel: 409,
         ce.PathNotAllowedError: 403,
         ce.UnusablePathError: 400,
         ce.ConcurrentUpdateError: 503,
@@ -125,10 +125,19 @@ def install_error_handlers(app: FastAPI) -> None:
     for cls, status in _catalogue_errors().items():
         app.add_exception_handler(cls, _domain_handler(status))
 
+    from heritage.catalogue.errors import InvalidNameError
+
+    @app.exception_handler(InvalidNameError)
+    async def invalid_name(_: Request, exc: InvalidNameError) -> JSONResponse:
+        # A name taken from the registered file: a 422 shaped like a refused "name" field.
+        issue = {"loc": ["body", "name"], "msg": str(exc), "type": "value_error"}
+        return JSONResponse(status_code=422, content={"detail": [issue]})
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Answered by Starlette's outermost middleware, past SecurityHeaders: set them here.
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _json(500, "internal server error")
+        return _json(500, "internal server error", headers=dict(SECURITY_HEADERS))
 
 
 def _domain_handler(status: int):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""``/api/models``: list, read, upload, register, delete, lineage, path, reprocess."""
+"""``/api/models``: list, read, upload, register, delete, lineage, path, common ancestor, reprocess."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from heritage.api.deps import DbDep, JobsDep, ReadAccess, SettingsDep, WriteAcce
 from heritage.api.errors import BadUpload, Conflict
 from heritage.api.schemas import (
     MAX_NAME_LENGTH,
+    CommonAncestor,
     ConflictResponse,
-    DeclaredMismatch,
     DeleteResponse,
     ErrorResponse,
     ImportResponse,
@@ -30,9 +30,10 @@ from heritage.api.schemas import (
     UploadForm,
     ValidationErrorResponse,
 )
-from heritage.api.uploads import detect_format, discard, receive_upload, store_upload
+from heritage.api.uploads import detect_format, discard, receive_upload, remove_stored_upload, store_upload
 from heritage.catalogue.config import MAX_DEPTH
 from heritage.catalogue.errors import PathNotAllowedError
+from heritage.catalogue.names import name_problem, without_hidden_characters
 
 __all__ = ["router", "job_accepted"]
 
@@ -105,12 +106,6 @@ async def get_model(model_id: ModelId, db: DbDep) -> Model:
     return Model.model_validate(await db.read(db.catalogue.get_model, model_id))
 
 
-@router.get("/lineage/declared-mismatches", response_model=list[DeclaredMismatch], dependencies=[ReadAccess],
-            summary="Models whose declared base or relation (model card) disagrees with the recovered lineage")
-async def declared_mismatches(db: DbDep) -> list[DeclaredMismatch]:
-    return [DeclaredMismatch.model_validate(m) for m in await db.read(db.catalogue.declared_mismatches)]
-
-
 @router.get("/models/{model_id}/lineage", response_model=Lineage, dependencies=[ReadAccess],
             responses=_NOT_FOUND, summary="Ancestors and nested descendants of a model")
 async def model_lineage(
@@ -130,17 +125,30 @@ async def model_path(model_id: ModelId, other_id: ModelId, db: DbDep) -> ModelPa
     return ModelPath.model_validate({"related": True, **found})
 
 
+@router.get("/models/{model_id}/common-ancestor/{other_id}", response_model=CommonAncestor,
+            dependencies=[ReadAccess], responses=_NOT_FOUND,
+            summary="The lowest common ancestor of two models, with the generations from each")
+async def common_ancestor(model_id: ModelId, other_id: ModelId, db: DbDep) -> CommonAncestor:
+    found = await db.read(db.catalogue.lowest_common_ancestor, model_id, other_id)
+    if found is None:
+        return CommonAncestor(related=False)
+    return CommonAncestor.model_validate({"related": True, "ancestor": {"id": found["id"], "name": found["name"]},
+                                          "from_a": found["from_a"], "from_b": found["from_b"]})
+
+
 # ------------------------------------------------------------------------------ writes
 
 
 def _default_name(filename: str | None, sha256: str) -> str:
-    """A model name from the client's file name: base name, no extension, no odd characters."""
+    """A model name from the client's file name: base name, no extension, none of the
+    characters a name may not hold (the client chose a file name, not a model name);
+    ``upload-<sha256 prefix>`` when nothing usable is left."""
     from heritage.reading.loader import model_name_for
 
     base = PureWindowsPath(PurePosixPath(filename or "").name).name
     stem = model_name_for(Path(base)) if base else ""
-    stem = re.sub(r"[\x00-\x1f\x7f/\\]", "", stem).strip()[:MAX_NAME_LENGTH]
-    return stem or f"upload-{sha256[:12]}"
+    stem = without_hidden_characters(re.sub(r"[/\\]", "", stem)).strip()[:MAX_NAME_LENGTH]
+    return stem if name_problem(stem) is None else f"upload-{sha256[:12]}"
 
 
 async def _outcome(db: Any, result: Any, response: Response) -> ImportResponse:
@@ -181,7 +189,7 @@ async def upload_model(request: Request, response: Response, db: DbDep, settings
         store_upload(received, detected, settings.upload_dir)
         name = form.name or _default_name(received.filename, received.sha256)
         log.info("upload %s (%d bytes, %s, sha256 %s)", name, received.size, detected.format, received.sha256[:12])
-        result = await db.compute(db.catalogue.import_model, received.path, name, form.description)
+        result = await db.compute(db.catalogue.import_model, received.path, name, form.description, uploaded=True)
         outcome = await _outcome(db, result, response)
         keep = True
         return outcome
@@ -214,9 +222,13 @@ async def register_model(body: RegisterRequest, response: Response, db: DbDep) -
 
 @router.delete("/models/{model_id}", response_model=DeleteResponse, dependencies=[WriteAccess],
                responses={**_NOT_FOUND, **_WRITE_ERRORS},
-               summary="Delete a model; its children are re-attached within the family")
-async def delete_model(model_id: ModelId, db: DbDep) -> DeleteResponse:
-    return DeleteResponse.model_validate(await db.long_write(db.catalogue.delete_model, model_id))
+               summary="Delete a model (and the file its upload stored); its children are re-attached "
+                       "within the family")
+async def delete_model(model_id: ModelId, db: DbDep, settings: SettingsDep) -> DeleteResponse:
+    deleted = await db.long_write(db.catalogue.delete_model, model_id)
+    if deleted.get("uploaded"):  # the file this API stored goes with the model; a user's file stays
+        await anyio.to_thread.run_sync(remove_stored_upload, deleted.get("path"), settings.upload_dir)
+    return DeleteResponse.model_validate(deleted)
 
 
 @router.post("/models/{model_id}/reprocess", status_code=202, response_model=JobAccepted,

@@ -1,9 +1,9 @@
 """Pydantic models of every request and response body.
 
-The catalogue returns plain dicts (snake_case keys, see
+The catalogue returns dataclasses and typed dicts (snake_case, see
 :mod:`heritage.catalogue.records`); these models are the public contract built from
-them: documented in OpenAPI, validated on the way out, and free of internals such as
-server file paths or the process that owns a job.
+them (``from_attributes``): documented in OpenAPI, validated on the way out, and free of
+internals such as server file paths or the process that owns a job.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from heritage.catalogue.names import name_problem
 
 __all__ = [
     "ErrorResponse",
@@ -32,12 +34,15 @@ __all__ = [
     "TreeNode",
     "TreeEdge",
     "TreeValidation",
+    "TreeStatistics",
     "Genealogy",
     "LineageNode",
     "AncestorNode",
     "Lineage",
     "PathEdge",
     "ModelPath",
+    "DeclaredBaseRef",
+    "CommonAncestor",
     "DeclaredMismatch",
     "Job",
     "JobAccepted",
@@ -58,9 +63,9 @@ _WEIGHT = "the parent's estimated mixing weight on a merge edge, else null"
 
 
 class _Out(BaseModel):
-    """Response models: built from catalogue dicts, extra keys ignored."""
+    """Response models: built from catalogue results (dataclasses or dicts), extra keys ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, from_attributes=True)
 
 
 class _In(BaseModel):
@@ -162,7 +167,8 @@ class ModelPage(_Out):
     limit: int
 
 
-# No control characters; names also without slashes (they become file-like labels).
+# No control characters; names also without slashes (they become file-like labels), and
+# none of the characters heritage.catalogue.names refuses (checked by UploadForm).
 NAME_PATTERN = r"^[^\x00-\x1f\x7f/\\]+$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
@@ -173,6 +179,14 @@ class UploadForm(_In):
     name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN,
                              description="model name (default: the file name without extension)")
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH, pattern=TEXT_PATTERN)
+
+    @field_validator("name")
+    @classmethod
+    def _readable_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
 
 class RegisterRequest(UploadForm):
@@ -218,6 +232,8 @@ class Family(_Out):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     roots: list[ModelRef] = Field(default_factory=list)
+    edge_count: int | None = Field(None, description="DERIVED_FROM edges of the family's stored tree")
+    mean_confidence: float | None = Field(None, description="mean confidence of those edges, 0..1")
 
 
 class FamilyList(_Out):
@@ -262,6 +278,18 @@ class TreeValidation(_Out):
     issues: list[str] = Field(default_factory=list)
 
 
+class TreeStatistics(_Out):
+    """Shape of the stored tree (roots and leaves are model ids)."""
+
+    nodes: int
+    edges: int
+    roots: list[str]
+    leaves: list[str]
+    depth: int = Field(description="longest root-to-leaf path, in edges")
+    max_branching: int
+    mean_branching: float
+
+
 class Genealogy(_Out):
     """A family's STORED genealogy (nothing is recomputed from weights on read): a tree
     apart from merge children, which have one edge per parent."""
@@ -271,7 +299,7 @@ class Genealogy(_Out):
     nodes: list[TreeNode]
     edges: list[TreeEdge]
     roots: list[str]
-    statistics: dict[str, Any] = Field(description="roots, leaves, depth, branching of the tree")
+    statistics: TreeStatistics
     validation: TreeValidation
     mean_confidence: float | None = None
 
@@ -322,10 +350,20 @@ class PathEdge(_Out):
     weight: float | None = Field(None, description=_WEIGHT)
 
 
+class DeclaredBaseRef(_Out):
+    """One base a model declares (``id`` null when it is not in the catalogue)."""
+
+    id: str | None = None
+    name: str
+    external: bool = Field(False, description="not in the catalogue")
+
+
 class DeclaredMismatch(_Out):
     """A model whose declared lineage (model card, adapter config) disagrees with the
-    recovered one: ``reason`` ``parent`` (the declared base is none of its recovered
-    parents) or ``relation`` (it is, by another relation)."""
+    recovered one: ``reason`` ``parent`` (a declared base is none of its recovered parents;
+    for a declared merge, also a recovered parent that was not declared) or ``relation``
+    (the declared base is a recovered parent, by another relation). One per model; the
+    ``declared_*`` fields name the declared base the disagreement is about."""
 
     id: str
     name: str
@@ -334,6 +372,8 @@ class DeclaredMismatch(_Out):
     declared_name: str | None = None
     declared_id: str | None = None
     declared_external: bool = Field(False, description="the declared base is not in the catalogue")
+    declared_bases: list[DeclaredBaseRef] = Field(default_factory=list,
+                                                  description="every declared base (several for a merge)")
     recovered_id: str | None = Field(None, description="the recovered (main) parent")
     recovered_name: str | None = None
     recovered_relation: Relation | None = None
@@ -349,6 +389,15 @@ class ModelPath(_Out):
     nodes: list[ModelRef] = Field(default_factory=list)
     edges: list[PathEdge] = Field(default_factory=list)
     length: int | None = None
+
+
+class CommonAncestor(_Out):
+    """The lowest common ancestor of two models (one of them when it is the other's ancestor)."""
+
+    related: bool = Field(description="false when the models share no ancestor (different trees)")
+    ancestor: ModelRef | None = None
+    from_a: int | None = Field(None, description="generations from the first model up to the ancestor")
+    from_b: int | None = Field(None, description="generations from the second model up to the ancestor")
 
 
 # ------------------------------------------------------------------------------- jobs

@@ -21,12 +21,20 @@ from pathlib import Path
 from typing import IO, Iterable
 
 __all__ = [
+    "SECURITY_HEADERS",
     "KeyVerifier",
     "SAFE_GLOBALS",
     "unsafe_globals_in_pickle",
     "unsafe_globals_in_checkpoint",
     "TORCH_LEGACY_MAGIC",
 ]
+
+# Defensive headers on every answer, 500s included (see heritage.api.app.SecurityHeaders).
+SECURITY_HEADERS: dict[str, str] = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
 
 # ------------------------------------------------------------------------------------ API keys
 

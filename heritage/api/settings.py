@@ -1,4 +1,5 @@
-"""Settings of the HTTP API, read from the environment once, when the app is built.
+"""Settings of the HTTP API, read from the environment once, when the app is built
+(:class:`ApiEnvironment`, the settings mechanism of :mod:`graph.settings`).
 
 Security-relevant defaults are closed: there is no built-in API key, CORS allows no
 origin unless told, and in production (``HERITAGE_ENV=production``) the app refuses
@@ -25,65 +26,53 @@ to start without keys instead of silently running open.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from graph.settings import EnvironmentSettings
 from heritage.catalogue.config import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_UPLOAD_DIR
 
-__all__ = ["ApiSettings", "ConfigurationError", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_UPLOAD_DIR"]
+__all__ = ["ApiEnvironment", "ApiSettings", "ConfigurationError", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_UPLOAD_DIR"]
 
 log = logging.getLogger(__name__)
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 class ConfigurationError(ValueError):
     """The environment asks for something unsafe or malformed; the message says how to fix it."""
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
+class ApiEnvironment(EnvironmentSettings):
+    """The API's ``HERITAGE_*`` variables (see the module docstring)."""
 
+    model_config = SettingsConfigDict(env_prefix="HERITAGE_")
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
-    return value
+    environment: Literal["development", "production"] = Field("development", validation_alias="HERITAGE_ENV")
+    api_keys: CommaList = Field((), repr=False)
+    protect_reads: bool = False
+    allow_anonymous_writes: bool = False
+    cors_origins: CommaList = ()
+    job_workers: int = Field(1, ge=1)
+    max_concurrent_imports: int = Field(2, ge=1)
+    db_timeout_s: float = Field(5.0, gt=0)
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
 
 @dataclass(frozen=True)
@@ -103,27 +92,27 @@ class ApiSettings:
     db_timeout_s: float = 5.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "ApiSettings":
-        """Build (and validate) settings from ``env``, default ``os.environ``."""
-        env = os.environ if env is None else env
+    def from_env(cls) -> ApiSettings:
+        """Settings from the ``HERITAGE_*`` variables, validated; :class:`ConfigurationError`
+        (one line naming the variable) otherwise."""
         from heritage.catalogue.config import CatalogueConfig
 
-        environment = (env.get("HERITAGE_ENV") or "development").strip().lower()
         try:
-            catalogue = CatalogueConfig.from_env(env)
+            env = ApiEnvironment.read()
+            catalogue = CatalogueConfig.from_env()
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         settings = cls(
-            environment=environment,
-            api_keys=_list(env, "HERITAGE_API_KEYS"),
-            protect_reads=_flag(env, "HERITAGE_PROTECT_READS"),
-            allow_anonymous_writes=_flag(env, "HERITAGE_ALLOW_ANONYMOUS_WRITES"),
-            cors_origins=_list(env, "HERITAGE_CORS_ORIGINS"),
+            environment=env.environment,
+            api_keys=env.api_keys,
+            protect_reads=env.protect_reads,
+            allow_anonymous_writes=env.allow_anonymous_writes,
+            cors_origins=env.cors_origins,
             upload_dir=catalogue.upload_dir,
             max_upload_bytes=catalogue.max_upload_bytes,
-            job_workers=_int(env, "HERITAGE_JOB_WORKERS", 1),
-            max_concurrent_imports=_int(env, "HERITAGE_MAX_CONCURRENT_IMPORTS", 2),
-            db_timeout_s=_float(env, "HERITAGE_DB_TIMEOUT_S", 5.0),
+            job_workers=env.job_workers,
+            max_concurrent_imports=env.max_concurrent_imports,
+            db_timeout_s=env.db_timeout_s,
         )
         settings.validate()
         return settings

@@ -16,10 +16,8 @@ them would import anything beyond tensors and plain containers; anything else is
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import struct
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ __all__ = [
     "receive_upload",
     "detect_format",
     "store_upload",
+    "remove_stored_upload",
     "discard",
     "UPLOAD_FIELDS",
 ]
@@ -250,16 +249,15 @@ async def receive_upload(
 _PICKLE_PROTOCOL0_STARTS = (b"(", b"c", b"]", b"}", b"I", b"L", b"S", b"V", b"N")
 
 
-def _check_safetensors_header(fh: IO[bytes], size: int) -> None:
-    (header_len,) = struct.unpack("<Q", fh.read(8))
-    if header_len > size - 8:
-        raise BadUpload("safetensors header is longer than the file")
+def _check_safetensors_header(path: Path) -> None:
+    """The loader's own header check (length, JSON, entries, offsets), as a 400."""
+    from heritage.errors import ModelLoadError
+    from heritage.reading.safetensors_file import read_header
+
     try:
-        header = json.loads(fh.read(header_len))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadUpload("safetensors header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise BadUpload("safetensors header is not a JSON object")
+        read_header(path)
+    except ModelLoadError as exc:
+        raise BadUpload(str(exc)) from None
 
 
 def _refuse_if_unsafe(found: list[str]) -> None:
@@ -280,14 +278,12 @@ def detect_format(path: Path) -> DetectedFormat:
     """
     from heritage.reading.sniff import FileKind, sniff_bytes
 
-    size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(64)
-        kind = sniff_bytes(head)
-        if kind is FileKind.SAFETENSORS:
-            fh.seek(0)
-            _check_safetensors_header(fh, size)
-            return DetectedFormat("safetensors", ".safetensors")
+    kind = sniff_bytes(head)
+    if kind is FileKind.SAFETENSORS:
+        _check_safetensors_header(path)
+        return DetectedFormat("safetensors", ".safetensors")
     try:
         if kind is FileKind.ZIP:
             if not _is_torch_zip(path):
@@ -347,6 +343,23 @@ def store_upload(received: ReceivedUpload, detected: DetectedFormat, upload_dir:
     os.replace(received.path, final)
     received.path = final
     return final
+
+
+def remove_stored_upload(path: str | Path | None, upload_dir: Path) -> bool:
+    """Delete the file :func:`store_upload` stored for a model that is being deleted.
+
+    Only a regular file directly inside ``upload_dir`` is removed; anything else (a path
+    elsewhere, a link, a folder) is left alone and logged: the caller's record says the
+    upload stored it, and the location must agree before a file is deleted.
+    """
+    if not path:
+        return False
+    candidate = Path(path)
+    if candidate.parent.resolve() != Path(upload_dir).resolve() or candidate.is_symlink() or not candidate.is_file():
+        log.warning("not removing %s: not a file of the upload folder %s", candidate, upload_dir)
+        return False
+    discard(candidate)
+    return not candidate.exists()
 
 
 def discard(path: Path | None) -> None:

@@ -18,15 +18,24 @@ from heritage.catalogue.config import MAX_DEPTH, CatalogueConfig
 from heritage.catalogue.errors import (
     CatalogueError,
     ConcurrentUpdateError,
-    DuplicateModel,
     FamilyNotFound,
     JobNotFound,
     ModelNotFound,
+    InvalidNameError,
     NameTakenError,
     PathNotAllowedError,
     UnusablePathError,
 )
-from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
+from heritage.catalogue.records import (
+    CatalogueStatistics,
+    ClusteringStatistics,
+    FamilyGenealogy,
+    FamilyRecord,
+    ImportResult,
+    ImportSummary,
+    Lineage,
+    ModelRecord,
+)
 from heritage.catalogue.service import Catalogue, collect_entries
 
 __all__ = [
@@ -38,13 +47,17 @@ __all__ = [
     "ImportSummary",
     "ModelRecord",
     "FamilyRecord",
+    "FamilyGenealogy",
+    "Lineage",
+    "CatalogueStatistics",
+    "ClusteringStatistics",
     "CatalogueError",
     "ModelNotFound",
     "FamilyNotFound",
     "JobNotFound",
     "NameTakenError",
+    "InvalidNameError",
     "PathNotAllowedError",
     "UnusablePathError",
-    "DuplicateModel",
     "ConcurrentUpdateError",
 ]

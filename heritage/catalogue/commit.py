@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 from graph.driver import GraphTransaction
 from heritage.catalogue.planning import FamilyPlan
+from heritage.catalogue.retry import DataChanged
 
 __all__ = ["StaleFamilyError", "commit_plans", "lock_families", "clear_trees", "write_trees",
            "update_stats", "delete_empty_families", "new_run_id"]
@@ -31,7 +32,7 @@ __all__ = ["StaleFamilyError", "commit_plans", "lock_families", "clear_trees", "
 log = logging.getLogger(__name__)
 
 
-class StaleFamilyError(Exception):
+class StaleFamilyError(DataChanged):
     """A family changed between planning and writing; recompute the plan and retry."""
 
 

@@ -1,4 +1,5 @@
-"""Configuration of the catalogue service, read from the environment.
+"""Configuration of the catalogue service, read from the environment
+(:class:`CatalogueEnvironment`, the settings mechanism of :mod:`graph.settings`).
 
 ``HERITAGE_METRIC``        tree distance: auto|l2|cosine|rank (default auto)
 ``HERITAGE_CLUSTERING``    family clustering for ``recluster``: auto|threshold|dbscan|kmeans
@@ -22,16 +23,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from collections.abc import Mapping
+from typing import Annotated, Any
 
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from graph.settings import EnvironmentSettings
 from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.lineage.distances import DistanceMetric
 from heritage.lineage.recovery import GenealogyRecovery
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
-__all__ = ["CatalogueConfig", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "MAX_DEPTH"]
+__all__ = ["CatalogueConfig", "CatalogueEnvironment", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "MAX_DEPTH"]
 
 DEFAULT_UPLOAD_DIR = Path.home() / ".cache" / "model-heritage" / "uploads"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
@@ -40,29 +44,39 @@ DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
 MAX_DEPTH = 50
 
 
-def _enum(env: Mapping[str, str], key: str, enum_type: Any, default: Any) -> Any:
-    text = env.get(key)
-    if not text:
-        return default
-    try:
-        return enum_type(text.strip().lower())
-    except ValueError:
-        choices = ", ".join(m.value for m in enum_type)
-        raise ValueError(f"{key}={text!r} is not one of: {choices}") from None
+class CatalogueEnvironment(EnvironmentSettings):
+    """The ``HERITAGE_*`` variables of the catalogue (see the module docstring)."""
 
+    model_config = SettingsConfigDict(env_prefix="HERITAGE_")
 
-def _number(env: Mapping[str, str], key: str, default: float, kind: type = float,
-            positive: bool = True) -> Any:
-    text = env.get(key)
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{key}={text!r} is not a number") from None
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{key}={text!r} must be {'positive' if positive else 'non-negative'}")
-    return value
+    metric: DistanceMetric = DistanceMetric.AUTO
+    clustering: ClusteringMethod = ClusteringMethod.AUTO
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0)
+    tree_method: TreeBuildingMethod = TreeBuildingMethod.MOTHER
+    lam: float = Field(DEFAULT_LAMBDA, ge=0, validation_alias="HERITAGE_LAMBDA")
+    import_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    upload_dir: Path = DEFAULT_UPLOAD_DIR
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
+    family_search: FamilySearch = FamilySearch.SPARSE
+    neighbours: int = Field(DEFAULT_NEIGHBOURS, ge=1)
+    dask_scheduler: str | None = None
+
+    @field_validator("metric", "clustering", "tree_method", "family_search", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("dask_scheduler", mode="before")
+    @classmethod
+    def _address(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, str):  # folders separated like PATH
+            return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip())
+        return value
 
 
 @dataclass(frozen=True)
@@ -110,26 +124,15 @@ class CatalogueConfig:
                 raise ValueError(f"{name} must be at least 1")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> CatalogueConfig:
-        """Build the configuration from ``env`` (default ``os.environ``); see the module doc."""
-        env = os.environ if env is None else env
-        roots = tuple(
-            Path(p).expanduser().resolve()
-            for p in (env.get("HERITAGE_IMPORT_ROOTS") or "").split(os.pathsep)
-            if p.strip()
-        )
+    def from_env(cls, **overrides: Any) -> CatalogueConfig:
+        """The configuration from the ``HERITAGE_*`` variables (see the module doc), with
+        ``overrides`` replacing fields; ``ValueError`` naming the variable of a bad value."""
+        env = CatalogueEnvironment.read()
         values: dict[str, Any] = dict(
-            metric=_enum(env, "HERITAGE_METRIC", DistanceMetric, DistanceMetric.AUTO),
-            clustering=_enum(env, "HERITAGE_CLUSTERING", ClusteringMethod, ClusteringMethod.AUTO),
-            threshold=_number(env, "HERITAGE_THRESHOLD", DEFAULT_THRESHOLD),
-            tree_method=_enum(env, "HERITAGE_TREE_METHOD", TreeBuildingMethod, TreeBuildingMethod.MOTHER),
-            lam=_number(env, "HERITAGE_LAMBDA", DEFAULT_LAMBDA, positive=False),
-            import_roots=roots,
-            upload_dir=Path(env.get("HERITAGE_UPLOAD_DIR") or DEFAULT_UPLOAD_DIR).expanduser(),
-            max_upload_bytes=_number(env, "HERITAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int),
-            family_search=_enum(env, "HERITAGE_FAMILY_SEARCH", FamilySearch, FamilySearch.SPARSE),
-            neighbours=_number(env, "HERITAGE_NEIGHBOURS", DEFAULT_NEIGHBOURS, int),
-            dask_scheduler=(env.get("HERITAGE_DASK_SCHEDULER") or "").strip() or None,
+            metric=env.metric, clustering=env.clustering, threshold=env.threshold, tree_method=env.tree_method,
+            lam=env.lam, import_roots=env.import_roots, upload_dir=env.upload_dir.expanduser(),
+            max_upload_bytes=env.max_upload_bytes,
+            family_search=env.family_search, neighbours=env.neighbours, dask_scheduler=env.dask_scheduler,
         )
         values.update(overrides)
         return cls(**values)

@@ -11,10 +11,7 @@ from heritage.catalogue.config import CatalogueConfig
 from heritage.catalogue.fingerprints import FingerprintCache
 from heritage.lineage.recovery import GenealogyRecovery
 
-__all__ = ["Context", "MAX_ATTEMPTS"]
-
-# How often a write whose families changed under it is recomputed before giving up.
-MAX_ATTEMPTS = 8
+__all__ = ["Context"]
 
 
 @dataclass

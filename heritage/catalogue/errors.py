@@ -1,7 +1,7 @@
 """Errors of the catalogue service.
 
 Each carries a one-line message fit for a CLI line or an HTTP ``detail``; the API maps
-them to status codes (404 for the *NotFound errors, 409 for name/duplicate conflicts,
+them to status codes (404 for the *NotFound errors, 409 for a taken name,
 403 for paths outside the import roots).  ``graph.errors.DatabaseUnavailable`` is not
 wrapped: it passes through so that every caller reports "Neo4j is down" the same way.
 """
@@ -16,7 +16,7 @@ __all__ = [
     "NameTakenError",
     "PathNotAllowedError",
     "UnusablePathError",
-    "DuplicateModel",
+    "InvalidNameError",
     "ConcurrentUpdateError",
     "SchedulerUnavailable",
 ]
@@ -71,20 +71,18 @@ class UnusablePathError(CatalogueError, ValueError):
     """A path to register that cannot even be resolved (a name too long, a link loop)."""
 
 
-class DuplicateModel(CatalogueError):
-    """The same weights (SHA-256) are already in the catalogue as ``existing_id``."""
+class InvalidNameError(CatalogueError, ValueError):
+    """A model name the catalogue refuses (see :mod:`heritage.catalogue.names`)."""
 
-    def __init__(self, existing_id: str, name: str | None = None) -> None:
-        super().__init__(
-            f"these weights are already in the catalogue as model {existing_id}"
-            + (f" ({name})" if name else "")
-        )
-        self.existing_id = existing_id
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"invalid model name {name!r}: {reason}")  # repr: shows hidden characters
         self.name = name
+        self.reason = reason
 
 
 class ConcurrentUpdateError(CatalogueError):
-    """A family kept changing under us (another writer) after several retries."""
+    """The data an operation depends on kept changing under it (other writers) after
+    several attempts (see :mod:`heritage.catalogue.retry`)."""
 
 
 class SchedulerUnavailable(CatalogueError):

@@ -33,10 +33,12 @@ from graph.database import Database
 from graph.driver import GraphTransaction
 from graph.errors import ConstraintViolation
 from heritage.catalogue.commit import StaleFamilyError, commit_plans
-from heritage.catalogue.context import MAX_ATTEMPTS, Context
-from heritage.catalogue.errors import ConcurrentUpdateError, NameTakenError
-from heritage.catalogue.placement import adapter_family, nearest_relatives
+from heritage.catalogue.context import Context
+from heritage.catalogue.errors import InvalidNameError, NameTakenError
+from heritage.catalogue.names import check_model_name, name_problem
+from heritage.catalogue.placement import family_to_join
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family
+from heritage.catalogue.retry import retry
 from heritage.catalogue.prepare import Opened, Prepared, open_model, prepare_model
 from heritage.catalogue.readers import LocalReader, ModelReader, ReadFailure
 from heritage.catalogue.records import ImportResult, ImportSummary
@@ -107,18 +109,12 @@ def _warn_lone_adapter(name: str, declared_base: str | None) -> None:
 
 
 def _plan_single(ctx: Context, prepared: Prepared, timings: Timings) -> FamilyPlan:
+    """The tree of the family the new model joins (or of its own new family)."""
     fp = prepared.fingerprint
-    cfg = ctx.config
-    if prepared.profile.is_adapter:
-        family_id = adapter_family(ctx.db, fp, prepared.profile.declared_base, ctx.cache, timings)
-        if family_id is None:
-            _warn_lone_adapter(prepared.name, prepared.profile.declared_base)
-    else:
-        relatives = nearest_relatives(ctx.db, fp, ctx.cache, exact_limit=cfg.exact_placement_limit,
-                                      candidates=cfg.placement_candidates,
-                                      max_approximate=cfg.max_approximate_distance, timings=timings)
-        near = relatives[0] if relatives and relatives[0].distance <= cfg.threshold else None
-        family_id = near.family_id if near else None
+    declared = prepared.profile.declared_base
+    family_id = family_to_join(ctx.db, ctx.cache, ctx.config, fp, declared, timings=timings)
+    if family_id is None and fp.is_adapter:
+        _warn_lone_adapter(prepared.name, declared)
     new_member = prepared.member()
     if family_id is None:
         with timings.measure("trees"):
@@ -143,17 +139,20 @@ def _duplicate(db: Database, existing: dict, name: str, path: Path) -> ImportRes
                         family_id=family, path=str(path))
 
 
-def import_one(ctx: Context, path: str | Path, name: str | None = None,
-               description: str | None = None, timings: Timings | None = None) -> ImportResult:
-    """Import one model; see the module docstring.  Raises :class:`NameTakenError`."""
-    timings = timings or Timings()
-    path = Path(path)
-    display = name or path.name
+def _failed(name: str, path: Path, error: object) -> ImportResult:
+    return ImportResult(model_id=None, name=name, status="failed", error=str(error), path=str(path))
+
+
+def _open_new(ctx: Context, path: Path, name: str | None, timings: Timings) -> Opened | ImportResult:
+    """The model at ``path`` opened and hashed, or the result that ends its import here
+    (unreadable: failed; same weights stored: duplicate).  Raises for a bad or taken name."""
+    display = check_model_name(name) if name is not None else path.name
     try:
         with timings.measure("hash"):
             opened = open_model(path, name)
     except (ModelLoadError, OSError) as exc:
-        return ImportResult(model_id=None, name=display, status="failed", error=str(exc), path=str(path))
+        return _failed(display, path, exc)
+    check_model_name(opened.name)  # a name taken from the file itself
     with timings.measure("neo4j"):
         existing = _existing_by_sha(ctx.db, [opened.sha256]).get(opened.sha256)
         if existing is not None:
@@ -161,39 +160,60 @@ def import_one(ctx: Context, path: str | Path, name: str | None = None,
         taken = _taken_names(ctx.db, [opened.name]).get(opened.name)
     if taken is not None:
         raise NameTakenError(opened.name, taken["id"])
+    return opened
+
+
+def _lost_race(ctx: Context, prepared: Prepared, exc: ConstraintViolation) -> ImportResult:
+    """Another writer stored the same weights (a duplicate result) or took the name
+    (:class:`NameTakenError`) between our checks and our write."""
+    kind = constraint_kind(exc)
+    if kind == "sha256":
+        existing = _existing_by_sha(ctx.db, [prepared.sha256]).get(prepared.sha256)
+        if existing is not None:
+            return _duplicate(ctx.db, existing, prepared.name, prepared.path)
+    if kind == "name":
+        taken = _taken_names(ctx.db, [prepared.name]).get(prepared.name)
+        raise NameTakenError(prepared.name, taken["id"] if taken else None) from None
+    raise exc
+
+
+def _store_one(ctx: Context, prepared: Prepared, timings: Timings) -> ImportResult:
+    """Create the model and rewrite its family's tree in ONE transaction (planned again
+    whenever the family changed under the plan)."""
+    def attempt(_: int) -> ImportResult:
+        plan = _plan_single(ctx, prepared, timings)
+        try:
+            with timings.measure("neo4j"):
+                ctx.db.write_transaction(lambda tx: commit_plans(
+                    tx, [plan], lam=ctx.recovery.lam, before_trees=lambda tx: create_models(tx, [prepared])))
+        except ConstraintViolation as exc:
+            return _lost_race(ctx, prepared, exc)
+        return ImportResult(model_id=prepared.id, name=prepared.name, status="created",
+                            family_id=plan.family_id, path=str(prepared.path))
+
+    with ctx.write_lock:
+        result = retry(f"place {prepared.name}", attempt)
+    if result.status == "created":
+        ctx.cache.put(prepared.id, prepared.sha256, prepared.fingerprint, len(prepared.data))
+        log.info("imported %s as %s into family %s", prepared.name, prepared.id, result.family_id)
+    return result
+
+
+def import_one(ctx: Context, path: str | Path, name: str | None = None,
+               description: str | None = None, timings: Timings | None = None, *,
+               uploaded: bool = False) -> ImportResult:
+    """Import one model; see the module docstring.  Raises :class:`NameTakenError` and
+    :class:`InvalidNameError`."""
+    timings = timings or Timings()
+    opened = _open_new(ctx, Path(path), name, timings)
+    if isinstance(opened, ImportResult):
+        return opened
     try:
         with timings.measure("fingerprint"):
-            prepared = prepare_model(opened, description)
+            prepared = prepare_model(opened, description, uploaded=uploaded)
     except (ModelLoadError, OSError) as exc:
-        return ImportResult(model_id=None, name=opened.name, status="failed", error=str(exc),
-                            path=str(opened.path))
-    with ctx.write_lock:
-        for _attempt in range(MAX_ATTEMPTS):
-            plan = _plan_single(ctx, prepared, timings)
-            try:
-                with timings.measure("neo4j"):
-                    ctx.db.write_transaction(lambda tx, plan=plan: commit_plans(
-                        tx, [plan], lam=ctx.recovery.lam,
-                        before_trees=lambda tx: create_models(tx, [prepared])))
-                break
-            except StaleFamilyError as exc:
-                log.info("retrying the import of %s: %s", opened.name, exc)
-            except ConstraintViolation as exc:
-                kind = constraint_kind(exc)
-                if kind == "sha256":
-                    existing = _existing_by_sha(ctx.db, [opened.sha256]).get(opened.sha256)
-                    if existing is not None:
-                        return _duplicate(ctx.db, existing, opened.name, opened.path)
-                if kind == "name":
-                    taken = _taken_names(ctx.db, [opened.name]).get(opened.name)
-                    raise NameTakenError(opened.name, taken["id"] if taken else None) from None
-                raise
-        else:
-            raise ConcurrentUpdateError(f"could not place {opened.name}: its family kept changing")
-    ctx.cache.put(prepared.id, prepared.sha256, prepared.fingerprint, len(prepared.data))
-    log.info("imported %s as %s into family %s", opened.name, prepared.id, plan.family_id)
-    return ImportResult(model_id=prepared.id, name=opened.name, status="created",
-                        family_id=plan.family_id, path=str(opened.path))
+        return _failed(opened.name, opened.path, exc)
+    return _store_one(ctx, prepared, timings)
 
 
 # --------------------------------------------------------------------------- batches
@@ -224,9 +244,101 @@ def _store_batch(db: Database, prepared: list[Prepared], results: dict[int, Impo
                 results[i] = ImportResult(model_id=existing["id"] if existing else None, name=p.name,
                                           status="duplicate", path=str(p.path))
             else:
-                results[i] = ImportResult(model_id=None, name=p.name, status="failed", path=str(p.path),
-                                          error=str(NameTakenError(p.name)) if kind == "name" else str(exc))
+                results[i] = _failed(p.name, p.path, NameTakenError(p.name) if kind == "name" else exc)
     return stored
+
+
+class _BatchRun:
+    """The state of one :func:`import_batch`: results by entry index, and what this run
+    already holds (repeats inside it are duplicates or taken names, like stored ones).
+    The ``reader`` hashes and fingerprints (here or on a cluster's workers); the run
+    decides what is new and writes it."""
+
+    def __init__(self, ctx: Context, description: str | None, progress: ImportProgress | None,
+                 timings: Timings, reader: ModelReader) -> None:
+        self.ctx, self.description, self.progress, self.timings = ctx, description, progress, timings
+        self.reader = reader
+        self.results: dict[int, ImportResult] = {}
+        self.run_sha: dict[str, str] = {}  # sha256 -> model id ("" while its read is pending)
+        self.run_names: set[str] = set()
+
+    def done(self, i: int, result: ImportResult) -> None:
+        self.results[i] = result
+        if self.progress is not None:
+            self.progress(result)
+
+    def open(self, batch: list[tuple[int, tuple[str, Path]]]) -> list[tuple[int, Opened]]:
+        """Hash the batch's readable models with acceptable names; the rest are done."""
+        named: list[tuple[int, tuple[str, Path]]] = []
+        for i, (name, path) in batch:
+            if (problem := name_problem(name)) is not None:
+                self.done(i, _failed(name, path, InvalidNameError(name, problem)))
+            else:
+                named.append((i, (name, path)))
+        with self.timings.measure("hash"):
+            hashed = self.reader.open_many([entry for _, entry in named])
+        opened: list[tuple[int, Opened]] = []
+        for (i, (name, path)), result in zip(named, hashed):
+            if isinstance(result, ReadFailure):
+                self.done(i, _failed(name, path, result))
+            else:
+                opened.append((i, result))
+        return opened
+
+    def prepare(self, opened: list[tuple[int, Opened]]) -> tuple[list[Prepared], dict[str, int]]:
+        """Fingerprint what is new; stored or repeated weights and taken names are done."""
+        with self.timings.measure("neo4j"):
+            existing = _existing_by_sha(self.ctx.db, (o.sha256 for _, o in opened))
+            taken = _taken_names(self.ctx.db, (o.name for _, o in opened))
+        new: list[tuple[int, Opened]] = []
+        copies: list[tuple[int, Opened]] = []  # copies of a model of this batch, resolved once it is read
+        for i, o in opened:
+            if o.sha256 in existing:
+                row = existing[o.sha256]
+                self.done(i, ImportResult(model_id=row["id"], name=row["name"], status="duplicate", path=str(o.path)))
+            elif o.sha256 in self.run_sha and not self.run_sha[o.sha256]:
+                copies.append((i, o))
+            elif o.sha256 in self.run_sha:
+                self.done(i, ImportResult(model_id=self.run_sha[o.sha256], name=o.name, status="duplicate",
+                                          path=str(o.path)))
+            elif o.name in taken or o.name in self.run_names:
+                self.done(i, _failed(o.name, o.path, NameTakenError(o.name, taken.get(o.name, {}).get("id"))))
+            else:
+                new.append((i, o))
+                self.run_sha[o.sha256] = ""  # claimed: a later copy in this run is a duplicate
+                self.run_names.add(o.name)
+        with self.timings.measure("fingerprint"):
+            read = self.reader.prepare_many([o for _, o in new], self.description)
+        prepared: list[Prepared] = []
+        index_of: dict[str, int] = {}
+        failed_reads: dict[str, str] = {}
+        for (i, o), p in zip(new, read):
+            if isinstance(p, ReadFailure):
+                self.done(i, _failed(o.name, o.path, p))
+                del self.run_sha[o.sha256]
+                self.run_names.discard(o.name)
+                failed_reads[o.sha256] = str(p)
+                continue
+            prepared.append(p)
+            index_of[p.id] = i
+            self.run_sha[o.sha256] = p.id
+        for i, o in copies:
+            if o.sha256 in failed_reads:
+                self.done(i, _failed(o.name, o.path, failed_reads[o.sha256]))
+            else:
+                self.done(i, ImportResult(model_id=self.run_sha[o.sha256], name=o.name, status="duplicate",
+                                          path=str(o.path)))
+        return prepared, index_of
+
+    def store(self, prepared: list[Prepared], index_of: dict[str, int]) -> None:
+        stored = {p.id for p in _store_batch(self.ctx.db, prepared, self.results, index_of, self.timings)}
+        for p in prepared:
+            if p.id in stored:
+                self.ctx.cache.put(p.id, p.sha256, p.fingerprint, len(p.data))
+                self.done(index_of[p.id], ImportResult(model_id=p.id, name=p.name, status="created",
+                                                       path=str(p.path)))
+            else:
+                self.done(index_of[p.id], self.results[index_of[p.id]])
 
 
 def import_batch(
@@ -246,83 +358,17 @@ def import_batch(
     reader = reader or LocalReader()
     started = time.perf_counter()
     timings = Timings()
-    results: dict[int, ImportResult] = {}
-    run_sha: dict[str, str] = {}  # sha256 -> model id, for repeats inside this run
-    run_names: set[str] = set()
+    run = _BatchRun(ctx, description, progress, timings, reader)
     batch_size = max(1, ctx.config.batch_size)
-
-    def done(i: int, result: ImportResult) -> None:
-        results[i] = result
-        if progress is not None:
-            progress(result)
-
     for start in range(0, len(entries), batch_size):
-        batch = list(enumerate(entries[start : start + batch_size], start))
-        opened: list[tuple[int, Opened]] = []
-        with timings.measure("hash"):
-            hashed = reader.open_many([entry for _, entry in batch])
-        for (i, (name, path)), result in zip(batch, hashed):
-            if isinstance(result, ReadFailure):
-                done(i, ImportResult(model_id=None, name=name, status="failed", error=str(result), path=str(path)))
-            else:
-                opened.append((i, result))
-        with timings.measure("neo4j"):
-            existing = _existing_by_sha(ctx.db, (o.sha256 for _, o in opened))
-            taken = _taken_names(ctx.db, (o.name for _, o in opened))
-        prepared: list[Prepared] = []
-        index_of: dict[str, int] = {}
-        new: list[tuple[int, Opened]] = []
-        copies: list[tuple[int, Opened]] = []
-        failed_reads: dict[str, str] = {}
-        for i, o in opened:
-            if o.sha256 in existing:
-                row = existing[o.sha256]
-                done(i, ImportResult(model_id=row["id"], name=row["name"], status="duplicate", path=str(o.path)))
-            elif o.sha256 in run_sha and not run_sha[o.sha256]:
-                copies.append((i, o))  # a copy of a model of this batch: resolved once that one is read
-            elif o.sha256 in run_sha:
-                done(i, ImportResult(model_id=run_sha[o.sha256], name=o.name, status="duplicate", path=str(o.path)))
-            elif o.name in taken or o.name in run_names:
-                done(i, ImportResult(model_id=None, name=o.name, status="failed", path=str(o.path),
-                                     error=str(NameTakenError(o.name, taken.get(o.name, {}).get("id")))))
-            else:
-                new.append((i, o))
-                run_sha[o.sha256] = ""  # claimed: a later copy in this run is a duplicate
-                run_names.add(o.name)
-        with timings.measure("fingerprint"):
-            results_of_new = reader.prepare_many([o for _, o in new], description)
-        for (i, o), p in zip(new, results_of_new):
-            if isinstance(p, ReadFailure):
-                done(i, ImportResult(model_id=None, name=o.name, status="failed", error=str(p), path=str(o.path)))
-                del run_sha[o.sha256]
-                run_names.discard(o.name)
-                failed_reads[o.sha256] = str(p)
-                continue
-            prepared.append(p)
-            index_of[p.id] = i
-            run_sha[o.sha256] = p.id
-        for i, o in copies:
-            if o.sha256 in failed_reads:
-                done(i, ImportResult(model_id=None, name=o.name, status="failed", error=failed_reads[o.sha256],
-                                     path=str(o.path)))
-            else:
-                done(i, ImportResult(model_id=run_sha[o.sha256], name=o.name, status="duplicate", path=str(o.path)))
-        stored = _store_batch(ctx.db, prepared, results, index_of, timings)
-        stored_ids = {p.id for p in stored}
-        for p in prepared:
-            if p.id in stored_ids:
-                ctx.cache.put(p.id, p.sha256, p.fingerprint, len(p.data))
-                done(index_of[p.id], ImportResult(model_id=p.id, name=p.name, status="created", path=str(p.path)))
-            else:
-                done(index_of[p.id], results[index_of[p.id]])
-
+        opened = run.open(list(enumerate(entries[start : start + batch_size], start)))
+        run.store(*run.prepare(opened))
     if stage is not None:
         stage("placing models into families and rebuilding their trees")
     families = place_unplaced(ctx, timings)
-    ordered = [results[i] for i in range(len(entries))]
-    ids = [r.model_id for r in ordered if r.model_id]
+    ordered = [run.results[i] for i in range(len(entries))]
     with timings.measure("neo4j"):
-        family_of = _family_of(ctx.db, ids)
+        family_of = _family_of(ctx.db, [r.model_id for r in ordered if r.model_id])
     for r in ordered:
         if r.model_id:
             r.family_id = family_of.get(r.model_id)
@@ -391,7 +437,7 @@ def _link_new_models(ctx: Context, members: list[Member], fps: dict[str, Fingerp
 def _commit_component(ctx: Context, new_members: list[Member], family_ids: set[str],
                       fps: dict[str, Fingerprint], timings: Timings) -> str:
     """Write one component of new models (joining/merging ``family_ids``); returns its family."""
-    for attempt in range(MAX_ATTEMPTS):
+    def attempt(_: int) -> str:
         states: dict[str, tuple[int, list[Member]]] = {}
         with timings.measure("neo4j"):
             for fid in sorted(family_ids):
@@ -402,8 +448,7 @@ def _commit_component(ctx: Context, new_members: list[Member], family_ids: set[s
             target = max(states, key=lambda fid: (len(states[fid][1]), fid))
             version, members = states[target]
             absorbed = {fid: (v, frozenset(m.id for m in ms)) for fid, (v, ms) in states.items() if fid != target}
-            moved = [m for fid in absorbed for m in states[fid][1]]
-            all_members = [*members, *moved, *new_members]
+            all_members = [*members, *(m for fid in absorbed for m in states[fid][1]), *new_members]
         else:
             target, version, members, absorbed = uuid.uuid4().hex, None, [], {}
             all_members = list(new_members)
@@ -413,69 +458,69 @@ def _commit_component(ctx: Context, new_members: list[Member], family_ids: set[s
         with timings.measure("trees"):
             plan = plan_family(ctx.recovery, target, all_members, known, expected_version=version,
                                expected_members=[m.id for m in members])
-        try:
-            with timings.measure("neo4j"):
-                ctx.db.write_transaction(lambda tx, plan=plan, absorbed=absorbed: commit_plans(
-                    tx, [plan], lam=ctx.recovery.lam, absorbed=absorbed))
-            return target
-        except StaleFamilyError as exc:
-            log.info("retrying placement (attempt %d): %s", attempt + 1, exc)
-    raise ConcurrentUpdateError("could not place new models: their families kept changing")
+        with timings.measure("neo4j"):
+            ctx.db.write_transaction(lambda tx: commit_plans(tx, [plan], lam=ctx.recovery.lam, absorbed=absorbed))
+        return target
+
+    return retry("place new models", attempt)
+
+
+def _unplaced(ctx: Context, timings: Timings) -> tuple[list[Member], dict[str, Fingerprint], dict[str, str]]:
+    """Ok models without a family whose fingerprints are stored, their fingerprints and
+    their backbones (backbone keys; the structure hash of a model stored before those)."""
+    with timings.measure("neo4j"):
+        rows = ctx.db.read("model_unplaced")
+    members = [member_from_row(r) for r in rows]
+    with timings.measure("neo4j"):
+        fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
+    return [m for m in members if m.id in fps], fps, {r["id"]: r["backboneKey"] or r["structureHash"] for r in rows}
+
+
+def _components(ctx: Context, full: list[Member], fps: dict[str, Fingerprint], structure: dict[str, str],
+                timings: Timings) -> list[tuple[list[Member], set[str]]]:
+    """Groups of new full models that belong together, each with the stored families it
+    joins (and so merges): new models are linked to the family each would join alone
+    (:func:`family_to_join`) and to each other within the threshold."""
+    uf = _UnionFind()
+    with timings.measure("neo4j"):
+        placed = {r["backboneKey"] for r in ctx.db.read(
+            "placement_placed_structures", backboneKeys=sorted({structure[m.id] for m in full}))}
+    for m in full:
+        uf.find(m.id)
+        if structure[m.id] in placed:  # else no stored model of this backbone: nothing to search
+            family = family_to_join(ctx.db, ctx.cache, ctx.config, fps[m.id], timings=timings)
+            if family is not None:
+                uf.union(m.id, ("family", family))
+    groups: dict[str, list[Member]] = defaultdict(list)
+    for m in full:
+        groups[structure[m.id]].append(m)
+    for group in groups.values():
+        _link_new_models(ctx, group, fps, uf, timings)
+    components: dict[object, tuple[list[Member], set[str]]] = {}
+    by_id = {m.id: m for m in full}
+    for key in list(uf.parent):
+        new, families = components.setdefault(uf.find(key), ([], set()))
+        if isinstance(key, tuple):
+            families.add(key[1])
+        else:
+            new.append(by_id[key])  # type: ignore[index]
+    return [(new, families) for new, families in components.values() if new]
 
 
 def place_unplaced(ctx: Context, timings: Timings | None = None) -> list[str]:
     """Put every ok model without a family into one; returns the families written."""
     timings = timings or Timings()
-    cfg = ctx.config
     with ctx.write_lock:
-        with timings.measure("neo4j"):
-            rows = ctx.db.read("model_unplaced")
-        if not rows:
+        members, fps, structure = _unplaced(ctx, timings)
+        if not members:
             return []
-        members = [member_from_row(r) for r in rows]
-        structure = {r["id"]: r["backboneKey"] or r["structureHash"] for r in rows}
-        with timings.measure("neo4j"):
-            fps = ctx.cache.get_many((m.id, m.sha256) for m in members)
-        members = [m for m in members if m.id in fps]
         full = [m for m in members if not m.is_adapter]
-        adapters = [m for m in members if m.is_adapter]
-        touched: list[str] = []
-
-        uf = _UnionFind()
-        with timings.measure("neo4j"):
-            placed = {r["backboneKey"] for r in ctx.db.read(
-                "placement_placed_structures", backboneKeys=sorted({structure[m.id] for m in full}))}
-        for m in full:
-            uf.find(m.id)
-            if structure[m.id] not in placed:
-                continue  # no stored model of this architecture: nothing to search
-            relatives = nearest_relatives(ctx.db, fps[m.id], ctx.cache, exact_limit=cfg.placement_candidates,
-                                          candidates=cfg.placement_candidates,
-                                      max_approximate=cfg.max_approximate_distance, timings=timings)
-            if relatives and relatives[0].distance <= cfg.threshold:
-                uf.union(m.id, ("family", relatives[0].family_id))
-        groups: dict[str, list[Member]] = defaultdict(list)
-        for m in full:
-            groups[structure[m.id]].append(m)
-        for group in groups.values():
-            _link_new_models(ctx, group, fps, uf, timings)
-        components: dict[object, tuple[list[Member], set[str]]] = {}
-        for key in list(uf.parent):
-            root = uf.find(key)
-            new, families = components.setdefault(root, ([], set()))
-            if isinstance(key, tuple):
-                families.add(key[1])
-        by_id = {m.id: m for m in full}
-        for key in list(uf.parent):
-            if not isinstance(key, tuple):
-                components[uf.find(key)][0].append(by_id[key])  # type: ignore[index]
-        for new, families in components.values():
-            if new:
-                touched.append(_commit_component(ctx, new, families, fps, timings))
-
+        touched = [_commit_component(ctx, new, families, fps, timings)
+                   for new, families in _components(ctx, full, fps, structure, timings)]
         by_family: dict[str | None, list[Member]] = defaultdict(list)
-        for m in adapters:
-            by_family[adapter_family(ctx.db, fps[m.id], m.declared_base, ctx.cache, timings)].append(m)
+        for m in (m for m in members if m.is_adapter):
+            by_family[family_to_join(ctx.db, ctx.cache, ctx.config, fps[m.id], m.declared_base,
+                                     timings=timings)].append(m)
         for family_id, group in by_family.items():
             if family_id is None:
                 for m in group:  # an adapter that fits no stored model stands alone

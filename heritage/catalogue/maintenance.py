@@ -27,13 +27,14 @@ from heritage.catalogue.commit import (
     update_stats,
     write_trees,
 )
-from heritage.catalogue.context import MAX_ATTEMPTS, Context
-from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
+from heritage.catalogue.context import Context
+from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
 from heritage.catalogue.importer import constraint_kind, read_family
-from heritage.catalogue.placement import adapter_family, declared_base_candidates, nearest_relatives
+from heritage.catalogue.placement import declared_base_candidates, family_to_join
 from heritage.catalogue.planning import FamilyPlan, Member, member_from_row, plan_family, plan_from_recovered
 from heritage.catalogue.prepare import Prepared, open_model, prepare_model
 from heritage.catalogue.recluster_source import CatalogueSource
+from heritage.catalogue.retry import retry
 from heritage.errors import HeritageError, ModelLoadError
 from heritage.lineage.recovery import Mapper
 from heritage.reading.fingerprint import FINGERPRINT_VERSION
@@ -41,15 +42,6 @@ from heritage.reading.fingerprint import FINGERPRINT_VERSION
 __all__ = ["delete_model", "rebuild_family", "reprocess_model", "recluster"]
 
 log = logging.getLogger(__name__)
-
-
-def _retrying(what: str, attempt_once: Callable[[], Any]) -> Any:
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            return attempt_once()
-        except StaleFamilyError as exc:
-            log.info("retrying %s (attempt %d): %s", what, attempt + 1, exc)
-    raise ConcurrentUpdateError(f"could not {what}: the families involved kept changing")
 
 
 def _without(ctx: Context, family_id: str, model_id: str
@@ -72,14 +64,16 @@ def _without(ctx: Context, family_id: str, model_id: str
 def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
     """Delete a model; its family's tree is rebuilt without it in the same transaction.
 
-    Returns ``{id, name, family_id, family_deleted, children}`` (``children``: the former
-    children, now re-attached within the family).
+    Returns ``{id, name, family_id, family_deleted, children, path, uploaded}``
+    (``children``: the former children, now re-attached within the family; ``path`` and
+    ``uploaded``: the model's file and whether the API's upload stored it there).
     """
     def once() -> dict[str, Any]:
         rows = ctx.db.read("model_get", id=model_id)
         if not rows:
             raise ModelNotFound(model_id)
-        name, family_id = rows[0]["model"]["name"], rows[0]["familyId"]
+        model, family_id = rows[0]["model"], rows[0]["familyId"]
+        name = model["name"]
         children = [r["id"] for r in ctx.db.read("lineage_descendants", id=model_id, depth=1)]
         plans, absorbed = [], {}
         if family_id:
@@ -95,10 +89,11 @@ def delete_model(ctx: Context, model_id: str) -> dict[str, Any]:
         ctx.cache.forget(model_id)
         log.info("deleted model %s (%s)", model_id, name)
         return {"id": model_id, "name": name, "family_id": family_id,
-                "family_deleted": bool(family_id) and not plans, "children": children}
+                "family_deleted": bool(family_id) and not plans, "children": children,
+                "path": model.get("path"), "uploaded": bool(model.get("uploaded"))}
 
     with ctx.write_lock:
-        return _retrying(f"delete model {model_id}", once)
+        return retry(f"delete model {model_id}", lambda _: once())
 
 
 def rebuild_family(ctx: Context, family_id: str) -> dict[str, Any]:
@@ -121,12 +116,12 @@ def rebuild_family(ctx: Context, family_id: str) -> dict[str, Any]:
         return {"family_id": family_id, "members": len(plan.members), "edges": len(plan.edges)}
 
     with ctx.write_lock:
-        return _retrying(f"rebuild family {family_id}", once)
+        return retry(f"rebuild family {family_id}", lambda _: once())
 
 
 def _profile_update(prepared: Prepared) -> dict[str, Any]:
     props = prepared.props()
-    for key in ("id", "name", "description"):
+    for key in ("id", "name", "description", "uploaded"):  # who owns the file does not change
         props.pop(key, None)
     return props
 
@@ -150,55 +145,9 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
     except (ModelLoadError, HeritageError, OSError) as exc:
         _mark_error(ctx, model_id, f"reprocessing failed: {exc}")
         return "error"
-
-    def once() -> None:
-        current = ctx.db.read("model_get", id=model_id)
-        if not current:
-            raise ModelNotFound(model_id)
-        old_family = current[0]["familyId"]
-        fp = prepared.fingerprint
-        if prepared.profile.is_adapter:
-            new_family = adapter_family(ctx.db, fp, prepared.profile.declared_base, ctx.cache)
-        else:
-            relatives = nearest_relatives(ctx.db, fp, ctx.cache, exact_limit=ctx.config.exact_placement_limit,
-                                          candidates=ctx.config.placement_candidates,
-                                          max_approximate=ctx.config.max_approximate_distance,
-                                          exclude=[model_id])
-            near = relatives[0] if relatives and relatives[0].distance <= ctx.config.threshold else None
-            new_family = near.family_id if near else None
-        plans: list[FamilyPlan] = []
-        absorbed: dict[str, tuple[int, frozenset[str]]] = {}
-        remaining: list[Member] = []
-        if old_family and old_family != new_family:
-            plans, absorbed, _ = _without(ctx, old_family, model_id)
-        if new_family is None:
-            plans.append(plan_family(ctx.recovery, uuid.uuid4().hex, [prepared.member()],
-                                     {model_id: fp}, expected_version=None))
-        else:
-            state = read_family(ctx.db, new_family)
-            if state is None:
-                raise StaleFamilyError(f"family {new_family} disappeared")
-            version, members = state
-            remaining = [m for m in members if m.id != model_id]
-            fps = ctx.cache.get_many((m.id, m.sha256) for m in remaining)
-            fps[model_id] = fp
-            plans.append(plan_family(ctx.recovery, new_family, [*remaining, prepared.member()], fps,
-                                     expected_version=version, expected_members=[m.id for m in members]))
-
-        def update(tx: GraphTransaction) -> None:
-            tx.run("model_update_profile", id=model_id, props=_profile_update(prepared),
-                   fingerprint=prepared.data, fingerprintVersion=FINGERPRINT_VERSION)
-            row = prepared.declared_row()
-            if row is not None:
-                tx.run("model_link_declared_bases", rows=[row])
-            tx.run("catalogue_drop_orphan_placeholders")
-
-        ctx.db.write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam,
-                                                         absorbed=absorbed, before_trees=update))
-
     with ctx.write_lock:
         try:
-            _retrying(f"reprocess model {model_id}", once)
+            retry(f"reprocess model {model_id}", lambda _: _store_reprocessed(ctx, prepared))
         except ConstraintViolation as exc:
             if constraint_kind(exc) != "sha256":
                 raise
@@ -209,6 +158,52 @@ def reprocess_model(ctx: Context, model_id: str) -> str:
     ctx.cache.forget(model_id)
     ctx.cache.put(model_id, prepared.sha256, prepared.fingerprint, len(prepared.data))
     return "ok"
+
+
+def _replaced_plans(ctx: Context, prepared: Prepared, old_family: str | None
+                    ) -> tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]:
+    """Plans for a model whose weights changed: out of its old family if it moves, into
+    the family it joins now (or a new one)."""
+    model_id, fp = prepared.id, prepared.fingerprint
+    new_family = family_to_join(ctx.db, ctx.cache, ctx.config, fp, prepared.profile.declared_base,
+                                exclude=[model_id])
+    plans: list[FamilyPlan] = []
+    absorbed: dict[str, tuple[int, frozenset[str]]] = {}
+    if old_family and old_family != new_family:
+        plans, absorbed, _ = _without(ctx, old_family, model_id)
+    if new_family is None:
+        plans.append(plan_family(ctx.recovery, uuid.uuid4().hex, [prepared.member()], {model_id: fp},
+                                 expected_version=None))
+        return plans, absorbed
+    state = read_family(ctx.db, new_family)
+    if state is None:
+        raise StaleFamilyError(f"family {new_family} disappeared")
+    version, members = state
+    remaining = [m for m in members if m.id != model_id]
+    fps = ctx.cache.get_many((m.id, m.sha256) for m in remaining)
+    fps[model_id] = fp
+    plans.append(plan_family(ctx.recovery, new_family, [*remaining, prepared.member()], fps,
+                             expected_version=version, expected_members=[m.id for m in members]))
+    return plans, absorbed
+
+
+def _store_reprocessed(ctx: Context, prepared: Prepared) -> None:
+    """The refreshed model and every tree it changes, in ONE write transaction."""
+    current = ctx.db.read("model_get", id=prepared.id)
+    if not current:
+        raise ModelNotFound(prepared.id)
+    plans, absorbed = _replaced_plans(ctx, prepared, current[0]["familyId"])
+
+    def update(tx: GraphTransaction) -> None:
+        tx.run("model_update_profile", id=prepared.id, props=_profile_update(prepared),
+               fingerprint=prepared.data, fingerprintVersion=FINGERPRINT_VERSION)
+        row = prepared.declared_row()
+        if row is not None:
+            tx.run("model_link_declared_bases", rows=[row])
+        tx.run("catalogue_drop_orphan_placeholders")
+
+    ctx.db.write_transaction(lambda tx: commit_plans(tx, plans, lam=ctx.recovery.lam, absorbed=absorbed,
+                                                     before_trees=update))
 
 
 def _mark_error(ctx: Context, model_id: str, message: str) -> None:
@@ -230,7 +225,7 @@ def _mark_error(ctx: Context, model_id: str, message: str) -> None:
 
     log.warning("model %s: %s", model_id, message)
     with ctx.write_lock:
-        _retrying(f"mark model {model_id} failed", once)
+        retry(f"mark model {model_id} failed", lambda _: once())
     ctx.cache.forget(model_id)
 
 
@@ -319,4 +314,4 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
         }
 
     with ctx.write_lock:
-        return _retrying("recluster", once)
+        return retry("recluster", lambda _: once())

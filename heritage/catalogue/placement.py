@@ -6,8 +6,10 @@ upload).  Instead the candidates come from the database — every placed model o
 architecture when there are few (``exact_placement_limit``), else the nearest
 ``placement_candidates`` by placement vector from the ``model_placement`` vector index —
 and only those whose placement vectors are near enough are compared exactly on their
-fingerprints.  The cost of placing one model
-therefore does not grow with the catalogue.
+fingerprints.  The cost of placing one model therefore does not grow with the catalogue.
+
+:func:`family_to_join` is the one answer to "which family does this model join", used by
+single imports, batch imports and reprocessing alike.
 
 Only models already in a family are candidates (the queries follow ``IN_FAMILY``).
 """
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from graph.database import Database
+from heritage.catalogue.config import CatalogueConfig
 from heritage.catalogue.fingerprints import FingerprintCache
 from heritage.catalogue.timing import Timings
 from heritage.lineage.distances import DistanceMetric, distances_to
@@ -29,6 +32,7 @@ from heritage.reading.fingerprint import Fingerprint
 
 __all__ = [
     "Relative",
+    "family_to_join",
     "nearest_relatives",
     "adapter_fits",
     "declared_base_candidates",
@@ -168,3 +172,36 @@ def adapter_family(
         if base is not None and adapter_fits(adapter, base):
             return row["familyId"]
     return None
+
+
+def family_to_join(
+    db: Database,
+    cache: FingerprintCache,
+    config: CatalogueConfig,
+    fp: Fingerprint,
+    declared_base: str | None = None,
+    *,
+    exclude: Sequence[str] = (),
+    timings: Timings | None = None,
+) -> str | None:
+    """The family ``fp`` joins, or ``None`` when it starts one of its own.
+
+    An unmerged adapter joins its base's family (:func:`adapter_family`); a full model
+    joins the family of its nearest placed relative when that is within the family
+    threshold (relative l2).  ``exclude``: models not to compare with (the model itself,
+    when it is re-placed).
+
+    Up to ``config.exact_placement_limit`` placed models of the architecture (256), every
+    one is a candidate; beyond, the vector index proposes ``config.placement_candidates``
+    (32).  Either way only candidates whose placement vectors lie within
+    ``config.max_approximate_distance`` are compared on their fingerprints, so the limit
+    bounds how many stored vectors one placement scans (256 vectors of 256 floats: well
+    under a millisecond), not how many fingerprints it reads; it is the size up to which
+    scanning them all is cheaper than the index and exact rather than approximate.
+    """
+    if fp.is_adapter:
+        return adapter_family(db, fp, declared_base, cache, timings)
+    relatives = nearest_relatives(db, fp, cache, exact_limit=config.exact_placement_limit,
+                                  candidates=config.placement_candidates,
+                                  max_approximate=config.max_approximate_distance, exclude=exclude, timings=timings)
+    return relatives[0].family_id if relatives and relatives[0].distance <= config.threshold else None

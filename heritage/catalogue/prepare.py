@@ -37,7 +37,11 @@ class Opened:
 
 @dataclass
 class Prepared:
-    """A model ready to store: new id, profile, fingerprint (named by id) and its bytes."""
+    """A model ready to store: new id, profile, fingerprint (named by id) and its bytes.
+
+    ``uploaded``: the file at ``path`` was stored by the API's upload, so it goes with the
+    model when the model is deleted; any other file is the user's and stays.
+    """
 
     id: str
     name: str
@@ -46,6 +50,7 @@ class Prepared:
     profile: ModelProfile
     fingerprint: Fingerprint
     data: bytes
+    uploaded: bool = False
 
     @property
     def sha256(self) -> str:
@@ -73,6 +78,7 @@ class Prepared:
             "status": "ok",
             "error": None,
             "path": str(self.path),
+            "uploaded": self.uploaded,
             "declaredBase": p.declared_base,
             "declaredRelation": p.declared_relation,
             "declaredBases": list(p.declared_bases),
@@ -108,10 +114,11 @@ def open_model(path: str | Path, name: str | None = None) -> Opened:
     return Opened(name=model.name, path=path, model=model, sha256=file_sha256(model.files))
 
 
-def prepare_model(opened: Opened, description: str | None = None, model_id: str | None = None) -> Prepared:
+def prepare_model(opened: Opened, description: str | None = None, model_id: str | None = None, *,
+                  uploaded: bool = False) -> Prepared:
     """Profile and fingerprint an opened model (reads every compared weight matrix once)."""
     profile = profile_model(opened.model, sha256=opened.sha256)
     model_id = model_id or uuid.uuid4().hex
     fingerprint = dataclasses.replace(fingerprint_model(opened.model), name=model_id)
     return Prepared(id=model_id, name=opened.name, path=opened.path, description=description,
-                    profile=profile, fingerprint=fingerprint, data=fingerprint.to_bytes())
+                    profile=profile, fingerprint=fingerprint, data=fingerprint.to_bytes(), uploaded=uploaded)

@@ -7,16 +7,29 @@ stored parents).  Tree statistics and validation are computed from the stored ed
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from graph.database import Database
 from graph.driver import GraphTransaction
 from heritage.catalogue.config import MAX_DEPTH
-from heritage.catalogue.errors import ConcurrentUpdateError, FamilyNotFound, ModelNotFound
-from heritage.catalogue.records import FamilyRecord, ModelRecord, family_record, model_record, native
-from heritage.lineage.trees import tree_statistics, validate_tree
+from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
+from heritage.catalogue.retry import DataChanged, retry
+from heritage.catalogue.records import (
+    Ancestor,
+    CatalogueStatistics,
+    Descendant,
+    FamilyGenealogy,
+    FamilyRecord,
+    GenealogyEdge,
+    GenealogyNode,
+    Lineage,
+    LineageRoot,
+    ModelRecord,
+    family_record,
+    model_record,
+    native,
+)
+from heritage.lineage.trees import TreeValidation, tree_statistics, validate_tree
 
 __all__ = [
     "validate_depth",
@@ -28,7 +41,6 @@ __all__ = [
     "family_models",
     "genealogy",
     "lineage",
-    "root_of",
     "path_between",
     "lowest_common_ancestor",
     "siblings",
@@ -38,11 +50,15 @@ __all__ = [
 ]
 
 
-log = logging.getLogger(__name__)
-
 # A lineage or genealogy read that overlapped a rewrite of its tree is read again, up to
 # this many times (see _lineage_rows).
 _CONSISTENT_READ_ATTEMPTS = 6
+# First pause before reading again (doubled each time): a rewrite commits in milliseconds.
+_READ_AGAIN_AFTER_S = 0.005
+
+
+class _TornRead(DataChanged):
+    """A read saw a tree that was being rewritten; read it again."""
 
 
 def validate_depth(depth: int) -> int:
@@ -107,91 +123,97 @@ def family_models(db: Database, family_id: str) -> list[ModelRecord]:
     return [model_record(r) for r in db.read("family_models", id=family_id)]
 
 
-def _main_parent_first(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(edges, key=lambda e: (-(e["weight"] if e["weight"] is not None else 1.0),
-                                        e["parent_name"] or ""))
-
-
-def genealogy(db: Database, family_id: str) -> dict[str, Any]:
-    """A family's stored genealogy (a tree apart from merge children, which have one edge
-    per parent).
-
-    Keys: ``family`` (FamilyRecord), ``models`` (ModelRecords with their parents),
-    ``nodes`` (``{id, name, parent_id, parent_ids, relation, confidence, generation,
-    is_root, is_leaf, is_adapter, status}``; ``parent_id``: the main parent, of largest
-    weight), ``edges`` (``{parent, child, parent_name, child_name, relation, weight,
-    aligned, confidence, distance, method, lambda_, run_id, created_at}``), ``roots``
-    (ids), ``statistics`` (:func:`heritage.lineage.trees.tree_statistics` over ids),
-    ``validation`` (``{valid, issues}``) and ``mean_confidence``.
-    """
+def genealogy(db: Database, family_id: str) -> FamilyGenealogy:
+    """A family's stored genealogy: see :class:`~heritage.catalogue.records.FamilyGenealogy`
+    (a tree apart from merge children; statistics and validation computed from the stored
+    edges, over model ids)."""
     row = _genealogy_row(db, family_id)
     models = {m["id"]: m for m in row["models"]}
-    edges = [
-        {"parent": e["parent"], "child": e["child"],
-         "parent_name": models.get(e["parent"], {}).get("name"),
-         "child_name": models.get(e["child"], {}).get("name"),
-         "relation": e["relation"] or "finetune", "weight": native(e["weight"]), "aligned": native(e["aligned"]),
-         "confidence": native(e["confidence"]), "distance": native(e["distance"]),
-         "method": e["method"], "lambda_": e["lambda"], "run_id": e["runId"],
-         "created_at": native(e["createdAt"])}
-        for e in row["edges"]
-    ]
-    parents_of: dict[str, list[dict[str, Any]]] = {}
+    edges = [_genealogy_edge(e, models) for e in row["edges"]]
+    parents_of: dict[str, list[GenealogyEdge]] = {}
     for e in edges:
-        parents_of.setdefault(e["child"], []).append(e)
+        parents_of.setdefault(e.child, []).append(e)
     parents_of = {child: _main_parent_first(found) for child, found in parents_of.items()}
-    parent_of = {child: found[0] for child, found in parents_of.items()}
-    triples = [(e["parent"], e["child"], e["relation"]) for e in edges]
     ids = list(models)
-    stats = tree_statistics(triples, ids)
-    valid, issues = validate_tree(triples, ids) if ids else (True, [])
-    children = {e["parent"] for e in edges}
+    triples = [(e.parent, e.child, e.relation) for e in edges]
+    nodes = _genealogy_nodes(ids, models, parents_of)
+    confidences = [e.confidence for e in edges if e.confidence is not None]
+    mean_confidence = sum(confidences) / len(confidences) if confidences else None
+    return FamilyGenealogy(
+        family=family_record({"family": row["family"], "members": len(models), "edges": len(edges),
+                              "meanConfidence": mean_confidence,
+                              "roots": [{"id": n.id, "name": n.name} for n in nodes if n.is_root]}),
+        models=[_member_record(m, family_id, parents_of.get(m["id"], [])) for m in row["models"]],
+        nodes=nodes,
+        edges=edges,
+        roots=[n.id for n in nodes if n.is_root],
+        statistics=tree_statistics(triples, ids),
+        validation=validate_tree(triples, ids) if ids else TreeValidation(True, []),
+        mean_confidence=mean_confidence,
+    )
 
-    def generation(node: str) -> int:
+
+def _main_parent_first(edges: list[GenealogyEdge]) -> list[GenealogyEdge]:
+    """A model's parent edges, the main parent (largest merge weight, else by name) first."""
+    return sorted(edges, key=lambda e: (-(e.weight if e.weight is not None else 1.0), e.parent_name or ""))
+
+
+def _genealogy_edge(row: dict[str, Any], models: dict[str, dict[str, Any]]) -> GenealogyEdge:
+    return GenealogyEdge(
+        parent=row["parent"], child=row["child"],
+        parent_name=models.get(row["parent"], {}).get("name"), child_name=models.get(row["child"], {}).get("name"),
+        confidence=native(row["confidence"]), distance=native(row["distance"]), method=row["method"],
+        relation=row["relation"] or "finetune", weight=native(row["weight"]), aligned=native(row["aligned"]),
+        lambda_=row["lambda"], run_id=row["runId"], created_at=native(row["createdAt"]),
+    )
+
+
+def _generations(ids: list[str], parent_of: dict[str, str]) -> dict[str, int]:
+    """Edges from each model up its main parents to its root (a cycle, which a valid
+    genealogy never has, stops the walk instead of looping)."""
+    def up(node: str) -> int:
         steps, seen = 0, {node}
         while node in parent_of and steps <= len(ids):
-            node = parent_of[node]["parent"]
+            node = parent_of[node]
             if node in seen:
                 break
             seen.add(node)
             steps += 1
         return steps
 
-    def parents(model_id: str) -> list[dict[str, Any]]:
-        return [{"id": e["parent"], "name": e["parent_name"], "relation": e["relation"], "weight": e["weight"],
-                 "confidence": e["confidence"], "distance": e["distance"], "method": e["method"],
-                 "aligned": e["aligned"]} for e in parents_of.get(model_id, [])]
+    return {i: up(i) for i in ids}
 
-    family = family_record({"family": row["family"], "members": len(models), "roots": [
-        {"id": i, "name": models[i]["name"]} for i in ids if i not in parent_of]})
-    model_records = []
-    for m in row["models"]:
-        main = parent_of.get(m["id"], {})
-        model_records.append(model_record({
-            "model": m, "familyId": family_id, "parentId": main.get("parent"),
-            "parentName": main.get("parent_name"), "confidence": main.get("confidence"),
-            "distance": main.get("distance"), "method": main.get("method"), "relation": main.get("relation"),
-            "weight": main.get("weight"), "parents": parents(m["id"])}))
-    nodes = [
-        {"id": i, "name": models[i]["name"], "parent_id": parent_of.get(i, {}).get("parent"),
-         "parent_ids": [e["parent"] for e in parents_of.get(i, [])],
-         "relation": parent_of.get(i, {}).get("relation"),
-         "confidence": parent_of.get(i, {}).get("confidence"), "generation": generation(i),
-         "is_root": i not in parent_of, "is_leaf": i not in children,
-         "is_adapter": bool(models[i].get("isAdapter")), "status": models[i].get("status")}
+
+def _genealogy_nodes(ids: list[str], models: dict[str, dict[str, Any]],
+                     parents_of: dict[str, list[GenealogyEdge]]) -> list[GenealogyNode]:
+    main = {child: found[0] for child, found in parents_of.items()}
+    generations = _generations(ids, {child: e.parent for child, e in main.items()})
+    parents = {e.parent for found in parents_of.values() for e in found}
+    return [
+        GenealogyNode(
+            id=i, name=models[i]["name"], parent_id=main[i].parent if i in main else None,
+            parent_ids=[e.parent for e in parents_of.get(i, [])], relation=main[i].relation if i in main else None,
+            confidence=main[i].confidence if i in main else None, generation=generations[i],
+            is_root=i not in main, is_leaf=i not in parents,
+            is_adapter=bool(models[i].get("isAdapter")), status=models[i].get("status"),
+        )
         for i in ids
     ]
-    confidences = [e["confidence"] for e in edges if e["confidence"] is not None]
-    return {
-        "family": family,
-        "models": model_records,
-        "nodes": nodes,
-        "edges": edges,
-        "roots": [n["id"] for n in nodes if n["is_root"]],
-        "statistics": stats,
-        "validation": {"valid": valid, "issues": issues},
-        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
-    }
+
+
+def _member_record(model: dict[str, Any], family_id: str, edges: list[GenealogyEdge]) -> ModelRecord:
+    """A member's ModelRecord with its stored parent edges (the main one first)."""
+    main = edges[0] if edges else None
+    return model_record({
+        "model": model, "familyId": family_id,
+        "parentId": main.parent if main else None, "parentName": main.parent_name if main else None,
+        "confidence": main.confidence if main else None, "distance": main.distance if main else None,
+        "method": main.method if main else None, "relation": main.relation if main else None,
+        "weight": main.weight if main else None,
+        "parents": [{"id": e.parent, "name": e.parent_name, "relation": e.relation, "weight": e.weight,
+                     "confidence": e.confidence, "distance": e.distance, "method": e.method, "aligned": e.aligned}
+                    for e in edges],
+    })
 
 
 def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
@@ -201,7 +223,7 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
     def once(tx: GraphTransaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return tx.run("family_genealogy", id=family_id), tx.run("family_stamp", id=family_id)
 
-    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+    def attempt(n: int) -> dict[str, Any]:
         rows, after = db.read_transaction(once)
         if not rows:
             raise FamilyNotFound(family_id)
@@ -209,13 +231,13 @@ def _genealogy_row(db: Database, family_id: str) -> dict[str, Any]:
         stable = bool(after) and after[0]["version"] == (row["family"] or {}).get("version")
         ids = [m["id"] for m in row["models"]]
         whole = len({e["runId"] for e in row["edges"]}) <= 1 and (
-            not ids or validate_tree([(e["parent"], e["child"], e["relation"]) for e in row["edges"]], ids)[0])
-        last = attempt == _CONSISTENT_READ_ATTEMPTS - 1
-        if stable and (whole or last):  # stored as such when it stays so: report, do not hide
+            not ids or validate_tree([(e["parent"], e["child"], e["relation"]) for e in row["edges"]], ids).valid)
+        if stable and (whole or n == _CONSISTENT_READ_ATTEMPTS - 1):  # stored as such: report, do not hide
             return row
-        log.debug("genealogy of %s overlapped a rewrite; reading it again", family_id)
-        time.sleep(0.005 * 2**attempt)
-    raise ConcurrentUpdateError(f"the tree of family {family_id} kept changing while it was read; try again")
+        raise _TornRead("the genealogy overlapped a rewrite of its tree")
+
+    return retry(f"read the tree of family {family_id}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], descendants: list[dict[str, Any]],
@@ -246,42 +268,33 @@ def _lineage_whole(model: dict[str, Any], ancestors: list[dict[str, Any]], desce
 def _light(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "status": row.get("status"), "format": row.get("format"),
-        "generation": row.get("generation"), "confidence": native(row.get("confidence")),
+        "generation": row.get("generation"), "relation": row.get("relation") or "finetune",
+        "weight": native(row.get("weight")), "confidence": native(row.get("confidence")),
         "distance": native(row.get("distance")), "method": row.get("method"),
-        "relation": row.get("relation") or "finetune", "weight": native(row.get("weight")),
     }
 
 
-def lineage(db: Database, model_id: str, depth: int = 10) -> dict[str, Any]:
-    """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50).
-
-    Keys: ``model`` (ModelRecord), ``depth``, ``parent_id``, ``confidence`` (of the
-    model's own parent edge), ``root`` (``{id, name, generations}``), ``ancestors``
-    (``{id, name, status, format, generation, confidence, distance, method, child_id}``;
-    ``confidence`` is that of the edge from ``child_id`` to this ancestor),
-    ``descendants`` (``{..., children: [...]}`` nested), ``descendant_count``.  Every
-    ancestor and descendant carries the ``relation`` and ``weight`` of its edge.  With
-    merges the genealogy is a DAG: each relative is listed once, at its nearest generation.
-    """
+def lineage(db: Database, model_id: str, depth: int = 10) -> Lineage:
+    """Ancestors (nearest first) and nested descendants of a model, up to ``depth`` (1..50):
+    see :class:`~heritage.catalogue.records.Lineage` (every relative with the relation and
+    weight of its edge; with merges, each relative once, at its nearest generation)."""
     depth = validate_depth(depth)
     model_row, ancestor_rows, rows, root = _lineage_rows(db, model_id, depth)
     model = model_record(model_row)
-    ancestors = [dict(_light(r), child_id=r["childId"]) for r in ancestor_rows]
-    nodes = {r["id"]: dict(_light(r), children=[]) for r in rows}
-    top: list[dict[str, Any]] = []
+    nodes = {r["id"]: Descendant(**_light(r)) for r in rows}
+    top: list[Descendant] = []
     for r in rows:  # ordered by generation: a parent is always placed before its children
-        node = nodes[r["id"]]
-        (nodes[r["parentId"]]["children"] if r["parentId"] in nodes else top).append(node)
-    return {
-        "model": model,
-        "depth": depth,
-        "parent_id": model["parent_id"],
-        "confidence": model["confidence"],
-        "root": dict(root[0]) if root else None,
-        "ancestors": ancestors,
-        "descendants": top,
-        "descendant_count": len(rows),
-    }
+        (nodes[r["parentId"]].children if r["parentId"] in nodes else top).append(nodes[r["id"]])
+    return Lineage(
+        model=model,
+        depth=depth,
+        parent_id=model["parent_id"],
+        confidence=model["confidence"],
+        root=LineageRoot(**root[0]) if root else None,
+        ancestors=[Ancestor(**_light(r), child_id=r["childId"]) for r in ancestor_rows],
+        descendants=top,
+        descendant_count=len(rows),
+    )
 
 
 def _lineage_rows(db: Database, model_id: str, depth: int) -> tuple[dict[str, Any], list[dict[str, Any]],
@@ -304,24 +317,17 @@ def _lineage_rows(db: Database, model_id: str, depth: int) -> tuple[dict[str, An
         root = tx.run("lineage_root", id=model_id)
         return before, model, ancestors, descendants, root, tx.run("lineage_stamp", id=model_id)
 
-    for attempt in range(_CONSISTENT_READ_ATTEMPTS):
+    def attempt(n: int) -> tuple[Any, ...]:
         before, model, ancestors, descendants, root, after = db.read_transaction(once)
         if not model:
             raise ModelNotFound(model_id)
         whole = _lineage_whole(model[0], ancestors, descendants, root, depth)
-        if before == after and (whole or attempt == _CONSISTENT_READ_ATTEMPTS - 1):
+        if before == after and (whole or n == _CONSISTENT_READ_ATTEMPTS - 1):
             return model[0], ancestors, descendants, root
-        log.debug("lineage of %s overlapped a rewrite of its tree; reading it again", model_id)
-        time.sleep(0.005 * 2**attempt)
-    raise ConcurrentUpdateError(f"the tree of model {model_id} kept changing while it was read; try again")
+        raise _TornRead("the lineage overlapped a rewrite of its tree")
 
-
-def root_of(db: Database, model_id: str) -> dict[str, Any]:
-    """``{id, name, generations}`` of the root of the model's tree."""
-    rows = db.read("lineage_root", id=model_id)
-    if not rows:
-        raise ModelNotFound(model_id)
-    return dict(rows[0])
+    return retry(f"read the lineage of model {model_id}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def _require_models(db: Database, *ids: str) -> None:
@@ -332,10 +338,23 @@ def _require_models(db: Database, *ids: str) -> None:
 
 def path_between(db: Database, a: str, b: str) -> dict[str, Any] | None:
     """The genealogy path from ``a`` to ``b``: ``{nodes: [{id, name}], edges: [{parent,
-    child, confidence, relation, weight}], length}``, or ``None`` when they are not related."""
+    child, confidence, relation, weight}], length}``, or ``None`` when they are not related.
+
+    One query, but read-committed: an edge deleted by a rewrite that commits while the
+    path is walked comes back without its ends; such a path is read again."""
     _require_models(db, a, b)
-    rows = db.read("lineage_path", a=a, b=b)
-    return native(dict(rows[0])) if rows else None
+
+    def attempt(_: int) -> dict[str, Any] | None:
+        rows = db.read("lineage_path", a=a, b=b)
+        if not rows:
+            return None
+        found = native(dict(rows[0]))
+        if any(e["parent"] is None or e["child"] is None for e in found["edges"]):
+            raise _TornRead("the path crossed an edge that was being rewritten")
+        return found
+
+    return retry(f"read the path between {a} and {b}", attempt, attempts=_CONSISTENT_READ_ATTEMPTS,
+                 pause_s=_READ_AGAIN_AFTER_S)
 
 
 def lowest_common_ancestor(db: Database, a: str, b: str) -> dict[str, Any] | None:
@@ -360,46 +379,55 @@ def siblings(db: Database, model_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def declared_mismatches(db: Database) -> list[dict[str, Any]]:
+def declared_mismatches(db: Database, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Models whose declared lineage disagrees with the recovered one, by parent or by
-    relation: ``{id, name, reason ('parent' | 'relation'), relation (declared, as the card
-    says it), declared_name, declared_id, declared_external, recovered_id,
-    recovered_name, recovered_relation, relation_to_declared, confidence,
-    recovered_parents}`` (``declared_external``: the declared base is not in the catalogue;
-    ``recovered_*``: the main recovered parent; ``relation_to_declared``: the relation of
-    the recovered edge to the declared base, None when there is none)."""
+    relation, one per model: ``{id, name, reason ('parent' | 'relation'), relation
+    (declared, as the card says it), declared_name, declared_id, declared_external,
+    declared_bases, recovered_id, recovered_name, recovered_relation,
+    relation_to_declared, confidence, recovered_parents}``. A declared merge agrees only
+    when its recovered parents are exactly its declared bases
+    (``cypher/lineage_declared_mismatches.cypher``). ``declared_*``: the declared base the
+    disagreement is about (``declared_external``: it is not in the catalogue);
+    ``declared_bases``: every declared base ``{id, name, external}``; ``recovered_*``: the
+    main recovered parent; ``relation_to_declared``: the relation of the recovered edge to
+    that declared base, None when there is none. By model name, at
+    most ``limit``.  With ``model_id``, that model's alone (``ModelNotFound`` when it does
+    not exist)."""
+    _, limit = _paging(0, limit)
+    if model_id is not None:
+        _require_models(db, model_id)
     return [
         {"id": r["id"], "name": r["name"], "reason": r["reason"], "relation": r["relation"],
          "declared_name": r["declaredName"], "declared_id": r["declaredId"],
          "declared_external": bool(r["declaredExternal"]),
+         "declared_bases": [{"id": b["id"], "name": b["name"], "external": bool(b["external"])}
+                            for b in r["declaredBases"] or []],
          "recovered_id": r["recoveredId"], "recovered_name": r["recoveredName"],
          "recovered_relation": r["recoveredRelation"], "relation_to_declared": r["relationToDeclared"],
          "confidence": native(r["confidence"]),
          "recovered_parents": [native(dict(p)) for p in r["recoveredParents"] or []]}
-        for r in db.read("lineage_declared_mismatches")
+        for r in db.read("lineage_declared_mismatches", id=model_id, limit=limit)
     ]
 
 
-def statistics(db: Database) -> dict[str, Any]:
-    """Counts: ``models``, ``adapters``, ``models_by_status`` ({status: n}), ``families``,
-    ``derived_edges``, ``declared_edges``, ``external_models``, ``fingerprints``,
-    ``jobs_by_state``, and consistency checks ``unplaced_models``, ``stale_families``
-    (stored memberCount differs from membership), ``empty_families`` (all 0 when healthy)."""
+def statistics(db: Database) -> CatalogueStatistics:
+    """Counts of everything stored, with consistency checks (see
+    :class:`~heritage.catalogue.records.CatalogueStatistics`)."""
     r = db.read("catalogue_statistics")[0]
-    return {
-        "models": r["models"],
-        "adapters": r["adapters"],
-        "models_by_status": {x["status"]: x["count"] for x in r["modelsByStatus"]},
-        "families": r["families"],
-        "derived_edges": r["derivedEdges"],
-        "declared_edges": r["declaredEdges"],
-        "external_models": r["externalModels"],
-        "fingerprints": r["fingerprints"],
-        "jobs_by_state": {x["state"]: x["count"] for x in r["jobsByState"]},
-        "unplaced_models": r["unplacedModels"],
-        "stale_families": r["staleFamilies"] or 0,
-        "empty_families": r["emptyFamilies"] or 0,
-    }
+    return CatalogueStatistics(
+        models=r["models"],
+        adapters=r["adapters"],
+        models_by_status={x["status"]: x["count"] for x in r["modelsByStatus"]},
+        families=r["families"],
+        derived_edges=r["derivedEdges"],
+        declared_edges=r["declaredEdges"],
+        external_models=r["externalModels"],
+        fingerprints=r["fingerprints"],
+        jobs_by_state={x["state"]: x["count"] for x in r["jobsByState"]},
+        unplaced_models=r["unplacedModels"],
+        stale_families=r["staleFamilies"] or 0,
+        empty_families=r["emptyFamilies"] or 0,
+    )
 
 
 def family_size_distribution(db: Database) -> dict[int, int]:

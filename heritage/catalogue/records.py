@@ -1,11 +1,11 @@
 """Result shapes of the catalogue service, and converters from Cypher rows.
 
-Why plain dataclasses and dicts: the API converts them into its own Pydantic models and
-the CLI prints them, so the service stays free of web types.  Write results
-(:class:`ImportResult`, :class:`ImportSummary`) are dataclasses; read results are dicts
-whose keys are documented by the ``TypedDict`` classes below (snake_case; the graph keeps
-camelCase property names, see ``cypher/README.md``).  Neo4j temporal values are turned
-into ``datetime`` objects, NaN floats into ``None``.
+Why plain dataclasses: the API builds its Pydantic models from them and the CLI and
+Python users read their attributes, so the service stays free of web types.  Import
+results, genealogies, lineages and statistics are dataclasses; a single model or family
+is a ``TypedDict`` (:class:`ModelRecord`, :class:`FamilyRecord`: typed keys, snake_case;
+the graph keeps camelCase property names, see ``cypher/README.md``).  Neo4j temporal
+values are turned into ``datetime`` objects, NaN floats into ``None``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypedDict
 from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+
+from heritage.lineage.trees import TreeStatistics, TreeValidation
 
 __all__ = [
     "ImportStatus",
@@ -22,8 +24,16 @@ __all__ = [
     "ImportSummary",
     "ModelRecord",
     "FamilyRecord",
-    "EdgeRecord",
     "ParentRecord",
+    "GenealogyNode",
+    "GenealogyEdge",
+    "FamilyGenealogy",
+    "LineageRoot",
+    "Ancestor",
+    "Descendant",
+    "Lineage",
+    "CatalogueStatistics",
+    "ClusteringStatistics",
     "model_record",
     "family_record",
     "native",
@@ -124,6 +134,7 @@ class ModelRecord(TypedDict, total=False):
     created_at: datetime | None
     processed_at: datetime | None
     path: str | None
+    uploaded: bool
     declared_base: str | None
     declared_relation: str | None
     declared_base_id: str | None
@@ -155,7 +166,9 @@ class ParentRecord(TypedDict, total=False):
 
 
 class FamilyRecord(TypedDict, total=False):
-    """A family: ``member_count`` is counted from real membership at read time."""
+    """A family: ``member_count`` is counted from real membership at read time;
+    ``edge_count`` and ``mean_confidence`` (of its DERIVED_FROM edges) where the read
+    counts them (family list and get), else ``None``."""
 
     id: str
     member_count: int
@@ -171,10 +184,34 @@ class FamilyRecord(TypedDict, total=False):
     created_at: datetime | None
     updated_at: datetime | None
     roots: list[dict[str, str]]
+    edge_count: int | None
+    mean_confidence: float | None
 
 
-class EdgeRecord(TypedDict, total=False):
-    """A stored DERIVED_FROM edge, child -> parent."""
+@dataclass(frozen=True)
+class GenealogyNode:
+    """One model in a stored family genealogy: ``parent_id`` is its main parent (the one of
+    largest weight; a merged model has one edge per parent, all in ``parent_ids``),
+    ``relation`` and ``confidence`` those of the edge to it."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    parent_ids: list[str]
+    relation: str | None
+    confidence: float | None
+    generation: int
+    is_root: bool
+    is_leaf: bool
+    is_adapter: bool
+    status: str | None
+
+
+@dataclass(frozen=True)
+class GenealogyEdge:
+    """A stored DERIVED_FROM edge, child -> parent, with how it was decided: ``relation``
+    (``finetune``, ``adapter``, ``merge``, ...), a merge parent's ``weight``, and the share
+    of the parameters ``aligned`` between them."""
 
     parent: str
     child: str
@@ -191,14 +228,141 @@ class EdgeRecord(TypedDict, total=False):
     created_at: datetime | None
 
 
+@dataclass(frozen=True)
+class FamilyGenealogy:
+    """A family's stored genealogy (a tree apart from merge children, which have one edge
+    per parent): the family, its models (with their parents), nodes, edges, roots (ids),
+    its statistics and validation, and the mean edge confidence."""
+
+    family: FamilyRecord
+    models: list[ModelRecord]
+    nodes: list[GenealogyNode]
+    edges: list[GenealogyEdge]
+    roots: list[str]
+    statistics: TreeStatistics
+    validation: TreeValidation
+    mean_confidence: float | None
+
+    def node(self, name: str) -> GenealogyNode:
+        """The node of the model called ``name`` (``KeyError`` when it is not a member)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def parent_of(self, name: str) -> str | None:
+        """The name of the main stored parent of the model called ``name`` (``None`` for a root)."""
+        names = {n.id: n.name for n in self.nodes}
+        parent = self.node(name).parent_id
+        return names.get(parent) if parent else None
+
+
+@dataclass(frozen=True)
+class LineageRoot:
+    """The root of a model's tree, ``generations`` above the model."""
+
+    id: str
+    name: str
+    generations: int
+
+
+@dataclass(frozen=True)
+class Ancestor:
+    """A model above another one; ``confidence``, ``relation`` and ``weight`` are those of
+    the edge from ``child_id``."""
+
+    id: str
+    name: str
+    status: str | None
+    format: str | None
+    generation: int | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    relation: str
+    weight: float | None
+    child_id: str | None
+
+
+@dataclass(frozen=True)
+class Descendant:
+    """A model below another one (the edge to its parent: ``relation``, ``weight``,
+    ``confidence``), with its own descendants."""
+
+    id: str
+    name: str
+    status: str | None
+    format: str | None
+    generation: int | None
+    confidence: float | None
+    distance: float | None
+    method: str | None
+    relation: str
+    weight: float | None
+    children: list[Descendant] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Ancestors (nearest first) and nested descendants of ``model``, up to ``depth``.
+    With merges the genealogy is a DAG: each relative is listed once, at its nearest
+    generation."""
+
+    model: ModelRecord
+    depth: int
+    parent_id: str | None
+    confidence: float | None
+    root: LineageRoot | None
+    ancestors: list[Ancestor]
+    descendants: list[Descendant]
+    descendant_count: int
+
+
+@dataclass(frozen=True)
+class CatalogueStatistics:
+    """Counts of everything stored, and consistency checks that are 0 when healthy:
+    ``unplaced_models`` (ok models without a family), ``stale_families`` (stored member
+    count differs from membership), ``empty_families``."""
+
+    models: int
+    adapters: int
+    models_by_status: dict[str, int]
+    families: int
+    derived_edges: int
+    declared_edges: int
+    external_models: int
+    fingerprints: int
+    jobs_by_state: dict[str, int]
+    unplaced_models: int
+    stale_families: int
+    empty_families: int
+
+
+@dataclass(frozen=True)
+class ClusteringStatistics:
+    """How the catalogue is clustered: family sizes ({size: number of families}) and the
+    settings that shape genealogies (``configuration``)."""
+
+    models: int
+    models_by_status: dict[str, int]
+    families: int
+    family_size_distribution: dict[int, int]
+    largest_family: int
+    singleton_families: int
+    unplaced_models: int
+    stale_families: int
+    configuration: dict[str, Any]
+
+
 _MODEL_KEYS = {
     "id": "id", "name": "name", "description": "description", "sha256": "sha256",
     "format": "format", "params": "params", "tensors": "tensors", "layers": "layers",
     "structureHash": "structure_hash", "dtype": "dtype", "isAdapter": "is_adapter",
     "adapterRank": "adapter_rank", "kurtosis": "kurtosis", "status": "status",
     "error": "error", "createdAt": "created_at", "processedAt": "processed_at",
-    "path": "path", "declaredBase": "declared_base", "declaredRelation": "declared_relation",
-    "declaredBases": "declared_bases", "quantization": "quantization", "revision": "revision",
+    "path": "path", "uploaded": "uploaded", "declaredBase": "declared_base",
+    "declaredRelation": "declared_relation", "declaredBases": "declared_bases", "quantization": "quantization",
+    "revision": "revision",
 }
 _MODEL_EXTRA = {
     "familyId": "family_id", "parentId": "parent_id", "parentName": "parent_name",
@@ -231,6 +395,7 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
     props = row["model"] or {}
     record: dict[str, Any] = {snake: native(props.get(camel)) for camel, snake in _MODEL_KEYS.items()}
     record["is_adapter"] = bool(record["is_adapter"])
+    record["uploaded"] = bool(record["uploaded"])
     for camel, snake in _MODEL_EXTRA.items():
         record[snake] = native(row.get(camel))
     record["parents"] = [native(dict(p)) for p in row.get("parents") or []]
@@ -246,10 +411,13 @@ def model_record(row: Mapping[str, Any]) -> ModelRecord:
 
 
 def family_record(row: Mapping[str, Any]) -> FamilyRecord:
-    """A :class:`FamilyRecord` from a row with a ``family`` map, ``members`` and ``roots``."""
+    """A :class:`FamilyRecord` from a row with a ``family`` map, ``members`` and ``roots``
+    (and, where the query counts them, ``edges`` and ``meanConfidence``)."""
     props = row["family"] or {}
     record: dict[str, Any] = {snake: native(props.get(camel)) for camel, snake in _FAMILY_KEYS.items()}
     if row.get("members") is not None:
         record["member_count"] = int(row["members"])
+    record["edge_count"] = int(row["edges"]) if row.get("edges") is not None else None
+    record["mean_confidence"] = native(row.get("meanConfidence"))
     record["roots"] = [dict(r) for r in row.get("roots") or []]
     return record  # type: ignore[return-value]

@@ -27,7 +27,16 @@ from heritage.catalogue import importer, jobs, maintenance, reads
 from heritage.catalogue.config import MAX_DEPTH, CatalogueConfig
 from heritage.catalogue.context import Context
 from heritage.catalogue.paths import check_import_path
-from heritage.catalogue.records import FamilyRecord, ImportResult, ImportSummary, ModelRecord
+from heritage.catalogue.records import (
+    CatalogueStatistics,
+    ClusteringStatistics,
+    FamilyGenealogy,
+    FamilyRecord,
+    ImportResult,
+    ImportSummary,
+    Lineage,
+    ModelRecord,
+)
 from heritage.errors import ModelLoadError
 from heritage.reading.ingest import model_entries
 
@@ -163,14 +172,17 @@ class Catalogue:
 
     # ------------------------------------------------------------------ writes
     def import_model(self, path: str | Path, name: str | None = None,
-                     description: str | None = None) -> ImportResult:
+                     description: str | None = None, *, uploaded: bool = False) -> ImportResult:
         """Import one model file or folder (see :mod:`heritage.catalogue.importer`).
 
         Status ``created`` / ``duplicate`` (same SHA-256: the existing id, nothing
         written) / ``failed`` (unreadable model: ``error``, nothing written).  Raises
-        :class:`~heritage.catalogue.errors.NameTakenError` when another model has the name.
+        :class:`~heritage.catalogue.errors.NameTakenError` when another model has the name,
+        :class:`~heritage.catalogue.errors.InvalidNameError` for a name that may not be used.
+        ``uploaded``: the file was stored by an upload and goes with the model when it is
+        deleted (never set it for a user's own file).
         """
-        return importer.import_one(self._ctx, path, name, description)
+        return importer.import_one(self._ctx, path, name, description, uploaded=uploaded)
 
     def import_many(self, entries: Sequence[tuple[str, str | Path]],
                     progress: Callable[[ImportResult], None] | None = None, *,
@@ -198,7 +210,7 @@ class Catalogue:
 
     def delete_model(self, model_id: str) -> dict[str, Any]:
         """Delete a model; its children are re-attached by its family's rebuilt tree.
-        Returns ``{id, name, family_id, family_deleted, children}``."""
+        Returns ``{id, name, family_id, family_deleted, children, path, uploaded}``."""
         return maintenance.delete_model(self._ctx, model_id)
 
     def rebuild_family(self, family_id: str) -> FamilyRecord:
@@ -249,47 +261,49 @@ class Catalogue:
     def family_models(self, family_id: str) -> list[ModelRecord]:
         return reads.family_models(self.db, family_id)
 
-    def genealogy(self, family_id: str) -> dict[str, Any]:
+    def genealogy(self, family_id: str) -> FamilyGenealogy:
+        """The family's stored tree: nodes, edges with confidences, statistics, validation."""
         return reads.genealogy(self.db, family_id)
 
-    def lineage(self, model_id: str, depth: int = 10) -> dict[str, Any]:
+    def lineage(self, model_id: str, depth: int = 10) -> Lineage:
+        """Ancestors (nearest first) and nested descendants of a model, ``depth`` (1..50) each way."""
         return reads.lineage(self.db, model_id, depth)
 
-    def root(self, model_id: str) -> dict[str, Any]:
-        return reads.root_of(self.db, model_id)
-
     def path(self, a: str, b: str) -> dict[str, Any] | None:
+        """The tree path from ``a`` to ``b``: ``{nodes, edges, length}``, ``None`` if unrelated."""
         return reads.path_between(self.db, a, b)
 
     def lowest_common_ancestor(self, a: str, b: str) -> dict[str, Any] | None:
+        """``{id, name, from_a, from_b}`` (generations from each), ``None`` if unrelated."""
         return reads.lowest_common_ancestor(self.db, a, b)
 
     def siblings(self, model_id: str) -> list[dict[str, Any]]:
+        """Models sharing this model's stored parent."""
         return reads.siblings(self.db, model_id)
 
-    def declared_mismatches(self) -> list[dict[str, Any]]:
-        return reads.declared_mismatches(self.db)
+    def declared_mismatches(self, model_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Where declared and recovered lineage disagree, by parent or relation (all models, or ``model_id``'s)."""
+        return reads.declared_mismatches(self.db, model_id, limit)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> CatalogueStatistics:
+        """Counts of everything stored, with consistency checks (0 when healthy)."""
         return reads.statistics(self.db)
 
-    def clustering_statistics(self) -> dict[str, Any]:
-        """``models_by_status``, ``families``, ``family_size_distribution`` ({size: count}),
-        ``largest_family``, ``singleton_families``, ``unplaced_models``, ``stale_families``
-        and ``configuration`` (the settings that shape genealogies)."""
+    def clustering_statistics(self) -> ClusteringStatistics:
+        """Family sizes and the configuration that shapes genealogies."""
         stats = reads.statistics(self.db)
         sizes = reads.family_size_distribution(self.db)
-        return {
-            "models_by_status": stats["models_by_status"],
-            "models": stats["models"],
-            "families": stats["families"],
-            "family_size_distribution": sizes,
-            "largest_family": max(sizes, default=0),
-            "singleton_families": sizes.get(1, 0),
-            "unplaced_models": stats["unplaced_models"],
-            "stale_families": stats["stale_families"],
-            "configuration": {**self.config.as_dict(), "max_depth": MAX_DEPTH},
-        }
+        return ClusteringStatistics(
+            models=stats.models,
+            models_by_status=stats.models_by_status,
+            families=stats.families,
+            family_size_distribution=sizes,
+            largest_family=max(sizes, default=0),
+            singleton_families=sizes.get(1, 0),
+            unplaced_models=stats.unplaced_models,
+            stale_families=stats.stale_families,
+            configuration={**self.config.as_dict(), "max_depth": MAX_DEPTH},
+        )
 
     # ------------------------------------------------------------------ jobs
     def submit_job(self, kind: str, work: Callable[[jobs.JobContext], Any],
@@ -301,25 +315,6 @@ class Catalogue:
         """``recluster`` as a background job (its result is the recluster summary)."""
         return self.submit_job("recluster", lambda job: self.recluster(progress=job.progress),
                                "waiting to recluster")
-
-    def submit_import(self, entries: Sequence[tuple[str, str | Path]]) -> jobs.JobRecord:
-        """``import_many`` as a background job (result: the summary's counts and families)."""
-        entries = list(entries)
-
-        def work(job: jobs.JobContext) -> dict[str, Any]:
-            done = 0
-
-            def tick(_: ImportResult) -> None:
-                nonlocal done
-                done += 1
-                if done % 10 == 0 or done == len(entries):
-                    job.progress(0.9 * done / max(1, len(entries)), f"{done}/{len(entries)} models read")
-
-            summary = self.import_many(entries, progress=tick)
-            result = summary.to_dict()
-            return result
-
-        return self.submit_job("import", work, f"waiting to import {len(entries)} model(s)")
 
     def get_job(self, job_id: str) -> jobs.JobRecord:
         return jobs.get_job(self.db, job_id)

@@ -204,26 +204,26 @@ def _lineage(args: argparse.Namespace) -> int:
     if model.get("revision"):
         print(f"revision: {model['revision']}")
     print()
-    if lineage["ancestors"]:
-        print(f"Ancestors (nearest first, up to {lineage['depth']} generations):")
-        names = {model["id"]: name, **{a["id"]: a["name"] for a in lineage["ancestors"]}}
-        for a in lineage["ancestors"]:
-            edge = ShownEdge(a["name"], names.get(a["child_id"], "?"), a["confidence"], a["relation"], a["weight"])
-            print(f"  {a['generation']:>2}. {a['name']}  (parent of {edge.child}, {edge.label().strip()[1:-1]})")
+    if lineage.ancestors:
+        print(f"Ancestors (nearest first, up to {lineage.depth} generations):")
+        names = {model["id"]: name, **{a.id: a.name for a in lineage.ancestors}}
+        for a in lineage.ancestors:
+            edge = ShownEdge(a.name, names.get(a.child_id, "?"), a.confidence, a.relation, a.weight)
+            print(f"  {a.generation:>2}. {a.name}  (parent of {edge.child}, {edge.label().strip()[1:-1]})")
     else:
         print("Ancestors: none (a root)")
     print()
-    if lineage["descendants"]:
-        print(f"Descendants ({lineage['descendant_count']}):")
+    if lineage.descendants:
+        print(f"Descendants ({lineage.descendant_count}):")
         children: dict[str, list[ShownEdge]] = {}
 
-        def collect(parent: str, nodes: list[dict[str, Any]]) -> None:
+        def collect(parent: str, nodes: list[Any]) -> None:
             for node in nodes:
                 children.setdefault(parent, []).append(
-                    ShownEdge(parent, node["name"], node["confidence"], node["relation"], node["weight"]))
-                collect(node["name"], node["children"])
+                    ShownEdge(parent, node.name, node.confidence, node.relation, node.weight))
+                collect(node.name, node.children)
 
-        collect(name, lineage["descendants"])
+        collect(name, lineage.descendants)
         print("\n".join("  " + line for line in render_tree(name, children)))
     else:
         print("Descendants: none (a leaf)")
@@ -233,23 +233,23 @@ def _lineage(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- tree
 
 
-def print_family_tree(genealogy: dict[str, Any]) -> None:
-    """The stored tree of one family as indented text (reuses :func:`render_tree`)."""
+def print_family_tree(genealogy: Any) -> None:
+    """The stored genealogy of one family (a :class:`FamilyGenealogy`) as indented text."""
     from heritage.cli.render import ShownEdge, edges_to_children, render_tree
 
-    family = genealogy["family"]
-    names = {n["id"]: n["name"] for n in genealogy["nodes"]}
-    mean_conf = genealogy["mean_confidence"]
-    print(f"Family {family['id']}: {len(genealogy['nodes'])} model(s), metric {family.get('metric')}, "
+    family = genealogy.family
+    names = {n.id: n.name for n in genealogy.nodes}
+    mean_conf = genealogy.mean_confidence
+    print(f"Family {family['id']}: {len(genealogy.nodes)} model(s), metric {family.get('metric')}, "
           f"{family.get('regime_evidence') or family.get('regime')}"
           + (f", mean confidence {mean_conf:.2f}" if mean_conf is not None else ""))
-    children = edges_to_children(ShownEdge(names[e["parent"]], names[e["child"]], e["confidence"],
-                                           e["relation"], e["weight"]) for e in genealogy["edges"])
-    labels = {n["name"]: " [adapter]" for n in genealogy["nodes"] if n["is_adapter"]}
-    for root in genealogy["roots"]:
+    children = edges_to_children(ShownEdge(names[e.parent], names[e.child], e.confidence, e.relation, e.weight)
+                                 for e in genealogy.edges)
+    labels = {n.name: " [adapter]" for n in genealogy.nodes if n.is_adapter}
+    for root in genealogy.roots:
         print("\n".join("  " + line for line in render_tree(names[root], children, labels)))
-    if not genealogy["validation"]["valid"]:
-        print("  warning: " + "; ".join(genealogy["validation"]["issues"]))
+    if not genealogy.validation.valid:
+        print("  warning: " + "; ".join(genealogy.validation.issues))
 
 
 def _tree(args: argparse.Namespace) -> int:
@@ -282,10 +282,11 @@ def _mismatches(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for m in found:
-        declared = f"{m['declared_name']}{' (not in catalogue)' if m['declared_external'] else ''}"
+        declared = ", ".join(f"{b['name']}{' (not in catalogue)' if b['external'] else ''}"
+                             for b in m["declared_bases"])
         recovered = ", ".join(f"{p['name']} ({p['relation']})" for p in m["recovered_parents"]) or "none"
         rows.append((m["name"], m["reason"], f"{declared} ({m['relation'] or '-'})", recovered))
-    print("\n".join(_table(rows, ("model", "disagrees on", "declared base (relation)", "recovered parents"))))
+    print("\n".join(_table(rows, ("model", "disagrees on", "declared bases (relation)", "recovered parents"))))
     return 0
 
 
@@ -307,25 +308,25 @@ def _stats(args: argparse.Namespace) -> int:
         stats = catalogue.statistics()
         clustering = catalogue.clustering_statistics()
     rows = [
-        ("models", str(stats["models"])),
-        *((f"  {status}", str(n)) for status, n in sorted(stats["models_by_status"].items())),
-        ("adapters", str(stats["adapters"])),
-        ("families", str(stats["families"])),
-        ("recovered edges (DERIVED_FROM)", str(stats["derived_edges"])),
-        ("declared bases (DECLARED_BASE)", str(stats["declared_edges"])),
-        ("external declared bases", str(stats["external_models"])),
-        ("models without a family", str(stats["unplaced_models"])),
-        ("stale / empty families", f"{stats['stale_families']} / {stats['empty_families']}"),
+        ("models", str(stats.models)),
+        *((f"  {status}", str(n)) for status, n in sorted(stats.models_by_status.items())),
+        ("adapters", str(stats.adapters)),
+        ("families", str(stats.families)),
+        ("recovered edges (DERIVED_FROM)", str(stats.derived_edges)),
+        ("declared bases (DECLARED_BASE)", str(stats.declared_edges)),
+        ("external declared bases", str(stats.external_models)),
+        ("models without a family", str(stats.unplaced_models)),
+        ("stale / empty families", f"{stats.stale_families} / {stats.empty_families}"),
     ]
-    if stats["jobs_by_state"]:
-        rows.append(("jobs", ", ".join(f"{k} {v}" for k, v in sorted(stats["jobs_by_state"].items()))))
+    if stats.jobs_by_state:
+        rows.append(("jobs", ", ".join(f"{k} {v}" for k, v in sorted(stats.jobs_by_state.items()))))
     print("\n".join(_table(rows, ("catalogue", "count"))))
-    sizes = clustering["family_size_distribution"]
+    sizes = clustering.family_size_distribution
     if sizes:
         print()
         print("\n".join(_table([(str(s), str(n)) for s, n in sorted(sizes.items())], ("family size", "families"))))
     print()
-    config = clustering["configuration"]
+    config = clustering.configuration
     print("configuration: " + ", ".join(f"{k}={config[k]}" for k in ("metric", "clustering", "threshold",
                                                                     "tree_method", "lambda")))
     return 0

@@ -118,7 +118,7 @@ def _import_and_show(catalogue: Any, zoo: Path, truth: dict[str, Any]) -> list[d
         zoo_names = {m["name"] for m in truth["models"]}
         for family in catalogue.list_families():
             genealogy = catalogue.genealogy(family["id"])
-            if not {n["name"] for n in genealogy["nodes"]} & zoo_names:
+            if not {n.name for n in genealogy.nodes} & zoo_names:
                 continue
             print_family_tree(genealogy)
             print()

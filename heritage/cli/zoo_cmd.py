@@ -2,7 +2,8 @@
 
 The zoo is deterministic, so by default it is built once into the shared cache (see
 :func:`heritage.evaluation.zoo.ensure_zoo`) and copied into ``OUT``; ``--no-cache`` trains
-straight into ``OUT`` instead.
+straight into ``OUT`` instead.  The ``wild`` zoo also has ``OUT/hub``, a Hugging Face
+cache whose snapshot files are symlinks into its blobs: it is copied with its links.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from heritage.cli import CLIError
 
 _TRUTH = "truth.json"
+_HUB = "hub"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,18 +27,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a ground-truth genealogy of really fine-tuned models",
         description=(
             "Fine-tune packaged pretrained weights (MiniLM-L6, MiniLM-L3 and, in the full "
-            "zoo, SmolLM2) into a known genealogy, written as OUT/models/* plus "
-            "OUT/truth.json."
+            "and wild zoos, SmolLM2) into a known genealogy, written as OUT/models/* plus "
+            "OUT/truth.json.  The wild zoo is written only by the ecosystem's own writers "
+            "(transformers, peft, mergekit's formulas, gguf/llama.cpp, original files) and "
+            "adds OUT/hub, a Hugging Face cache of some of its models."
         ),
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="folder to write the zoo into")
     parser.add_argument(
         "--size",
-        choices=("small", "full"),
+        choices=("small", "full", "wild"),
         default="small",
-        help="small: 11 models, a few minutes; full: ~30 models for benchmarks (default: small)",
+        help=(
+            "small: 11 models, a few minutes; full: ~30 models for benchmarks; wild: 25 models "
+            "as published in the wild, about 6 minutes (default: small)"
+        ),
     )
-    parser.add_argument("--force", action="store_true", help="replace OUT/models and OUT/truth.json if present")
+    parser.add_argument("--force", action="store_true", help="replace OUT/models, OUT/hub and OUT/truth.json if present")
     parser.add_argument(
         "--no-cache", action="store_true", help="train directly into OUT instead of copying the cached zoo"
     )
@@ -44,11 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _summary(record: dict[str, Any], seconds: float | None = None) -> str:
-    parent = record["parent"] or "-"
+    parents = [p["name"] for p in record.get("parents", [])] or ([record["parent"]] if record["parent"] else [])
     timing = f" {seconds:5.1f}s" if seconds is not None else ""
     return (
         f"{record['name']:<28} {record['kind']:<14} {record['format']:<15} {record['dtype']:<9}"
-        f" parent={parent}{timing}"
+        f" parent={'+'.join(parents) or '-'}{timing}"
     )
 
 
@@ -60,6 +67,7 @@ def _prepare(out: Path, force: bool) -> None:
             raise CLIError(f"{out} is not empty (use --force to replace its zoo)")
         # Only what a zoo consists of is removed; anything else in OUT is left alone.
         shutil.rmtree(out / "models", ignore_errors=True)
+        shutil.rmtree(out / _HUB, ignore_errors=True)
         (out / _TRUTH).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from heritage.evaluation.zoo import build_zoo, ensure_zoo, zoo_spec
         from heritage.evaluation.zoo.pretrained import PretrainedNotFound
+        from heritage.evaluation.zoo.wild_spec import wild_spec
     except ImportError as exc:
         raise CLIError(f"the model zoo needs PyTorch, onnx and gguf ({exc.name} is missing)") from exc
     from tqdm import tqdm
@@ -75,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     _prepare(out, args.force)
     started = time.perf_counter()
-    bar = tqdm(total=len(zoo_spec(args.size)), unit="model", desc=f"zoo {args.size}", leave=False)
+    count = len(wild_spec()) if args.size == "wild" else len(zoo_spec(args.size))
+    bar = tqdm(total=count, unit="model", desc=f"zoo {args.size}", leave=False)
 
     def progress(record: dict[str, Any], seconds: float) -> None:
         bar.write(_summary(record, seconds))
@@ -87,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             cached = ensure_zoo(args.size, progress=progress)
             shutil.copytree(cached / "models", out / "models", dirs_exist_ok=True)
+            if (cached / _HUB).is_dir():
+                shutil.copytree(cached / _HUB, out / _HUB, symlinks=True, dirs_exist_ok=True)
             shutil.copy2(cached / _TRUTH, out / _TRUTH)
             truth = json.loads((out / _TRUTH).read_text())
             if bar.n == 0:  # cache hit: nothing was reported while building

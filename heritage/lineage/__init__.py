@@ -33,7 +33,14 @@ from heritage.lineage.merges import MergeDetector, MergeFit
 from heritage.lineage.recovery import Genealogy, GenealogyRecovery, RecoveredEdge, RecoveredFamily
 from heritage.lineage.relations import Relation
 from heritage.lineage.sources import FingerprintSource, InMemorySource, ModelEntry, SpooledSource
-from heritage.lineage.trees import TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.trees import (
+    TreeBuildingMethod,
+    TreeStatistics,
+    TreeValidation,
+    build_tree,
+    tree_statistics,
+    validate_tree,
+)
 
 __all__ = [
     "Alignment",
@@ -57,6 +64,8 @@ __all__ = [
     "SparseFamilies",
     "SpooledSource",
     "TreeBuildingMethod",
+    "TreeStatistics",
+    "TreeValidation",
     "align",
     "aligned_l2",
     "aligned_l2_matrix",

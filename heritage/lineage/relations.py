@@ -29,9 +29,10 @@ import numpy as np
 
 from heritage.lineage.alignment import Alignment
 from heritage.reading.fingerprint import Fingerprint
+from heritage.reading.layers import is_task_head
 
 __all__ = ["Relation", "Attachment", "near_duplicates", "equal_values", "rounded_from",
-           "heads_match", "from_declared", "PRECISION_RANK"]
+           "heads_match", "from_declared", "carries_task_head", "is_headless", "PRECISION_RANK"]
 
 
 class Relation(str, enum.Enum):
@@ -107,6 +108,16 @@ def heads_match(a: Fingerprint, b: Fingerprint, precision: str = "f32") -> bool:
         if head.shape != other.shape or head.digests.get(precision) != other.digests.get(precision):
             return False
     return True
+
+
+def carries_task_head(fp: Fingerprint) -> bool:
+    """The model stores a task head (``classifier``, ``score``, ``qa_outputs`` ...)."""
+    return any(is_task_head(name) for name in fp.heads)
+
+
+def is_headless(fp: Fingerprint) -> bool:
+    """The model stores no head at all (a pooler aside): a bare backbone."""
+    return all("pooler" in name for name in fp.heads)
 
 
 def _task_head_params(fp: Fingerprint) -> int:

@@ -10,7 +10,9 @@ the ``centrality`` signal, a child more central than its parent, see
 :mod:`heritage.lineage.direction`), and the tree is the minimum spanning arborescence of the
 complete digraph (Chu-Liu/Edmonds, :mod:`heritage.lineage.arborescence`). The penalty is asymmetric, so the
 direction of every edge, including the single edge of a two-model family, is decided by
-kurtosis and not by input order.
+kurtosis and not by input order — unless the files' structure says otherwise: an edge
+that would take a task head away (a classifier as the base of a headless model) pays
+twice that penalty (``against_structure``).
 
 ``distance_only`` is the undirected minimum spanning tree rooted at the medoid;
 ``kurtosis_only`` orders the family by kurtosis into a chain (its confidence is the
@@ -24,8 +26,9 @@ for the same child (another parent, or the reversed edge):
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -34,6 +37,9 @@ from heritage.lineage.arborescence import minimum_arborescence
 from heritage.lineage.direction import Regime, against, undirected_mst
 
 DEFAULT_LAMBDA = 0.3
+# Weight of structural direction evidence (a task head taken away) relative to the
+# direction signal's penalty.
+STRUCTURE_PENALTY = 2.0
 
 
 class TreeBuildingMethod(str, enum.Enum):
@@ -51,12 +57,19 @@ class TreeEdge:
 
 
 def mother_costs(distances: np.ndarray, kurtosis: Sequence[float], lam: float,
-                 regime: Regime) -> np.ndarray:
-    """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf)."""
+                 regime: Regime, against_structure: np.ndarray | None = None) -> np.ndarray:
+    """The MoTHer edge-cost matrix (row = parent, column = child, diagonal = inf).
+
+    ``against_structure[i, j]`` marks edges the files' structure argues against (a task
+    head taken away, :func:`heritage.lineage.direction.against_heads`); each costs
+    :data:`STRUCTURE_PENALTY` times the direction signal's penalty, so that structure
+    outweighs the signal on a pair of models but not a much nearer parent."""
     n = distances.shape[0]
     off = distances[~np.eye(n, dtype=bool)]
     mean_d = float(off.mean()) if off.size else 0.0
     costs = distances + lam * mean_d * against(regime, kurtosis, distances)
+    if against_structure is not None:
+        costs = costs + STRUCTURE_PENALTY * lam * mean_d * against_structure
     np.fill_diagonal(costs, np.inf)
     return costs
 
@@ -75,19 +88,71 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                method: TreeBuildingMethod | str = TreeBuildingMethod.MOTHER,
                lam: float = DEFAULT_LAMBDA,
                regime: Regime = Regime.FINE_TUNING,
-               forbidden: np.ndarray | None = None) -> list[TreeEdge]:
-    """Edges (by index) of the genealogy of one family; N-1 edges for N models.
+               forbidden: np.ndarray | None = None,
+               against_structure: np.ndarray | None = None) -> list[TreeEdge]:
+    """Return the genealogy tree of one family of models.
 
-    ``forbidden[i, j]`` (``mother`` only) rules the edge i -> j out: structural facts
-    such as "a model with fewer blocks is not the parent of one with more" or a merge's
-    fitted parents.
+    Parameters
+    ----------
+    distances : ndarray of shape (n, n)
+        Symmetric distances between the family's models (see
+        :mod:`heritage.lineage.distances`).
+    kurtosis : sequence of float
+        Excess kurtosis of each model's weights, the direction signal of fine-tuning.
+    method : TreeBuildingMethod or str, default "mother"
+        ``mother``: minimum arborescence of the MoTHer costs (module docstring);
+        ``distance_only``: undirected minimum spanning tree rooted at the medoid;
+        ``kurtosis_only``: a chain ordered by kurtosis.
+    lam : float, default 0.3
+        Weight of the direction penalty, as a share of the mean distance.
+    regime : Regime, default Regime.FINE_TUNING
+        Which way edges should point: from higher to lower kurtosis (fine-tuning), from
+        lower to higher (pretraining), or from the family's centre outwards
+        (centrality); see :func:`heritage.lineage.direction.decide_direction`.
+    forbidden : ndarray of bool, shape (n, n), optional
+        ``forbidden[i, j]`` rules the edge ``i -> j`` out (``mother`` only): structural
+        facts such as "a model with fewer blocks is not the parent of one with more", or
+        a merge's fitted parents.
+    against_structure : ndarray of bool, shape (n, n), optional
+        ``against_structure[i, j]`` (``mother`` only) makes the edge ``i -> j`` dearer
+        without ruling it out (:func:`mother_costs`): e.g. a model carrying a trained task
+        head as the parent of a headless one.
+
+    Returns
+    -------
+    list of TreeEdge
+        ``n - 1`` edges by model index, each with its distance and a confidence in
+        [0, 1]: the relative margin of the chosen parent over the best alternative (0 is
+        a coin toss).
+
+    See Also
+    --------
+    heritage.lineage.arborescence.minimum_arborescence
+    heritage.lineage.direction.decide_direction
+    validate_tree, tree_statistics
+
+    Examples
+    --------
+    Three models in a row, kurtosis falling along the row as fine-tuning makes it:
+
+    >>> import numpy as np
+    >>> distances = np.array([[0.0, 0.1, 0.2],
+    ...                       [0.1, 0.0, 0.15],
+    ...                       [0.2, 0.15, 0.0]])
+    >>> [(e.parent, e.child) for e in build_tree(distances, kurtosis=[3.0, 2.0, 1.0])]
+    [(0, 1), (1, 2)]
+
+    Under the pretraining regime the same data point the other way:
+
+    >>> [(e.parent, e.child) for e in build_tree(distances, [3.0, 2.0, 1.0], regime=Regime.PRETRAINING)]
+    [(1, 0), (2, 1)]
     """
     method = TreeBuildingMethod(method)
     n = distances.shape[0]
     if n < 2:
         return []
     if method is TreeBuildingMethod.MOTHER:
-        costs = mother_costs(distances, kurtosis, lam, regime)
+        costs = mother_costs(distances, kurtosis, lam, regime, against_structure)
         if forbidden is not None:
             costs[forbidden] = np.inf
         pairs = minimum_arborescence(costs)
@@ -115,20 +180,71 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
     ]
 
 
-def validate_tree(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]) -> tuple[bool, list[str]]:
-    """Check that ``edges`` form one genealogy over ``nodes``.
+class TreeValidation(NamedTuple):
+    """Whether edges form one genealogy, and every reason they do not (empty when valid).
 
-    Each edge is ``(parent, child)`` or ``(parent, child, relation)``. Returns
-    ``(valid, issues)``: every node has at most one parent, except a merge child (all
-    of whose edges have the relation ``merge``), which has two or more; there is
-    exactly one root, no cycle, and every node is reachable from the root. So a valid
-    genealogy is a tree apart from its merge children.
+    A named tuple, so ``valid, issues = validate_tree(...)`` works as well as
+    ``validate_tree(...).valid``.
+    """
+
+    valid: bool
+    issues: list[str]
+
+
+@dataclass(frozen=True)
+class TreeStatistics:
+    """Shape of a forest: sizes, roots and leaves (sorted by ``str``), longest root-to-leaf
+    path in edges, and branching over the nodes that have children (a merge child counts
+    once under each of its parents)."""
+
+    nodes: int
+    edges: int
+    roots: list[Hashable]
+    leaves: list[Hashable]
+    depth: int
+    max_branching: int
+    mean_branching: float
+
+
+def validate_tree(edges: Sequence[tuple[Hashable, ...]], nodes: Sequence[Hashable]) -> TreeValidation:
+    """Check that edges form one genealogy over the given nodes.
+
+    Parameters
+    ----------
+    edges : sequence of (parent, child) or (parent, child, relation)
+        Directed edges, parent first (names, ids, indexes: any hashable); a third item
+        is the edge's relation (``"merge"`` for the parents of a merged model).
+    nodes : sequence
+        Every node the genealogy must span.
+
+    Returns
+    -------
+    TreeValidation
+        ``(valid, issues)``: valid when every node has at most one parent, except a
+        merge child (all of whose edges have the relation ``merge``), which has two or
+        more; no edge leaves ``nodes``; there is no cycle, exactly one root, and every
+        node is reached from it.  So a valid genealogy is a tree apart from its merge
+        children.  ``issues`` says what fails, one line each.
+
+    See Also
+    --------
+    tree_statistics
+
+    Examples
+    --------
+    >>> validate_tree([("base", "chat"), ("base", "code")], ["base", "chat", "code"])
+    TreeValidation(valid=True, issues=[])
+    >>> valid, issues = validate_tree([("a", "b"), ("c", "b")], ["a", "b", "c"])
+    >>> valid, issues
+    (False, ["'b' has more than one parent", 'expected one root, found 2'])
+    >>> validate_tree([("r", "a"), ("r", "b"), ("a", "m", "merge"), ("b", "m", "merge")], ["r", "a", "b", "m"])
+    TreeValidation(valid=True, issues=[])
     """
     issues: list[str] = []
     node_set = set(nodes)
     graph = nx.DiGraph()
     graph.add_nodes_from(node_set)
-    relations: dict[object, list[object]] = {}
+    relations: dict[Hashable, list[Hashable | None]] = {}
     for edge in edges:
         parent, child = edge[0], edge[1]
         if parent not in node_set or child not in node_set:
@@ -146,12 +262,37 @@ def validate_tree(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]) 
         issues.append(f"expected one root, found {len(roots)}")
     elif len(nx.descendants(graph, roots[0])) != len(node_set) - 1:
         issues.append("not every model is connected to the root")
-    return (not issues, issues)
+    return TreeValidation(not issues, issues)
 
 
-def tree_statistics(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]) -> dict[str, object]:
-    """Roots, leaves, depth and branching of a forest given as (parent, child[, relation])
-    edges; a merge child counts once under each of its parents."""
+def tree_statistics(edges: Sequence[tuple[Hashable, ...]], nodes: Sequence[Hashable]) -> TreeStatistics:
+    """Describe the shape of a forest.
+
+    Parameters
+    ----------
+    edges : sequence of (parent, child) or (parent, child, relation)
+        Directed edges, parent first.
+    nodes : sequence
+        Every node (one without edges is a root and a leaf).
+
+    Returns
+    -------
+    TreeStatistics
+        Node and edge counts, roots and leaves (sorted by ``str``), the depth (longest
+        root-to-leaf path, in edges; 0 when the edges hold a cycle) and the branching
+        (children per node that has any: maximum and mean).
+
+    See Also
+    --------
+    validate_tree
+
+    Examples
+    --------
+    >>> stats = tree_statistics([("base", "chat"), ("base", "code"), ("chat", "chat-v2")],
+    ...                         ["base", "chat", "code", "chat-v2"])
+    >>> stats.roots, stats.leaves, stats.depth, stats.max_branching
+    (['base'], ['chat-v2', 'code'], 2, 2)
+    """
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from((e[0], e[1]) for e in edges)
@@ -163,12 +304,12 @@ def tree_statistics(edges: Sequence[tuple[object, ...]], nodes: Sequence[object]
             lengths = nx.single_source_shortest_path_length(graph, root)
             depth = max(depth, max(lengths.values()))
     internal = [graph.out_degree(n) for n in graph if graph.out_degree(n) > 0]
-    return {
-        "nodes": graph.number_of_nodes(),
-        "edges": graph.number_of_edges(),
-        "roots": roots,
-        "leaves": leaves,
-        "depth": depth,
-        "max_branching": max(internal, default=0),
-        "mean_branching": float(np.mean(internal)) if internal else 0.0,
-    }
+    return TreeStatistics(
+        nodes=graph.number_of_nodes(),
+        edges=graph.number_of_edges(),
+        roots=roots,
+        leaves=leaves,
+        depth=depth,
+        max_branching=max(internal, default=0),
+        mean_branching=float(np.mean(internal)) if internal else 0.0,
+    )

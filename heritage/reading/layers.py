@@ -51,6 +51,13 @@ _HEAD_TOP = (
     "dense_head|logits|output_projection"
 )
 
+# Heads a pretrained model is published with (language-model and pretraining outputs,
+# poolers), as opposed to the task heads fine-tuning adds (classifier, score, qa_outputs ...).
+_PRETRAINING_HEAD = re.compile(
+    r"^(lm_head|cls|embed_out|proj_out|vocab_transform|vocab_layer_norm|vocab_projector|predictions|"
+    r"generator_predictions|generator_lm_head|discriminator_predictions|seq_relationship|output_projection)\.|"
+    r"(^|\.)(lm_head|pooler)\.", re.I)
+
 # Order matters: the first matching pattern wins.
 _PATTERNS: Sequence[tuple[LayerRole, re.Pattern[str]]] = [
     (LayerRole.BUFFER, _BUFFER),
@@ -76,6 +83,19 @@ def classify(name: str) -> LayerRole:
         if pattern.search(name):
             return role
     return LayerRole.OTHER
+
+
+def is_task_head(name: str) -> bool:
+    """True for a task head's parameter (``classifier``, ``score``, ``qa_outputs``,
+    ``pre_classifier`` ...): what fine-tuning for a task adds, unlike the language-model
+    outputs and poolers pretrained models are published with.
+
+    Examples
+    --------
+    >>> is_task_head("classifier.weight"), is_task_head("cls.predictions.bias"), is_task_head("pooler.dense.weight")
+    (True, False, False)
+    """
+    return classify(name) is LayerRole.HEAD and not _PRETRAINING_HEAD.search(name)
 
 
 INTEGER_DTYPES = frozenset({"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
@@ -156,7 +176,3 @@ def block_pattern(name: str) -> str:
         return name
     return name[: match.start(1)] + "#" + name[match.end(1):]
 
-
-def select(names: Iterable[str], roles: frozenset[LayerRole]) -> list[str]:
-    """The names whose role is in ``roles``, in their original order."""
-    return [n for n in names if classify(n) in roles]

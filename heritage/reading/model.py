@@ -20,6 +20,7 @@ class ModelFormat(str, enum.Enum):
     SHARDED_FOLDER = "sharded_folder"
     PEFT_ADAPTER = "peft_adapter"
     GGUF = "gguf"
+    IN_MEMORY = "in_memory"  # arrays handed over by the caller (heritage.reading.arrays)
 
 
 @dataclass(frozen=True)

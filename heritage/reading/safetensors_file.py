@@ -45,6 +45,8 @@ def read_header(path: Path) -> tuple[dict[str, dict], dict[str, str], int]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"invalid safetensors JSON header: {exc}") from None
+    except RecursionError:  # a real header nests three levels; this one is a bomb
+        raise ModelLoadError("invalid safetensors JSON header: nested too deeply") from None
     if not isinstance(header, dict):
         raise ModelLoadError("invalid safetensors header: not a JSON object")
     metadata = header.pop("__metadata__", None) or {}

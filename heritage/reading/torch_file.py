@@ -86,7 +86,12 @@ def _collect_tensors(obj: Any, prefix: str, out: dict[str, Any]) -> None:
             _collect_tensors(value, name, out)
 
 
-def _to_numpy(tensor: Any) -> np.ndarray:
+def torch_dtype_code(tensor: Any) -> str:
+    """The safetensors-style dtype code of a tensor (``F32``, ``BF16``...)."""
+    return _TORCH_DTYPE_CODES.get(str(tensor.dtype), str(tensor.dtype))
+
+
+def tensor_to_float32(tensor: Any) -> np.ndarray:
     """float32 NumPy view or copy of ``tensor``, converted by NumPy, not by torch.
 
     A torch operation wakes torch's thread pool, whose spinning workers then slow the
@@ -95,6 +100,8 @@ def _to_numpy(tensor: Any) -> np.ndarray:
     """
     torch = _import_torch()
     tensor = tensor.detach()
+    if tensor.device.type != "cpu":  # a state dict taken from a model on an accelerator
+        tensor = tensor.cpu()
     if tensor.dtype == torch.float32:
         return tensor.numpy()
     if tensor.dtype == torch.bfloat16:
@@ -113,11 +120,10 @@ def open_torch(path: Path) -> dict[str, TensorRef]:
         raise ModelLoadError("PyTorch checkpoint holds no tensors")
     refs: dict[str, TensorRef] = {}
     for name, tensor in found.items():
-        code = _TORCH_DTYPE_CODES.get(str(tensor.dtype), str(tensor.dtype))
         refs[name] = TensorRef(
             name=name,
             shape=tuple(int(d) for d in tensor.shape),
-            dtype=code,
-            loader=lambda t=tensor: _to_numpy(t),
+            dtype=torch_dtype_code(tensor),
+            loader=lambda t=tensor: tensor_to_float32(t),
         )
     return refs

@@ -12,6 +12,15 @@ Hugging Face key names), :mod:`~heritage.evaluation.zoo.pretrained` (reading the
 layouts), :mod:`~heritage.evaluation.zoo.spec` (the genealogies) and :mod:`~heritage.evaluation.zoo.builder`
 (building and caching).  PyTorch is required (the ``torch`` extra), plus ``onnx`` and
 ``gguf`` (the ``zoo`` extra) for the roots.
+
+The ``wild`` size is written only by the ecosystem's own writers instead of ours:
+:mod:`~heritage.evaluation.zoo.wild_spec` (its genealogy and declared lineage),
+:mod:`~heritage.evaluation.zoo.wild` (the builder), :mod:`~heritage.evaluation.zoo.hf_training`
+(training ``transformers``/``peft`` models), :mod:`~heritage.evaluation.zoo.merging`
+(mergekit's linear and SLERP formulas), :mod:`~heritage.evaluation.zoo.gguf_export` (GGUF
+as llama.cpp writes and quantises it), :mod:`~heritage.evaluation.zoo.cards` (model cards)
+and :mod:`~heritage.evaluation.zoo.hub_cache` (a Hugging Face cache folder).  It needs
+``transformers``, ``peft``, ``huggingface_hub`` and ``llama-cpp-python`` (the ``zoo`` extra).
 """
 
 from heritage.evaluation.zoo.builder import build_zoo, ensure_zoo, zoo_cache_dir

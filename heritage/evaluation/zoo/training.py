@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from heritage.evaluation.zoo.bert import mean_pool
 
-__all__ = ["TrainConfig", "TASKS", "LoraWeights", "full_finetune", "lora_finetune", "make_batch"]
+__all__ = ["TrainConfig", "TASKS", "LoraWeights", "full_finetune", "lora_finetune", "make_batch", "task_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,11 @@ def _rule(task: str) -> tuple[Callable[..., torch.Tensor], int]:
 
 
 TASKS = tuple(_RULES)
+
+
+def task_classes(task: str) -> int:
+    """How many labels ``task`` (``<rule>`` or ``<rule>-<variant>``) has."""
+    return _rule(task)[1]
 
 
 def make_batch(
