@@ -546,6 +546,7 @@ def test_declared_versus_recovered_mismatches(api_factory: Any, api_headers: dic
         "declared_name": "k1", "declared_id": ids["k1"], "declared_external": False,
         "recovered_id": parents[ids["k2-card"]], "recovered_name": recovered_name,
         "recovered_relation": "finetune", "relation_to_declared": None,
+        "declared_bases": [{"id": ids["k1"], "name": "k1", "external": False}],
         "confidence": pytest.approx(stored_confidence(client, family_id, ids["k2-card"]))}
     assert [p["name"] for p in row["recovered_parents"]] == [recovered_name]
     assert everything.json()[0]["recovered_id"] != ids["k1"]
