@@ -1,12 +1,14 @@
 """Screenshots of the web front end for the README, taken from the real application.
 
 Starts a throwaway Neo4j of its own (never the user's catalogue), ``heritage serve`` on a
-free port, registers the small model zoo (built once and cached, see
-``heritage.evaluation.zoo``) through the REST API, opens the explorer in headless
+free port, registers the wild model zoo (models as the ecosystem's writers publish them,
+with every relation type: fine-tunes, a head-only model, a dtype conversion, a PEFT
+adapter, two merges, a layer-subset student, GGUF quantisations; built once and cached,
+see ``heritage.evaluation.zoo``) through the REST API, opens the explorer in headless
 Chromium at 1280x800 and saves:
 
-* ``docs/ui-family.png``  the family view of the largest family;
-* ``docs/ui-model.png``   the model view of a grandchild, compared with a cousin;
+* ``docs/ui-family.png``  the family view of all-MiniLM-L6-v2's family;
+* ``docs/ui-model.png``   the model view of a grandchild, compared with a merge;
 * ``docs/ui-catalogue.png`` the catalogue view.
 
 Run it again whenever the front end changes:  python scripts/screenshots.py [--out docs]
@@ -32,8 +34,10 @@ from ui_browser import launch_chromium, wait_until_ready  # noqa: E402
 log = logging.getLogger("screenshots")
 
 VIEWPORT = {"width": 1280, "height": 800}
-MODEL = "minilm-l6-reviews"
-OTHER = "minilm-l6-news"
+MODEL = "movie-review-polarity"
+OTHER = "support-fusion"
+FOCUSED = "review-sentiment-small"
+HOVERED = "polarity-blend"
 
 
 def take(out: Path) -> list[Path]:
@@ -42,7 +46,7 @@ def take(out: Path) -> list[Path]:
     from heritage.evaluation.zoo import ensure_zoo
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    zoo = ensure_zoo("small")
+    zoo = ensure_zoo("wild")
     out.mkdir(parents=True, exist_ok=True)
     saved = []
     with tempfile.TemporaryDirectory() as tmp, private_server() as neo4j:
@@ -61,9 +65,9 @@ def take(out: Path) -> list[Path]:
                 family = page.locator("a.button", has_text="Family tree").get_attribute("href")
                 page.goto(f"{url}/ui/{family}")
                 wait_until_ready(page, "family")
-                page.locator(f'g.node[data-model-id="{ids["minilm-l6-sentiment"]}"]').focus()
+                page.locator(f'g.node[data-model-id="{ids[FOCUSED]}"]').focus()
                 # Hover the middle of an edge (a straight vertical path has no width to "hover").
-                middle = page.locator(f'g.edge[data-child-id="{ids["minilm-l6-topics"]}"] path.line').evaluate(
+                middle = page.locator(f'g.edge[data-child-id="{ids[HOVERED]}"] path.line').first.evaluate(
                     "p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }")
                 page.mouse.move(*middle)
                 saved.append(out / "ui-family.png")

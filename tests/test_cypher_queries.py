@@ -219,7 +219,7 @@ def test_lineage_declared_mismatches_compares_a_declared_merge_with_all_its_pare
                        bases=bases, relation=relation)
         return [(r["reason"], r["declaredName"], r["relationToDeclared"], [b["name"] for b in r["declaredBases"]],
                  [(p["name"], p["relation"]) for p in r["recoveredParents"]])
-                for r in neo4j_db.read("lineage_declared_mismatches") if r["name"] == "a2"]
+                for r in neo4j_db.read("lineage_declared_mismatches", id=None, limit=1000) if r["name"] == "a2"]
 
     both = [("a", "merge"), ("b", "merge")]
     assert declare(["a", "b"], "merge") == []
@@ -232,7 +232,7 @@ def test_lineage_declared_mismatches_compares_a_declared_merge_with_all_its_pare
     neo4j_db.write("MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->(:Model {name: 'b'}) DELETE r "
                    "WITH 1 AS x MATCH (:Model {name: 'a2'})-[r:DERIVED_FROM]->() SET r.relation = 'finetune', r.weight = null")
     assert declare(["a", "b"], "merge") == [("parent", "b", None, ["a", "b"], [("a", "finetune")])]
-    rows = neo4j_db.read("lineage_declared_mismatches")
+    rows = neo4j_db.read("lineage_declared_mismatches", id=None, limit=1000)
     assert len({r["id"] for r in rows}) == len(rows)  # one row per model
 
 
