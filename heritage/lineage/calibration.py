@@ -26,7 +26,8 @@ __all__ = ["FEATURES", "EdgeEvidence", "EdgeCalibrator", "CALIBRATION_FILE"]
 log = logging.getLogger(__name__)
 
 FEATURES = ("margin", "log_gap", "signals_agree", "agreement", "inv_size", "hub", "leaf", "root_edge",
-            "centre_step", "exact", "quantization", "merge", "distillation")
+            "centre_step", "exact", "quantization", "merge", "distillation", "kurtosis_step", "lone_root",
+            "depth", "subtree", "root_central", "root_kurtosis", "heads", "parent_copy")
 CALIBRATION_FILE = "calibration.json"
 _EXACT = {"conversion", "head_only"}
 
@@ -57,6 +58,14 @@ class EdgeEvidence:
     leaf: bool = True
     root_edge: bool = False
     centre_step: float = 0.0
+    kurtosis_step: float = 0.0
+    root_children: int = 2
+    depth: int = 1
+    subtree: float = 0.0
+    root_central: bool = True
+    root_kurtosis: bool = True
+    heads: bool = False
+    parent_copy: bool = False
 
     def features(self) -> dict[str, float]:
         gap = self.gap if math.isfinite(self.gap) and self.gap > 0 else 100.0
@@ -74,6 +83,14 @@ class EdgeEvidence:
             "quantization": 1.0 if self.relation == "quantization" else 0.0,
             "merge": 1.0 if self.relation == "merge" else 0.0,
             "distillation": 1.0 if self.relation == "distillation" else 0.0,
+            "kurtosis_step": float(min(max(self.kurtosis_step, -3.0), 3.0)),
+            "lone_root": 1.0 if self.root_children <= 1 else 0.0,
+            "depth": float(min(max(self.depth, 1), 5)),
+            "subtree": float(min(max(self.subtree, 0.0), 1.0)),
+            "root_central": 1.0 if self.root_central else 0.0,
+            "root_kurtosis": 1.0 if self.root_kurtosis else 0.0,
+            "heads": 1.0 if self.heads else 0.0,
+            "parent_copy": 1.0 if self.parent_copy else 0.0,
         }
 
 
