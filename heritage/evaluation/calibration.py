@@ -184,12 +184,13 @@ def fit_calibration(train: Sequence[EdgeSample], held_out: Sequence[EdgeSample],
         "train": _figures(calibrator, train),
         "held_out": _figures(calibrator, held_out),
         "held_out_by_source": {k: _figures(calibrator, v) for k, v in sorted(by_source.items())},
-        "leave_one_zoo_out": {
-            zoo: _figures(_logistic([s for s in train if s.source != zoo], regularisation, zoo_weight),
-                          [s for s in train if s.source == zoo])
-            for zoo in zoos
-        },
+        "leave_one_zoo_out": {},
     }
+    for zoo in zoos:
+        rest = [s for s in train if s.source != zoo]
+        if len({s.right for s in rest}) == 2:  # else nothing is left to fit without it
+            report["leave_one_zoo_out"][zoo] = _figures(_logistic(rest, regularisation, zoo_weight),
+                                                        [s for s in train if s.source == zoo])
     return CalibrationFit(EdgeCalibrator(calibrator.coef, calibrator.intercept, report), report)
 
 
