@@ -3,7 +3,8 @@
 The raw evidence of an edge (the relative margin of its cost over the best
 alternative, how much nearer the chosen parent is than the next candidate, whether
 kurtosis and centrality agree on its direction, how well the family's direction signal
-explains its tree, the family size and the kind of relation found) is turned into
+explains its tree, the shape of the tree around it, the family size and the kind of
+relation found) is turned into
 ``P(edge right)`` by a logistic model fitted on ground truth — zoos and harder
 synthetic families, with a held-out split (:mod:`heritage.evaluation.calibration`,
 ``heritage calibrate``). The fitted parameters ship with the package
@@ -45,7 +46,17 @@ class EdgeEvidence:
     a parent for sure; the direction of a chain's end edge is the weak spot of
     centrality); ``leaf``: the child has no children; ``root_edge``: the parent is the
     tree's root; ``centre_step``: how much more central the parent is than the child,
-    relative to the family's mean distance.
+    relative to the family's mean distance; ``kurtosis_step``: how much more parent-like
+    the parent's kurtosis is, in units of the family's kurtosis spread;
+    ``root_children``: children of the tree's root (one: the root is a chain's end, right
+    about one time in four on hard families); ``depth``/``subtree``: the child's depth
+    and its subtree's share of the family (a wrongly rooted tree reverses the edges
+    carrying large subtrees); ``root_central``/``root_kurtosis``: the tree's root is the
+    family's most central model / has its most parent-like kurtosis; ``heads``: the
+    reversed edge would take a task head away; ``parent_copy``: an exact copy attached
+    to another copy (two conversions of one model are equal, so which is the parent is
+    not in the weights). All of it comes from one pass over the family's tree
+    (:func:`heritage.lineage.trees.tree_shape`).
     """
 
     margin: float
