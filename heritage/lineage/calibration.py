@@ -49,7 +49,7 @@ class EdgeEvidence:
     relative to the family's mean distance; ``kurtosis_step``: how much more parent-like
     the parent's kurtosis is, in units of the family's kurtosis spread;
     ``root_children``: children of the tree's root (one: the root is a chain's end, right
-    about one time in four on hard families); ``depth``/``subtree``: the child's depth
+    about one time in four in the synthetic families); ``depth``/``subtree``: the child's depth
     and its subtree's share of the family (a wrongly rooted tree reverses the edges
     carrying large subtrees); ``root_central``/``root_kurtosis``: the tree's root is the
     family's most central model / has its most parent-like kurtosis; ``heads``: the

@@ -471,7 +471,8 @@ class GenealogyRecovery:
             shape = dict(parent_children=len(children_of[e.parent]), leaf=not children_of.get(e.child),
                          root_edge=e.parent not in has_parent,
                          centre_step=float(centre[e.child] - centre[e.parent]) / mean_d,
-                         kurtosis_step=float(family.kurtosis_sign * (ku[e.parent] - ku[e.child])) / family.kurtosis_spread,
+                         kurtosis_step=float(family.kurtosis_sign * (ku[e.parent] - ku[e.child]))
+                         / family.kurtosis_spread,
                          root_children=family.root_children, depth=family.depth[e.child],
                          subtree=family.subtree[e.child] / len(reps), root_central=family.root_central,
                          root_kurtosis=family.root_kurtosis, heads=bool(heads_away[e.child, e.parent]))
