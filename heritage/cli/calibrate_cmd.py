@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 from heritage.cli import CLIError
+from heritage.evaluation.calibration import DEFAULT_SYNTHETIC_FAMILIES, DEFAULT_ZOO_WEIGHT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a zoo (models/ + truth.json) to fit on; repeatable")
     parser.add_argument("--held-out", type=Path, action="append", default=[], metavar="ZOO",
                         help="a zoo to report on only; repeatable")
-    parser.add_argument("--synthetic", type=int, default=40, metavar="N",
-                        help="hard synthetic families in each split (default 40)")
+    parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC_FAMILIES, metavar="N",
+                        help=f"synthetic families in each split (default {DEFAULT_SYNTHETIC_FAMILIES})")
+    parser.add_argument("--zoo-weight", type=float, default=DEFAULT_ZOO_WEIGHT, metavar="W",
+                        help=f"weight of one zoo edge against one synthetic edge (default {DEFAULT_ZOO_WEIGHT:g})")
     parser.add_argument("--regularisation", type=float, default=1.0, metavar="C",
                         help="inverse L2 strength of the logistic fit (default 1.0)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the fitted calibration JSON")
@@ -40,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"{zoo}: expected a zoo folder with models/ and truth.json", exit_code=2)
     if args.synthetic < 0:
         raise CLIError("--synthetic must be >= 0", exit_code=2)
+    if not args.zoo_weight > 0:
+        raise CLIError("--zoo-weight must be > 0", exit_code=2)
     try:
-        fit = calibrate(args.zoo, args.held_out, args.synthetic, regularisation=args.regularisation)
+        fit = calibrate(args.zoo, args.held_out, args.synthetic, regularisation=args.regularisation,
+                        zoo_weight=args.zoo_weight)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     fit.calibrator.save(args.out)
@@ -51,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
               f"   raw margin: ECE {_fmt(f['raw_margin_ece'])}  AUROC {_fmt(f['raw_margin_auroc'])}")
     for source, f in fit.report["held_out_by_source"].items():
         print(f"  held out {source}: edges {f['edges']} (wrong {f['wrong']})  ECE {_fmt(f['ece'])}  "
+              f"AUROC {_fmt(f['auroc'])}")
+    for zoo, f in fit.report["leave_one_zoo_out"].items():
+        print(f"  {zoo} (fitted without it): edges {f['edges']} (wrong {f['wrong']})  ECE {_fmt(f['ece'])}  "
               f"AUROC {_fmt(f['auroc'])}")
     print(f"wrote {args.out}")
     return 0

@@ -33,9 +33,14 @@ def run(args: argparse.Namespace) -> int:
     if report.get("held_out"):
         held = report["held_out"]
         fitted = ", ".join(report.get("fitted_on", []))
-        note = " (this zoo was part of the fit)" if args.zoo.resolve().name in report.get("fitted_on", []) else ""
+        name = args.zoo.resolve().name
+        note = " (this zoo was part of the fit)" if name in report.get("fitted_on", []) else ""
         print(f"edge calibration in use: fitted on {fitted}{note}; on its held-out data "
               f"({held['edges']} edges, {held['wrong']} wrong): ECE {_fmt(held['ece'])}, AUROC {_fmt(held['auroc'])}")
+        without = report.get("leave_one_zoo_out", {}).get(name)
+        if without:
+            print(f"on this zoo, a calibration fitted without it: ECE {_fmt(without['ece'])}, "
+                  f"AUROC {_fmt(without['auroc'])}")
     return 0
 
 

@@ -49,9 +49,31 @@ class ScoredEdge:
     confidence: float | None = None
 
 
+def _from_child_map(data: dict) -> dict:
+    """A truth written as ``{child: [relation, {parent: weight or None}]}`` (the storage
+    conventions zoo) in the zoo format: models, families (the connected parts), edges."""
+    edges = [{"parent": p, "child": c, "relation": rel, "weight": w}
+             for c, (rel, parents) in data.items() for p, w in parents.items()]
+    names = sorted({e["parent"] for e in edges} | {e["child"] for e in edges})
+    first_parent = {e["child"]: e["parent"] for e in reversed(edges)}
+
+    def root(name: str) -> str:
+        while name in first_parent:
+            name = first_parent[name]
+        return name
+
+    families: dict[str, list[str]] = {}
+    for name in names:
+        families.setdefault(root(name), []).append(name)
+    adapters = {e["child"] for e in edges if e["relation"] == "adapter"}
+    return {"models": [{"name": n, "kind": "lora_adapter" if n in adapters else "model"} for n in names],
+            "families": list(families.values()), "edges": edges}
+
+
 @dataclass(frozen=True)
 class Truth:
-    """A zoo's ``truth.json``: names, true edges, relations, merge weights, families.
+    """A zoo's ``truth.json``: names, true edges, relations, merge weights, families
+    (also read from the storage conventions zoo's ``{child: [relation, {parent: weight}]}``).
 
     Truth files without a ``relation`` on their edges (older zoos) mean ``finetune``,
     or ``adapter`` for an edge whose child is of kind ``lora_adapter``.
@@ -66,6 +88,8 @@ class Truth:
     @classmethod
     def load(cls, zoo: Path) -> "Truth":
         data = json.loads((zoo / "truth.json").read_text())
+        if "models" not in data:
+            data = _from_child_map(data)
         names = [m["name"] for m in data["models"]]
         kind = {m["name"]: m.get("kind") for m in data["models"]}
         edges, relation, weight = set(), {}, {}

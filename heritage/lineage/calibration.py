@@ -3,7 +3,8 @@
 The raw evidence of an edge (the relative margin of its cost over the best
 alternative, how much nearer the chosen parent is than the next candidate, whether
 kurtosis and centrality agree on its direction, how well the family's direction signal
-explains its tree, the family size and the kind of relation found) is turned into
+explains its tree, the shape of the tree around it, the family size and the kind of
+relation found) is turned into
 ``P(edge right)`` by a logistic model fitted on ground truth — zoos and harder
 synthetic families, with a held-out split (:mod:`heritage.evaluation.calibration`,
 ``heritage calibrate``). The fitted parameters ship with the package
@@ -26,7 +27,8 @@ __all__ = ["FEATURES", "EdgeEvidence", "EdgeCalibrator", "CALIBRATION_FILE"]
 log = logging.getLogger(__name__)
 
 FEATURES = ("margin", "log_gap", "signals_agree", "agreement", "inv_size", "hub", "leaf", "root_edge",
-            "centre_step", "exact", "quantization", "merge", "distillation")
+            "centre_step", "exact", "quantization", "merge", "distillation", "kurtosis_step", "lone_root",
+            "depth", "subtree", "root_central", "root_kurtosis", "heads", "parent_copy")
 CALIBRATION_FILE = "calibration.json"
 _EXACT = {"conversion", "head_only"}
 
@@ -44,7 +46,17 @@ class EdgeEvidence:
     a parent for sure; the direction of a chain's end edge is the weak spot of
     centrality); ``leaf``: the child has no children; ``root_edge``: the parent is the
     tree's root; ``centre_step``: how much more central the parent is than the child,
-    relative to the family's mean distance.
+    relative to the family's mean distance; ``kurtosis_step``: how much more parent-like
+    the parent's kurtosis is, in units of the family's kurtosis spread;
+    ``root_children``: children of the tree's root (one: the root is a chain's end, right
+    about one time in four in the synthetic families); ``depth``/``subtree``: the child's depth
+    and its subtree's share of the family (a wrongly rooted tree reverses the edges
+    carrying large subtrees); ``root_central``/``root_kurtosis``: the tree's root is the
+    family's most central model / has its most parent-like kurtosis; ``heads``: the
+    reversed edge would take a task head away; ``parent_copy``: an exact copy attached
+    to another copy (two conversions of one model are equal, so which is the parent is
+    not in the weights). All of it comes from one pass over the family's tree
+    (:func:`heritage.lineage.trees.tree_shape`).
     """
 
     margin: float
@@ -57,6 +69,14 @@ class EdgeEvidence:
     leaf: bool = True
     root_edge: bool = False
     centre_step: float = 0.0
+    kurtosis_step: float = 0.0
+    root_children: int = 2
+    depth: int = 1
+    subtree: float = 0.0
+    root_central: bool = True
+    root_kurtosis: bool = True
+    heads: bool = False
+    parent_copy: bool = False
 
     def features(self) -> dict[str, float]:
         gap = self.gap if math.isfinite(self.gap) and self.gap > 0 else 100.0
@@ -74,6 +94,14 @@ class EdgeEvidence:
             "quantization": 1.0 if self.relation == "quantization" else 0.0,
             "merge": 1.0 if self.relation == "merge" else 0.0,
             "distillation": 1.0 if self.relation == "distillation" else 0.0,
+            "kurtosis_step": float(min(max(self.kurtosis_step, -3.0), 3.0)),
+            "lone_root": 1.0 if self.root_children <= 1 else 0.0,
+            "depth": float(min(max(self.depth, 1), 5)),
+            "subtree": float(min(max(self.subtree, 0.0), 1.0)),
+            "root_central": 1.0 if self.root_central else 0.0,
+            "root_kurtosis": 1.0 if self.root_kurtosis else 0.0,
+            "heads": 1.0 if self.heads else 0.0,
+            "parent_copy": 1.0 if self.parent_copy else 0.0,
         }
 
 

@@ -71,6 +71,7 @@ from heritage.lineage.trees import (
     TreeStatistics,
     TreeValidation,
     build_tree,
+    tree_shape,
     tree_statistics,
     validate_tree,
 )
@@ -462,13 +463,19 @@ class GenealogyRecovery:
         has_parent = {e.child for e in tree}
         centre = d.sum(axis=1) / max(len(reps) - 1, 1)
         mean_d = _mean_offdiag(d) or 1.0
+        family = tree_shape(len(reps), tree, centre, ku, decision.kurtosis_regime)
         for e in tree:
             child, parent = reps[e.child], reps[e.parent]
             gap = self._gap(d, e.child, e.parent, forbidden)
             signals = bool(kurtosis_says[e.parent, e.child] == centre_says[e.parent, e.child])
             shape = dict(parent_children=len(children_of[e.parent]), leaf=not children_of.get(e.child),
                          root_edge=e.parent not in has_parent,
-                         centre_step=float(centre[e.child] - centre[e.parent]) / mean_d)
+                         centre_step=float(centre[e.child] - centre[e.parent]) / mean_d,
+                         kurtosis_step=float(family.kurtosis_sign * (ku[e.parent] - ku[e.child]))
+                         / family.kurtosis_spread,
+                         root_children=family.root_children, depth=family.depth[e.child],
+                         subtree=family.subtree[e.child] / len(reps), root_central=family.root_central,
+                         root_kurtosis=family.root_kurtosis, heads=bool(heads_away[e.child, e.parent]))
             fit = merges.get(child)
             if fit is not None:
                 edges += self._merge_edges(members, fit, l2, alignments, tree_children=children_of,
@@ -480,10 +487,14 @@ class GenealogyRecovery:
                                     EdgeEvidence(e.confidence, gap, signals, agreement, len(reps), relation.value,
                                                  **shape),
                                     alignments))
+        # A copy attached to another copy: the two are equal, so which one is the parent
+        # (and whether the original is) is not decided by the weights.
+        copies = {a.child for a in attachments if a.relation in (Relation.CONVERSION, Relation.HEAD_ONLY)}
         for a in attachments:
             margin, gap = self._attachment_margin(a, l2, members)
             edges.append(self._edge(members, a.child, a.parent, float(l2[a.child, a.parent]), margin, a.relation,
-                                    EdgeEvidence(margin, gap, True, 1.0, len(reps), a.relation.value), alignments))
+                                    EdgeEvidence(margin, gap, True, 1.0, len(reps), a.relation.value,
+                                                 parent_copy=a.parent in copies), alignments))
         return RecoveredFamily(
             index=index,
             members=names,

@@ -180,6 +180,70 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
     ]
 
 
+@dataclass(frozen=True)
+class TreeShape:
+    """Where each node sits in a recovered tree, and how well the root is supported:
+    evidence for edge calibration (:mod:`heritage.lineage.calibration`), computed in one
+    pass over the edges.
+
+    ``depth``/``subtree``: per node, edges from the root and nodes in its subtree
+    (itself included); ``root_children``: children of the root (a root with one child is
+    the end of a chain, whose direction only kurtosis decides); ``root_central``: the
+    root is the family's most central model; ``root_kurtosis``: it has the most
+    parent-like kurtosis of the family; ``kurtosis_sign``/``kurtosis_spread``: turn a
+    kurtosis difference into a parent-like step in units of the family's spread.
+    """
+
+    depth: list[int]
+    subtree: list[int]
+    root_children: int
+    root_central: bool
+    root_kurtosis: bool
+    kurtosis_sign: float
+    kurtosis_spread: float
+
+
+def tree_shape(n: int, tree: Sequence[TreeEdge], centre: np.ndarray, kurtosis: np.ndarray,
+               kurtosis_regime: Regime) -> TreeShape:
+    """The :class:`TreeShape` of a tree over ``n`` nodes (O(n); ``centre``: each node's
+    mean distance to the others, ``kurtosis_regime``: the family's kurtosis direction).
+
+    Examples
+    --------
+    >>> shape = tree_shape(3, [TreeEdge(0, 1, 1.0, 0.5), TreeEdge(1, 2, 1.0, 0.5)],
+    ...                    np.array([1.5, 1.0, 1.5]), np.array([3.0, 2.0, 1.0]), Regime.FINE_TUNING)
+    >>> shape.depth, shape.subtree, shape.root_children, shape.root_central, shape.root_kurtosis
+    ([0, 1, 2], [3, 2, 1], 1, False, True)
+    """
+    children: list[list[int]] = [[] for _ in range(n)]
+    has_parent = np.zeros(n, dtype=bool)
+    for e in tree:
+        children[e.parent].append(e.child)
+        has_parent[e.child] = True
+    roots = [int(k) for k in np.flatnonzero(~has_parent)]
+    depth, subtree, order = [0] * n, [1] * n, []
+    stack = list(roots)
+    while stack:
+        k = stack.pop()
+        order.append(k)
+        for c in children[k]:
+            depth[c] = depth[k] + 1
+            stack.append(c)
+    for k in reversed(order):  # children before their parents
+        for c in children[k]:
+            subtree[k] += subtree[c]
+    sign = -1.0 if kurtosis_regime is Regime.PRETRAINING else 1.0
+    root = roots[0] if roots else 0
+    return TreeShape(
+        depth=depth, subtree=subtree,
+        root_children=len(children[root]) if n else 0,
+        root_central=bool(n and int(np.argmin(centre)) == root),
+        root_kurtosis=bool(n and int(np.argmax(sign * kurtosis)) == root),
+        kurtosis_sign=sign,
+        kurtosis_spread=float(np.std(kurtosis)) or 1.0,
+    )
+
+
 class TreeValidation(NamedTuple):
     """Whether edges form one genealogy, and every reason they do not (empty when valid).
 
