@@ -37,7 +37,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 MODEL = "movie-review-polarity"
 OTHER = "support-fusion"
 FOCUSED = "review-sentiment-small"
-HOVERED = "polarity-blend"
+HOVERED = ("ticket-router", "support-fusion")  # a merge edge: its weight shows on hover
 
 
 def take(out: Path) -> list[Path]:
@@ -66,9 +66,11 @@ def take(out: Path) -> list[Path]:
                 page.goto(f"{url}/ui/{family}")
                 wait_until_ready(page, "family")
                 page.locator(f'g.node[data-model-id="{ids[FOCUSED]}"]').focus()
-                # Hover the middle of an edge (a straight vertical path has no width to "hover").
-                middle = page.locator(f'g.edge[data-child-id="{ids[HOVERED]}"] path.line').first.evaluate(
-                    "p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }")
+                # Hover the point halfway along an edge (on the stroke itself, curved or straight).
+                middle = page.locator(f'g.edge[data-parent-id="{ids[HOVERED[0]]}"][data-child-id="{ids[HOVERED[1]]}"] '
+                                      'path.line').evaluate(
+                    "p => { const t = p.getPointAtLength(p.getTotalLength() / 2), m = p.getScreenCTM();"
+                    "  return [t.x * m.a + t.y * m.c + m.e, t.x * m.b + t.y * m.d + m.f]; }")
                 page.mouse.move(*middle)
                 saved.append(out / "ui-family.png")
                 page.screenshot(path=str(saved[-1]))
