@@ -158,6 +158,21 @@ def wild_zoo():
     return ensure_zoo("wild")
 
 
+@pytest.fixture(scope="session")
+def wild_truth(wild_zoo) -> dict:
+    """The wild zoo's ``truth.json``."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(wild_zoo) / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def wild_records(wild_truth: dict) -> dict[str, dict]:
+    """The wild zoo's truth records by model name."""
+    return {record["name"]: record for record in wild_truth["models"]}
+
+
 # =========================================================================== storage conventions
 #
 # `conventions_zoo` (session): models stored the way the ecosystem stores them

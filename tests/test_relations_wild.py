@@ -59,16 +59,6 @@ def zoo(wild_zoo) -> Path:
 
 
 @pytest.fixture(scope="module")
-def truth(zoo: Path) -> dict:
-    return json.loads((zoo / "truth.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def records(truth: dict) -> dict[str, dict]:
-    return {record["name"]: record for record in truth["models"]}
-
-
-@pytest.fixture(scope="module")
 def ingested(zoo: Path) -> dict[str, IngestedModel]:
     models = list(ingest_many(model_entries(zoo / "models")))
     assert all(isinstance(m, IngestedModel) for m in models), [m for m in models if not isinstance(m, IngestedModel)]
@@ -86,12 +76,12 @@ def found_parents(genealogy: Genealogy, child: str) -> dict[str, tuple[str, floa
 
 
 @pytest.mark.parametrize("child", CHILDREN, ids=lambda c: f"{c}: {CONVENTIONS.get(c, '?')}")
-def test_each_convention_recovers_parent_and_relation(child: str, records: dict[str, dict],
+def test_each_convention_recovers_parent_and_relation(child: str, wild_records: dict[str, dict],
                                                       recovered: Genealogy) -> None:
-    expected = {p["name"]: (p["relation"], p["weight"]) for p in records[child]["parents"]}
+    expected = {p["name"]: (p["relation"], p["weight"]) for p in wild_records[child]["parents"]}
     found = found_parents(recovered, child)
     assert set(found) == set(expected), (child, found)
-    assert {relation for relation, _ in found.values()} == {records[child]["relation"]}, (child, found)
+    assert {relation for relation, _ in found.values()} == {wild_records[child]["relation"]}, (child, found)
     for parent, (_, weight) in expected.items():
         if weight is not None:  # a merge: each parent's mixing weight as mergekit used it
             assert found[parent][1] == pytest.approx(weight, abs=0.05), (child, found)
@@ -99,17 +89,17 @@ def test_each_convention_recovers_parent_and_relation(child: str, records: dict[
             assert found[parent][1] is None
 
 
-def test_roots_and_the_unrelated_model(truth: dict, recovered: Genealogy) -> None:
+def test_roots_and_the_unrelated_model(wild_truth: dict, recovered: Genealogy) -> None:
     """Three families rooted at the three pretrained models (the original file with its
     int64 buffer among them), and the same-architecture random model alone."""
     families = sorted(sorted(f.members) for f in recovered.families)
-    assert families == sorted(sorted(f) for f in truth["families"])
+    assert families == sorted(sorted(f) for f in wild_truth["families"])
     roots = {f.root for f in recovered.families}
     assert roots == {"all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2", "SmolLM2-135M-Instruct", "review-filter-mini"}
     assert all(f.validation() == (True, []) for f in recovered.families)
 
 
-def test_storage_facts_read_from_the_files(ingested: dict[str, IngestedModel], records: dict[str, dict]) -> None:
+def test_storage_facts_read_from_the_files(ingested: dict[str, IngestedModel], wild_records: dict[str, dict]) -> None:
     """The facts each convention's edge rests on are what the files hold."""
     root, child = ingested["all-MiniLM-L6-v2"], ingested["review-sentiment-small"]
     assert root.profile.buffers == 1 and child.profile.buffers == 0  # position_ids, dropped by save_pretrained
@@ -122,7 +112,7 @@ def test_storage_facts_read_from_the_files(ingested: dict[str, IngestedModel], r
     assert vocab.tensors["embeddings.word_embeddings.weight"].shape == (30530, 384)
     assert vocab.tied  # the decoder is the embedding
     assert load_model(ingested["support-chat-135m"].path).tied == {"lm_head.weight": "embed_tokens.weight"}
-    for name, record in records.items():
+    for name, record in wild_records.items():
         if record["kind"] == "gguf_quantization":
             model = load_model(ingested[name].path)
             assert model.quantization == record["quantization"]["dominant_matrix_type"], name
@@ -130,7 +120,7 @@ def test_storage_facts_read_from_the_files(ingested: dict[str, IngestedModel], r
             assert ingested[name].profile.structure_hash == ingested["support-chat-135m"].profile.structure_hash
 
 
-def test_recover_from_the_hub_cache_folder(zoo: Path, truth: dict, tmp_path: Path, capsys) -> None:
+def test_recover_from_the_hub_cache_folder(zoo: Path, wild_truth: dict, tmp_path: Path, capsys) -> None:
     """``heritage recover`` on the zoo's Hugging Face cache: models named ``org/name`` with
     their revision; lineage among the cached repositories as truth.json has it (the GGUF's
     parent is not cached, so it stands alone)."""
@@ -138,13 +128,13 @@ def test_recover_from_the_hub_cache_folder(zoo: Path, truth: dict, tmp_path: Pat
     assert main(["recover", str(zoo / "hub"), "--out", str(out)]) == 0
     capsys.readouterr()
     document = json.loads(out.read_text())
-    cached = {entry["repo_id"]: entry for entry in truth["hub"]["repos"]}
+    cached = {entry["repo_id"]: entry for entry in wild_truth["hub"]["repos"]}
     models = {m["name"]: m for m in document["models"]}
     assert set(models) == set(cached) and not document["skipped"]
     assert {name: m["revision"] for name, m in models.items()} == {k: v["revision"] for k, v in cached.items()}
-    hub_id = {r["name"]: r["hub_id"] for r in truth["models"]}
+    hub_id = {r["name"]: r["hub_id"] for r in wild_truth["models"]}
     in_cache = {entry["model"] for entry in cached.values()}
-    expected = {(hub_id[e["parent"]], hub_id[e["child"]], e["relation"]) for e in truth["edges"]
+    expected = {(hub_id[e["parent"]], hub_id[e["child"]], e["relation"]) for e in wild_truth["edges"]
                 if e["parent"] in in_cache and e["child"] in in_cache}
     assert expected == {("sentence-transformers/all-MiniLM-L6-v2", "northwind-ai/ticket-router", "finetune"),
                         ("northwind-ai/ticket-router", "deskhelp/helpdesk-queue-lora", "adapter")}

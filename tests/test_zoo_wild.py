@@ -36,23 +36,13 @@ def zoo(wild_zoo) -> Path:
     return Path(wild_zoo)
 
 
-@pytest.fixture(scope="module")
-def truth(zoo: Path) -> dict:
-    return json.loads((zoo / "truth.json").read_text())
+def folder(zoo: Path, wild_records: dict[str, dict], name: str) -> Path:
+    return zoo / "models" / wild_records[name]["entry"]
 
 
-@pytest.fixture(scope="module")
-def records(truth: dict) -> dict[str, dict]:
-    return {record["name"]: record for record in truth["models"]}
-
-
-def folder(zoo: Path, records: dict[str, dict], name: str) -> Path:
-    return zoo / "models" / records[name]["entry"]
-
-
-def weights(zoo: Path, records: dict[str, dict], name: str) -> dict[str, torch.Tensor]:
+def weights(zoo: Path, wild_records: dict[str, dict], name: str) -> dict[str, torch.Tensor]:
     """Every tensor a published folder stores, read with safetensors / torch.load."""
-    path = folder(zoo, records, name)
+    path = folder(zoo, wild_records, name)
     state: dict[str, torch.Tensor] = {}
     for file in sorted(path.glob("*.safetensors")):
         state.update(load_file(str(file)))
@@ -78,26 +68,26 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def by_kind(records: dict[str, dict], kind: str) -> list[dict]:
-    return [r for r in records.values() if r["kind"] == kind]
+def by_kind(wild_records: dict[str, dict], kind: str) -> list[dict]:
+    return [r for r in wild_records.values() if r["kind"] == kind]
 
 
 # ----------------------------------------------------------------------------- truth.json
 
 
-def test_truth_is_consistent(zoo: Path, truth: dict, records: dict[str, dict]) -> None:
-    assert truth["size"] == "wild"
-    assert [r["name"] for r in truth["models"]] == [s.name for s in SPECS]
-    assert sorted(p.name for p in (zoo / "models").iterdir()) == sorted(r["entry"] for r in records.values())
-    order = {name: i for i, name in enumerate(records)}
-    for record in records.values():
+def test_truth_is_consistent(zoo: Path, wild_truth: dict, wild_records: dict[str, dict]) -> None:
+    assert wild_truth["size"] == "wild"
+    assert [r["name"] for r in wild_truth["models"]] == [s.name for s in SPECS]
+    assert sorted(p.name for p in (zoo / "models").iterdir()) == sorted(r["entry"] for r in wild_records.values())
+    order = {name: i for i, name in enumerate(wild_records)}
+    for record in wild_records.values():
         assert (zoo / "models" / record["entry"]).exists()
         assert record["hub_id"].endswith("/" + record["name"])
         parents = [p["name"] for p in record["parents"]]
         assert record["parent"] == (parents[0] if parents else None)
         for parent in parents:
             assert order[parent] < order[record["name"]]
-            assert records[parent]["family"] == record["family"]
+            assert wild_records[parent]["family"] == record["family"]
         if parents:
             assert record["relation"] in RELATIONS
             assert all(p["relation"] == record["relation"] for p in record["parents"])
@@ -105,21 +95,21 @@ def test_truth_is_consistent(zoo: Path, truth: dict, records: dict[str, dict]) -
             assert record["relation"] is None and record["family"] == record["name"]
     expected_edges = [
         {"parent": p["name"], "child": r["name"], "relation": p["relation"], "weight": p["weight"]}
-        for r in records.values()
+        for r in wild_records.values()
         for p in r["parents"]
     ]
-    assert truth["edges"] == expected_edges
-    members = [name for family in truth["families"] for name in family]
-    assert sorted(members) == sorted(records)
-    for family in truth["families"]:
-        roots = [name for name in family if not records[name]["parents"]]
-        assert len(roots) == 1 and all(records[n]["family"] == roots[0] for n in family)
+    assert wild_truth["edges"] == expected_edges
+    members = [name for family in wild_truth["families"] for name in family]
+    assert sorted(members) == sorted(wild_records)
+    for family in wild_truth["families"]:
+        roots = [name for name in family if not wild_records[name]["parents"]]
+        assert len(roots) == 1 and all(wild_records[n]["family"] == roots[0] for n in family)
 
 
-def test_merges_have_two_weighted_parents_and_others_one(records: dict[str, dict]) -> None:
-    merges = by_kind(records, "merge")
+def test_merges_have_two_weighted_parents_and_others_one(wild_records: dict[str, dict]) -> None:
+    merges = by_kind(wild_records, "merge")
     assert len(merges) == 2
-    for record in records.values():
+    for record in wild_records.values():
         weights_ = [p["weight"] for p in record["parents"]]
         if record["kind"] == "merge":
             assert len(weights_) == 2 and sum(weights_) == pytest.approx(1.0)
@@ -132,35 +122,35 @@ def test_merges_have_two_weighted_parents_and_others_one(records: dict[str, dict
     assert slerp["parents"][0]["name"] == slerp["merge"]["base_model"]
 
 
-def test_the_genealogy_covers_every_storage_convention(records: dict[str, dict]) -> None:
-    assert {r["relation"] for r in records.values() if r["parents"]} == set(RELATIONS)
-    assert {r["format"] for r in records.values()} == {
+def test_the_genealogy_covers_every_storage_convention(wild_records: dict[str, dict]) -> None:
+    assert {r["relation"] for r in wild_records.values() if r["parents"]} == set(RELATIONS)
+    assert {r["format"] for r in wild_records.values()} == {
         "hf_folder", "sharded_folder", "hf_folder_bin", "peft_adapter", "gguf"
     }
-    assert {"float32", "float16", "bfloat16"} <= {r["dtype"] for r in records.values()}
+    assert {"float32", "float16", "bfloat16"} <= {r["dtype"] for r in wild_records.values()}
     assert {"original file", "transformers save_pretrained", "peft PeftModel.save_pretrained",
-            "gguf GGUFWriter", "llama.cpp llama_model_quantize"} <= {r["writer"] for r in records.values()}
+            "gguf GGUFWriter", "llama.cpp llama_model_quantize"} <= {r["writer"] for r in wild_records.values()}
 
     def depth(name: str) -> int:
-        parents = records[name]["parents"]
+        parents = wild_records[name]["parents"]
         return 0 if not parents else 1 + max(depth(p["name"]) for p in parents)
 
-    assert max(depth(n) for n in records if records[n]["family"] == "all-MiniLM-L6-v2") >= 2
-    assert max(depth(n) for n in records if records[n]["family"] == "paraphrase-MiniLM-L3-v2") >= 2
-    assert len(truth_families(records)) == 4  # three pretrained roots and one unrelated model
-    declared = [r["declared"] for r in records.values()]
+    assert max(depth(n) for n in wild_records if wild_records[n]["family"] == "all-MiniLM-L6-v2") >= 2
+    assert max(depth(n) for n in wild_records if wild_records[n]["family"] == "paraphrase-MiniLM-L3-v2") >= 2
+    assert len(truth_families(wild_records)) == 4  # three pretrained roots and one unrelated model
+    declared = [r["declared"] for r in wild_records.values()]
     assert sum(not d["truthful"] for d in declared) >= 2 and any(d["source"] is None for d in declared)
-    label_counts = {r["num_labels"] for r in records.values() if "num_labels" in r}
+    label_counts = {r["num_labels"] for r in wild_records.values() if "num_labels" in r}
     assert len(label_counts) >= 3
 
 
-def truth_families(records: dict[str, dict]) -> set[str]:
-    return {r["family"] for r in records.values()}
+def truth_families(wild_records: dict[str, dict]) -> set[str]:
+    return {r["family"] for r in wild_records.values()}
 
 
-def test_scoring_reads_relations_and_merge_weights(zoo: Path, records: dict[str, dict]) -> None:
+def test_scoring_reads_relations_and_merge_weights(zoo: Path, wild_records: dict[str, dict]) -> None:
     truth = Truth.load(zoo)
-    assert len(truth.edges) == sum(len(r["parents"]) for r in records.values())
+    assert len(truth.edges) == sum(len(r["parents"]) for r in wild_records.values())
     assert set(truth.relation.values()) == set(RELATIONS)
     merge_edges = {edge for edge, relation in truth.relation.items() if relation == "merge"}
     assert {edge for edge, weight in truth.weight.items() if weight is not None} == merge_edges
@@ -183,12 +173,12 @@ def test_old_truth_files_read_as_finetune_and_adapter(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- writers
 
 
-def test_the_root_is_the_original_package_byte_for_byte(zoo: Path, records: dict[str, dict]) -> None:
-    (root,) = [r for r in records.values() if r["writer"] == "original file"]
+def test_the_root_is_the_original_package_byte_for_byte(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (root,) = [r for r in wild_records.values() if r["writer"] == "original file"]
     source = minilm_l6_folder()
     files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
     assert Path("model.safetensors") in files and Path("tokenizer.json") in files
-    copied = folder(zoo, records, root["name"])
+    copied = folder(zoo, wild_records, root["name"])
     assert sorted(p.relative_to(copied) for p in copied.rglob("*") if p.is_file()) == files
     match, mismatch, errors = filecmp.cmpfiles(source, copied, [str(f) for f in files], shallow=False)
     assert not mismatch and not errors and len(match) == len(files)
@@ -204,12 +194,12 @@ TRANSFORMERS_WRITTEN = [
 
 @pytest.mark.parametrize("name", TRANSFORMERS_WRITTEN)
 def test_transformers_checkpoints_are_what_transformers_writes_and_reads(
-    zoo: Path, records: dict[str, dict], name: str
+    zoo: Path, wild_records: dict[str, dict], name: str
 ) -> None:
     import transformers
 
-    record = records[name]
-    path = folder(zoo, records, name)
+    record = wild_records[name]
+    path = folder(zoo, wild_records, name)
     config = json.loads((path / "config.json").read_text())
     assert config["transformers_version"] == transformers.__version__
     assert config["architectures"] == [record["architecture"]]
@@ -222,7 +212,7 @@ def test_transformers_checkpoints_are_what_transformers_writes_and_reads(
         if record["format"] == "sharded_folder":
             index = json.loads((path / "model.safetensors.index.json").read_text())
             assert len(files) >= 2 and set(index["weight_map"].values()) == {f.name for f in files}
-    state = weights(zoo, records, name)
+    state = weights(zoo, wild_records, name)
     assert "embeddings.position_ids" not in state and "bert.embeddings.position_ids" not in state
     assert {str(t.dtype).removeprefix("torch.") for t in state.values()} == {record["dtype"]}
     assert sum(t.numel() for t in state.values()) == record["params"]
@@ -234,42 +224,42 @@ def test_transformers_checkpoints_are_what_transformers_writes_and_reads(
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
-def test_task_heads_sit_beside_a_prefixed_backbone(zoo: Path, records: dict[str, dict]) -> None:
-    for record in records.values():
+def test_task_heads_sit_beside_a_prefixed_backbone(zoo: Path, wild_records: dict[str, dict]) -> None:
+    for record in wild_records.values():
         if record["architecture"] != "BertForSequenceClassification":
             continue
-        state = weights(zoo, records, record["name"])
+        state = weights(zoo, wild_records, record["name"])
         assert "bert.encoder.layer.0.attention.self.query.weight" in state, record["name"]
-        labels = record.get("num_labels") or records[record["parents"][0]["name"]].get("num_labels")
+        labels = record.get("num_labels") or wild_records[record["parents"][0]["name"]].get("num_labels")
         assert state["classifier.weight"].shape == (labels, 384), record["name"]
 
 
-def test_masked_lm_has_added_tokens_and_a_tied_decoder(zoo: Path, records: dict[str, dict]) -> None:
+def test_masked_lm_has_added_tokens_and_a_tied_decoder(zoo: Path, wild_records: dict[str, dict]) -> None:
     from transformers import BertForMaskedLM
 
-    (record,) = [r for r in records.values() if r["architecture"] == "BertForMaskedLM"]
-    state = weights(zoo, records, record["name"])
+    (record,) = [r for r in wild_records.values() if r["architecture"] == "BertForMaskedLM"]
+    state = weights(zoo, wild_records, record["name"])
     assert state["bert.embeddings.word_embeddings.weight"].shape == (30522 + record["added_tokens"], 384)
     assert "cls.predictions.decoder.weight" not in state  # tied: save_pretrained stores it once
     assert "cls.predictions.bias" in state and "bert.pooler.dense.weight" not in state
-    model = BertForMaskedLM.from_pretrained(str(folder(zoo, records, record["name"])))
+    model = BertForMaskedLM.from_pretrained(str(folder(zoo, wild_records, record["name"])))
     assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
-    root = load_file(str(folder(zoo, records, record["parent"]) / "model.safetensors"))
+    root = load_file(str(folder(zoo, wild_records, record["parent"]) / "model.safetensors"))
     old_rows = state["bert.embeddings.word_embeddings.weight"][:30522]
     assert 0 < relative(old_rows, root["embeddings.word_embeddings.weight"]) < 0.05  # trained, not replaced
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # raised inside peft
-def test_peft_adapter_is_what_peft_writes_and_loads_on_its_base(zoo: Path, records: dict[str, dict]) -> None:
+def test_peft_adapter_is_what_peft_writes_and_loads_on_its_base(zoo: Path, wild_records: dict[str, dict]) -> None:
     import peft
     from peft import PeftModel
     from transformers import BertForSequenceClassification
 
-    (record,) = by_kind(records, "lora_adapter")
-    path = folder(zoo, records, record["name"])
+    (record,) = by_kind(wild_records, "lora_adapter")
+    path = folder(zoo, wild_records, record["name"])
     assert {p.name for p in path.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
     config = json.loads((path / "adapter_config.json").read_text())
-    parent = records[record["parent"]]
+    parent = wild_records[record["parent"]]
     assert config["peft_type"] == "LORA" and config["task_type"] == "SEQ_CLS"
     assert config["peft_version"] == peft.__version__
     assert config["base_model_name_or_path"] == parent["hub_id"]  # loaded by Hub id from the cache
@@ -286,44 +276,44 @@ def test_peft_adapter_is_what_peft_writes_and_loads_on_its_base(zoo: Path, recor
     assert any(float(m.lora_B["default"].weight.abs().max()) > 0 for m in model.modules() if hasattr(m, "lora_B"))
 
 
-# ----------------------------------------------------------------------------- relations as truth says
+# ----------------------------------------------------------------------------- relations as the truth says
 
 
-def test_head_only_child_keeps_the_parents_backbone_bit_for_bit(zoo: Path, records: dict[str, dict]) -> None:
-    (record,) = by_kind(records, "head_only")
-    child, parent = weights(zoo, records, record["name"]), weights(zoo, records, record["parent"])
+def test_head_only_child_keeps_the_parents_backbone_bit_for_bit(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (record,) = by_kind(wild_records, "head_only")
+    child, parent = weights(zoo, wild_records, record["name"]), weights(zoo, wild_records, record["parent"])
     backbone = [k for k in parent if k.startswith("bert.")]
     assert len(backbone) > 90 and set(backbone) == {k for k in child if k.startswith("bert.")}
     assert all(torch.equal(child[k], parent[k]) for k in backbone)
     assert child["classifier.weight"].shape != parent["classifier.weight"].shape
 
 
-def test_conversion_child_is_its_parent_rounded(zoo: Path, records: dict[str, dict]) -> None:
-    (record,) = by_kind(records, "dtype_conversion")
-    child, parent = weights(zoo, records, record["name"]), weights(zoo, records, record["parent"])
+def test_conversion_child_is_its_parent_rounded(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (record,) = by_kind(wild_records, "dtype_conversion")
+    child, parent = weights(zoo, wild_records, record["name"]), weights(zoo, wild_records, record["parent"])
     assert set(child) == set(parent)
     target = getattr(torch, record["dtype"])
     assert all(child[k].dtype == target and torch.equal(child[k], parent[k].to(target)) for k in parent)
 
 
-def test_linear_merge_is_the_weighted_mean_of_its_parents(zoo: Path, records: dict[str, dict]) -> None:
-    (record,) = [r for r in by_kind(records, "merge") if r["merge"]["method"] == "linear"]
-    child = weights(zoo, records, record["name"])
-    (a, wa), (b, wb) = [(weights(zoo, records, p["name"]), p["weight"]) for p in record["parents"]]
+def test_linear_merge_is_the_weighted_mean_of_its_parents(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (record,) = [r for r in by_kind(wild_records, "merge") if r["merge"]["method"] == "linear"]
+    child = weights(zoo, wild_records, record["name"])
+    (a, wa), (b, wb) = [(weights(zoo, wild_records, p["name"]), p["weight"]) for p in record["parents"]]
     assert set(child) == set(a) == set(b)
     for key in child:
         expected = (wa * a[key].double() + wb * b[key].double()) / (wa + wb)
         torch.testing.assert_close(child[key].double(), expected, rtol=1e-5, atol=1e-6)
-    yaml = (folder(zoo, records, record["name"]) / "mergekit_config.yml").read_text()
+    yaml = (folder(zoo, wild_records, record["name"]) / "mergekit_config.yml").read_text()
     assert "merge_method: linear" in yaml and f"weight: {wa}" in yaml
 
 
-def test_slerp_merge_interpolates_each_tensor_on_the_sphere(zoo: Path, records: dict[str, dict]) -> None:
+def test_slerp_merge_interpolates_each_tensor_on_the_sphere(zoo: Path, wild_records: dict[str, dict]) -> None:
     """Per tensor: sin((1-t)θ)/sin θ · base + sin(tθ)/sin θ · other (lerp when nearly colinear)."""
-    (record,) = [r for r in by_kind(records, "merge") if r["merge"]["method"] == "slerp"]
+    (record,) = [r for r in by_kind(wild_records, "merge") if r["merge"]["method"] == "slerp"]
     t = record["merge"]["t"]
-    child = weights(zoo, records, record["name"])
-    base, other = (weights(zoo, records, p["name"]) for p in record["parents"])
+    child = weights(zoo, wild_records, record["name"])
+    base, other = (weights(zoo, wild_records, p["name"]) for p in record["parents"])
     spherical = 0
     for key in child:
         v0, v1 = base[key].double().flatten().numpy(), other[key].double().flatten().numpy()
@@ -338,12 +328,12 @@ def test_slerp_merge_interpolates_each_tensor_on_the_sphere(zoo: Path, records: 
     assert spherical > 0  # the classifier heads of two tasks are far from colinear
 
 
-def test_student_layers_are_the_chosen_teacher_layers(zoo: Path, records: dict[str, dict]) -> None:
-    (record,) = by_kind(records, "layer_subset_student")
-    student = weights(zoo, records, record["name"])
-    teacher = load_file(str(folder(zoo, records, record["parent"]) / "model.safetensors"))
+def test_student_layers_are_the_chosen_teacher_layers(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (record,) = by_kind(wild_records, "layer_subset_student")
+    student = weights(zoo, wild_records, record["name"])
+    teacher = load_file(str(folder(zoo, wild_records, record["parent"]) / "model.safetensors"))
     layer_map = {int(k): v for k, v in record["layer_map"].items()}
-    assert json.loads((folder(zoo, records, record["name"]) / "config.json").read_text())[
+    assert json.loads((folder(zoo, wild_records, record["name"]) / "config.json").read_text())[
         "num_hidden_layers"] == len(layer_map)
     for mine, theirs in layer_map.items():
         key = "encoder.layer.{}.attention.self.query.weight"
@@ -352,13 +342,13 @@ def test_student_layers_are_the_chosen_teacher_layers(zoo: Path, records: dict[s
         assert distances[theirs] < 0.05 < min(d for j, d in distances.items() if j != theirs)
 
 
-def test_finetuned_children_really_moved(zoo: Path, records: dict[str, dict]) -> None:
+def test_finetuned_children_really_moved(zoo: Path, wild_records: dict[str, dict]) -> None:
     key = "encoder.layer.0.attention.self.query.weight"
-    for record in records.values():
+    for record in wild_records.values():
         if record["kind"] not in ("full_finetune", "merged_lora") or record["format"] == "gguf":
             continue
-        child = weights(zoo, records, record["name"])
-        parent = weights(zoo, records, record["parent"])
+        child = weights(zoo, wild_records, record["name"])
+        parent = weights(zoo, wild_records, record["parent"])
         if record["architecture"].startswith("Llama"):
             # A merged LoRA on q/v: those moved beyond bf16 rounding, nothing else did.
             for key in parent:
@@ -372,10 +362,10 @@ def test_finetuned_children_really_moved(zoo: Path, records: dict[str, dict]) ->
         assert 1e-4 < distance < 0.05, (record["name"], distance)
 
 
-def test_unrelated_model_shares_the_architecture_but_not_the_weights(zoo: Path, records: dict[str, dict]) -> None:
-    (record,) = by_kind(records, "unrelated")
-    mine = weights(zoo, records, record["name"])
-    root = load_file(str(folder(zoo, records, "all-MiniLM-L6-v2") / "model.safetensors"))
+def test_unrelated_model_shares_the_architecture_but_not_the_weights(zoo: Path, wild_records: dict[str, dict]) -> None:
+    (record,) = by_kind(wild_records, "unrelated")
+    mine = weights(zoo, wild_records, record["name"])
+    root = load_file(str(folder(zoo, wild_records, "all-MiniLM-L6-v2") / "model.safetensors"))
     key = "encoder.layer.0.attention.self.query.weight"
     assert mine["bert." + key].shape == root[key].shape
     assert relative(mine["bert." + key], root[key]) > 0.5
@@ -390,14 +380,14 @@ def gguf_tensors(path: Path) -> dict:
     return {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
 
 
-def test_gguf_files_are_llama_cpp_files(zoo: Path, records: dict[str, dict]) -> None:
+def test_gguf_files_are_llama_cpp_files(zoo: Path, wild_records: dict[str, dict]) -> None:
     import gguf
 
-    quantised = by_kind(records, "gguf_quantization")
+    quantised = by_kind(wild_records, "gguf_quantization")
     assert {r["quantization"]["file_type"] for r in quantised} >= {"Q8_0"}
     k_types = set()
     for record in quantised:
-        reader = gguf.GGUFReader(str(folder(zoo, records, record["name"])))
+        reader = gguf.GGUFReader(str(folder(zoo, wild_records, record["name"])))
         fields = {name: field.contents() for name, field in reader.fields.items()
                   if not name.startswith("tokenizer.ggml.")}
         assert fields["general.architecture"] == "llama" and fields["llama.block_count"] == 30
@@ -418,14 +408,14 @@ def test_gguf_files_are_llama_cpp_files(zoo: Path, records: dict[str, dict]) -> 
     assert k_types >= {"Q4_K", "Q6_K"}
 
 
-def test_gguf_rows_are_permuted_the_way_the_converter_permutes_them(zoo: Path, records: dict[str, dict]) -> None:
+def test_gguf_rows_are_permuted_the_way_the_converter_permutes_them(zoo: Path, wild_records: dict[str, dict]) -> None:
     """Dequantised attn_q/attn_k equal the parent's q_proj/k_proj only after undoing llama.cpp's
     per-head row interleaving; attn_v is stored as is."""
     from gguf import quants
 
-    (record,) = [r for r in by_kind(records, "gguf_quantization") if r["quantization"]["file_type"] == "Q8_0"]
-    tensors = gguf_tensors(folder(zoo, records, record["name"]))
-    parent = weights(zoo, records, record["parent"])
+    (record,) = [r for r in by_kind(wild_records, "gguf_quantization") if r["quantization"]["file_type"] == "Q8_0"]
+    tensors = gguf_tensors(folder(zoo, wild_records, record["name"]))
+    parent = weights(zoo, wild_records, record["parent"])
 
     def dequantised(name: str) -> torch.Tensor:
         tensor = tensors[name]
@@ -447,11 +437,11 @@ def test_gguf_rows_are_permuted_the_way_the_converter_permutes_them(zoo: Path, r
 # ----------------------------------------------------------------------------- cards and the hub cache
 
 
-def test_declared_lineage_is_written_where_truth_says(zoo: Path, records: dict[str, dict]) -> None:
+def test_declared_lineage_is_written_where_truth_says(zoo: Path, wild_records: dict[str, dict]) -> None:
     import gguf
 
-    for record in records.values():
-        declared, path = record["declared"], folder(zoo, records, record["name"])
+    for record in wild_records.values():
+        declared, path = record["declared"], folder(zoo, wild_records, record["name"])
         if record["format"] == "gguf":
             fields = gguf.GGUFReader(str(path)).fields
             count = fields["general.base_model.count"].contents()
@@ -466,22 +456,22 @@ def test_declared_lineage_is_written_where_truth_says(zoo: Path, records: dict[s
         assert ([base] if isinstance(base, str) else base) == declared["base_model"], record["name"]
         if record["format"] != "peft_adapter":
             assert data.get("base_model_relation") == declared["base_model_relation"], record["name"]
-    wrong = [r for r in records.values() if not r["declared"]["truthful"]]
+    wrong = [r for r in wild_records.values() if not r["declared"]["truthful"]]
     assert all(r["declared"]["issue"] for r in wrong)
-    by_hub_id = {r["hub_id"]: r["name"] for r in records.values()}
+    by_hub_id = {r["hub_id"]: r["name"] for r in wild_records.values()}
     # A wrong card names a real zoo model that is not (only) the true parent.
     (grandparent_claim,) = [r for r in wrong if r["kind"] == "full_finetune" and r["declared"]["source"]]
     claimed = by_hub_id[grandparent_claim["declared"]["base_model"][0]]
-    assert claimed == records[grandparent_claim["parent"]]["parent"]
+    assert claimed == wild_records[grandparent_claim["parent"]]["parent"]
 
 
-def test_hub_cache_is_read_by_huggingface_hub(zoo: Path, truth: dict) -> None:
+def test_hub_cache_is_read_by_huggingface_hub(zoo: Path, wild_truth: dict) -> None:
     from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 
     info = scan_cache_dir(zoo / "hub")
     assert not info.warnings
     cached = {repo.repo_id: repo for repo in info.repos}
-    expected = {entry["repo_id"]: entry for entry in truth["hub"]["repos"]}
+    expected = {entry["repo_id"]: entry for entry in wild_truth["hub"]["repos"]}
     assert set(cached) == set(expected) and len(expected) >= 4
     for repo_id, repo in cached.items():
         assert repo.repo_type == "model"
@@ -494,8 +484,8 @@ def test_hub_cache_is_read_by_huggingface_hub(zoo: Path, truth: dict) -> None:
         resolved = try_to_load_from_cache(repo_id, model_files[0], cache_dir=zoo / "hub")
         assert isinstance(resolved, str) and Path(resolved).is_file()
     # The cached files are the published ones.
-    for entry in truth["hub"]["repos"]:
-        published = zoo / "models" / next(r["entry"] for r in truth["models"] if r["name"] == entry["model"])
+    for entry in wild_truth["hub"]["repos"]:
+        published = zoo / "models" / next(r["entry"] for r in wild_truth["models"] if r["name"] == entry["model"])
         snapshot = zoo / "hub" / f"models--{entry['repo_id'].replace('/', '--')}" / "snapshots" / entry["revision"]
         for name in entry["files"]:
             source = published / name if published.is_dir() else published
@@ -503,11 +493,11 @@ def test_hub_cache_is_read_by_huggingface_hub(zoo: Path, truth: dict) -> None:
                 assert filecmp.cmp(source, snapshot / name, shallow=False)
 
 
-def test_cached_revision_loads_with_from_pretrained(zoo: Path, truth: dict, records: dict[str, dict]) -> None:
+def test_cached_revision_loads_with_from_pretrained(zoo: Path, wild_truth: dict, wild_records: dict[str, dict]) -> None:
     from transformers import AutoConfig
 
-    for entry in truth["hub"]["repos"]:
-        record = records[entry["model"]]
+    for entry in wild_truth["hub"]["repos"]:
+        record = wild_records[entry["model"]]
         if record["format"] in ("hf_folder", "sharded_folder"):
             config = AutoConfig.from_pretrained(entry["repo_id"], cache_dir=str(zoo / "hub"), local_files_only=True)
             assert config.model_type == "bert"
@@ -516,14 +506,14 @@ def test_cached_revision_loads_with_from_pretrained(zoo: Path, truth: dict, reco
 # ----------------------------------------------------------------------------- build and CLI
 
 
-def test_build_is_deterministic(zoo: Path, truth: dict, records: dict[str, dict], tmp_path: Path) -> None:
+def test_build_is_deterministic(zoo: Path, wild_truth: dict, wild_records: dict[str, dict], tmp_path: Path) -> None:
     """Rebuild the cheapest branch (family B's root and a bf16 child) and compare the weights."""
     rebuilt = build_zoo(tmp_path, "wild", only=["length-bucketer"])
     assert [r["name"] for r in rebuilt["models"]] == ["paraphrase-MiniLM-L3-v2", "length-bucketer"]
-    same_env = all(rebuilt["build"][k] == truth["build"][k] for k in ("torch", "transformers", "threads"))
+    same_env = all(rebuilt["build"][k] == wild_truth["build"][k] for k in ("torch", "transformers", "threads"))
     for name in ("paraphrase-MiniLM-L3-v2", "length-bucketer"):
         again = load_file(str(tmp_path / "models" / name / "model.safetensors"))
-        cached = weights(zoo, records, name)
+        cached = weights(zoo, wild_records, name)
         assert set(again) == set(cached)
         for key in cached:
             if same_env:
@@ -532,7 +522,7 @@ def test_build_is_deterministic(zoo: Path, truth: dict, records: dict[str, dict]
                 torch.testing.assert_close(again[key].float(), cached[key].float(), rtol=1e-2, atol=1e-4)
 
 
-def test_cli_copies_the_wild_zoo_with_its_hub_links(zoo: Path, records: dict[str, dict], tmp_path: Path,
+def test_cli_copies_the_wild_zoo_with_its_hub_links(zoo: Path, wild_records: dict[str, dict], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from heritage.cli import main
 
@@ -542,5 +532,5 @@ def test_cli_copies_the_wild_zoo_with_its_hub_links(zoo: Path, records: dict[str
     snapshots = [p for p in (out / "hub").glob("models--*/snapshots/**/*") if p.is_symlink() or p.is_file()]
     assert snapshots and all(p.is_symlink() and p.resolve().is_file() for p in snapshots)
     assert all(str(p.resolve()).startswith(str(out.resolve())) for p in snapshots)
-    assert f"{len(records)} models in 4 families" in capsys.readouterr().out
+    assert f"{len(wild_records)} models in 4 families" in capsys.readouterr().out
     shutil.rmtree(out)  # 2.5 GB: not kept among pytest's last three temporary folders

@@ -267,9 +267,9 @@ class LineageRoot:
 
 
 @dataclass(frozen=True)
-class Ancestor:
-    """A model above another one; ``confidence``, ``relation`` and ``weight`` are those of
-    the edge from ``child_id``."""
+class Relative:
+    """A model in another one's lineage, ``generation`` steps away, with the edge that
+    links it (``relation``, a merge's ``weight``, ``confidence``, ``distance``, ``method``)."""
 
     id: str
     name: str
@@ -281,24 +281,19 @@ class Ancestor:
     method: str | None
     relation: str
     weight: float | None
+
+
+@dataclass(frozen=True)
+class Ancestor(Relative):
+    """A model above another one; the edge is the one from ``child_id``."""
+
     child_id: str | None
 
 
 @dataclass(frozen=True)
-class Descendant:
-    """A model below another one (the edge to its parent: ``relation``, ``weight``,
-    ``confidence``), with its own descendants."""
+class Descendant(Relative):
+    """A model below another one (the edge is the one to its parent), with its own descendants."""
 
-    id: str
-    name: str
-    status: str | None
-    format: str | None
-    generation: int | None
-    confidence: float | None
-    distance: float | None
-    method: str | None
-    relation: str
-    weight: float | None
     children: list[Descendant] = field(default_factory=list)
 
 
