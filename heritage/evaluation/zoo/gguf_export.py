@@ -105,8 +105,11 @@ def write_llama_gguf(model_dir: Path, out: Path, file_type: str, vocab_source: P
 
     Examples
     --------
-    >>> write_llama_gguf(Path("support-chat-135m"), Path("chat-Q8_0.gguf"), "Q8_0",
-    ...                  vocab_source=Path("SmolLM2-135M-Instruct.Q4_1.gguf"))  # doctest: +SKIP
+    Converting a fine-tune saved by ``save_pretrained`` (needs the files, so it is not a
+    doctest; ``tests/test_zoo_wild.py`` checks the files the wild zoo writes this way)::
+
+        write_llama_gguf(Path("support-chat-135m"), Path("chat-Q8_0.gguf"), "Q8_0",
+                         vocab_source=Path("SmolLM2-135M-Instruct.Q4_1.gguf"))
     """
     import gguf
 

@@ -553,9 +553,11 @@ def build_wild_zoo(
 
     Examples
     --------
-    >>> truth = build_wild_zoo("/tmp/wild", only=["length-bucketer"])  # doctest: +SKIP
-    >>> [edge["relation"] for edge in truth["edges"]]  # doctest: +SKIP
-    ['finetune']
+    Building one model of the zoo with its parent (real fine-tuning, so it is not a
+    doctest; ``tests/test_zoo_wild.py`` checks the built zoo)::
+
+        truth = build_wild_zoo("/tmp/wild", only=["length-bucketer"])
+        [edge["relation"] for edge in truth["edges"]]  # ['finetune']
     """
     _offline()
     _quiet_transformers()
