@@ -251,8 +251,13 @@ def bench_dask_ingest(zoo: Path, repeat: int) -> None:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+    """Run one size in a fresh process (its own peak RSS); a failure ends the benchmark
+    with the child's last words, not a bare exit status."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"benchmark step {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
