@@ -156,7 +156,7 @@ def onnx_bert_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def load_paraphrase_minilm_l3() -> tuple[BertConfig, dict[str, torch.Tensor]]:
     """paraphrase-MiniLM-L3-v2: 3 layers, hidden 384, recovered from the ONNX export."""
-    path = packaged_file(_MINILM_L3_DIST, ".onnx")
+    path = minilm_l3_onnx()
     state = onnx_bert_state_dict(path)
     layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
     vocab, hidden = state["embeddings.word_embeddings.weight"].shape

@@ -63,7 +63,6 @@ _PIPELINE = {
     "causal_lm": "text-generation",
 }
 _LORA_TARGETS = {"sequence_classification": ["query", "value"], "causal_lm": ["q_proj", "v_proj"]}
-_MINILM_L3_HEADS = 12
 
 
 def _offline() -> None:
@@ -198,20 +197,18 @@ class _WildBuilder:
         if spec.source == "minilm-l3":
             from transformers import BertConfig, BertModel
 
-            state = pretrained.onnx_bert_state_dict(pretrained.minilm_l3_onnx())
-            layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
-            vocab, hidden = state["embeddings.word_embeddings.weight"].shape
+            ours, state = pretrained.load_paraphrase_minilm_l3()
             config = BertConfig(
-                vocab_size=vocab,
-                hidden_size=hidden,
-                num_hidden_layers=layers,
-                num_attention_heads=_MINILM_L3_HEADS,
-                intermediate_size=state["encoder.layer.0.intermediate.dense.weight"].shape[0],
-                max_position_embeddings=state["embeddings.position_embeddings.weight"].shape[0],
-                type_vocab_size=state["embeddings.token_type_embeddings.weight"].shape[0],
+                vocab_size=ours.vocab_size,
+                hidden_size=ours.hidden_size,
+                num_hidden_layers=ours.num_hidden_layers,
+                num_attention_heads=ours.num_attention_heads,
+                intermediate_size=ours.intermediate_size,
+                max_position_embeddings=ours.max_position_embeddings,
+                type_vocab_size=ours.type_vocab_size,
             )
             # sentence-transformers exports the encoder without BERT's pooler.
-            model = BertModel(config, add_pooling_layer="pooler.dense.weight" in state)
+            model = BertModel(config, add_pooling_layer=ours.add_pooler)
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise ValueError(f"ONNX weights do not fit BertModel: missing {missing}, unexpected {unexpected}")
