@@ -16,7 +16,9 @@ peak RSS is that process's ``ru_maxrss``).
 2. **Through Neo4j** (``--neo4j``, sizes up to ``--neo4j-up-to``): the same catalogue
    bulk-loaded with batched UNWIND writes (``model_create``: rate in models/s), then
    ``Catalogue.recluster()`` end to end (stream keys, vectors, fingerprints; write the
-   genealogy in one transaction), compared with the in-process result.  It EMPTIES the
+   genealogy in transactions of about ``HERITAGE_RECLUSTER_BATCH`` models, each group of
+   overlapping families whole), compared with the in-process result; a watcher polls
+   ``SHOW TRANSACTIONS`` and reports the largest transaction's estimated heap.  It EMPTIES the
    database it is pointed at (NEO4J_URI etc.): refused on a non-empty one without ``--wipe``.
 3. **Dask ingest** (``--dask``): fingerprinting the small zoo's real model files on a
    ``LocalCluster`` of 1 and of 2 worker processes (one thread each), models/s and MB/s.
@@ -150,6 +152,33 @@ def _digest(families: list[list[str]], edges: list[tuple[str, str, str]]) -> str
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class TransactionMemoryWatch:
+    """Polls ``SHOW TRANSACTIONS`` from its own connection while the recluster runs and
+    keeps the largest ``estimatedUsedHeapMemory`` seen (a sample every 0.2 s: a lower
+    bound of the true peak)."""
+
+    def __init__(self, db: Any) -> None:
+        import threading
+
+        self._db, self.peak_bytes = db, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            rows = self._db.read("SHOW TRANSACTIONS YIELD estimatedUsedHeapMemory AS heap "
+                                 "RETURN max(heap) AS heap")
+            self.peak_bytes = max(self.peak_bytes, int(rows[0]["heap"] or 0))
+
+    def __enter__(self) -> "TransactionMemoryWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
     """Bulk-load the catalogue of ``n`` models with batched UNWIND writes, then recluster it."""
     import uuid
@@ -187,7 +216,8 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
         flush()
     rss_before = _rss_mb()
     started = time.perf_counter()
-    result = catalogue.recluster()
+    with TransactionMemoryWatch(db) as watch:
+        result = catalogue.recluster()
     seconds = time.perf_counter() - started
     stored_families = [r["names"] for r in db.read(
         "MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS id, collect(m.name) AS names")]
@@ -199,6 +229,7 @@ def one_size_neo4j(n: int, seed: int) -> dict[str, Any]:
     truth = {(p, c) for c, p in parents.items() if p}
     out = {"models": n, "bulk_rows_per_s": written["rows"] / written["seconds"], "bulk_s": written["seconds"],
            "recluster_s": seconds, "families": result["families"], "edges": result["edges"],
+           "transactions": result["transactions"], "largest_transaction_mb": watch.peak_bytes / 1e6,
            "peak_rss_mb": _rss_mb(), "peak_rss_before_recluster_mb": rss_before,
            "ari": float(adjusted_rand_score(family, [label[m] for m in names])),
            "directed": len(truth & {(p, c) for p, c, _ in stored_edges}) / max(1, len(truth)),
@@ -312,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n== 2. through Neo4j: bulk load (UNWIND model_create, "
               f"{BULK_ROWS} models per write) and Catalogue.recluster()")
         print(f"{'models':>8} {'load models/s':>14} {'recluster s':>12} {'x per 10x':>10} {'peak RSS MB':>12} "
-              f"{'ARI':>6} {'directed':>9} {'same as in process':>19}")
+              f"{'ARI':>6} {'directed':>9} {'same as in process':>19} {'write txs':>10} {'largest tx MB':>14}")
         previous = None
         for r in results:
             if r["models"] > args.neo4j_up_to:
@@ -321,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             growth = f"{g['recluster_s'] / previous['recluster_s']:.1f}" if previous else "-"
             print(f"{g['models']:>8} {g['bulk_rows_per_s']:>14.0f} {g['recluster_s']:>12.1f} {growth:>10} "
                   f"{g['peak_rss_mb']:>12.0f} {g['ari']:>6.3f} {g['directed']:>9.3f} "
-                  f"{'yes' if g['digest'] == r['digest'] else 'NO':>19}")
+                  f"{'yes' if g['digest'] == r['digest'] else 'NO':>19} {g['transactions']:>10} "
+                  f"{g['largest_transaction_mb']:>14.0f}")
             previous = g
     if args.dask:
         from heritage.evaluation.zoo import ensure_zoo

@@ -331,6 +331,77 @@ def test_recluster_leaves_no_orphaned_or_stale_families(neo4j_db: Database,
     assert_consistent(catalogue)
 
 
+def _genealogy(db: Database) -> tuple[dict[str, frozenset[str]], set[tuple[str, str, str]]]:
+    """Family id -> member names, and (parent, child, relation) of every edge."""
+    rows = db.read("MATCH (m:Model)-[:IN_FAMILY]->(f:Family) RETURN f.id AS f, collect(m.name) AS names")
+    edges = db.read("MATCH (c:Model)-[r:DERIVED_FROM]->(p:Model) "
+                    "RETURN p.name AS parent, c.name AS child, r.relation AS relation")
+    return ({r["f"]: frozenset(r["names"]) for r in rows},
+            {(r["parent"], r["child"], r["relation"]) for r in edges})
+
+
+@pytest.fixture
+def four_families(catalogue: Catalogue, synthetic_models, tmp_path: Path) -> Path:
+    family_zoo(3, prefix="c", children=2, grandchildren=1).write(tmp_path)
+    family_zoo(4, prefix="d", children=2, grandchildren=1).write(tmp_path)
+    summary = catalogue.import_many(collect_entries([synthetic_models.directory, tmp_path]))
+    assert summary.failed == 0 and catalogue.statistics().families == 4
+    return tmp_path
+
+
+def test_recluster_in_several_transactions_writes_what_one_transaction_writes(
+        neo4j_db: Database, catalogue: Catalogue, four_families: Path) -> None:
+    """A hub-sized genealogy is written group by group: each group of overlapping old and
+    new families whole, in its own transaction; the result equals one transaction's."""
+    assert catalogue.recluster()["transactions"] == 1
+    families, edges = _genealogy(neo4j_db)
+    # Damage that ties two families together: a model of one sits in the other's family,
+    # plus an orphaned family; the recluster must regroup them in one transaction.
+    neo4j_db.write("MATCH (m:Model {name: 'a1'})-[r:IN_FAMILY]->() DELETE r WITH m "
+                   "MATCH (:Model {name: 'b1'})-[:IN_FAMILY]->(f:Family) CREATE (m)-[:IN_FAMILY]->(f)")
+    neo4j_db.write("CREATE (:Family {id: 'orphan', memberCount: 3, version: 0})")
+    one_by_one = Catalogue(CatalogueConfig(recluster_batch=1), db=neo4j_db)
+    try:
+        result = one_by_one.recluster()
+    finally:
+        one_by_one.close()
+    # a+b together (they overlap), c, d, and the orphan's own deletion.
+    assert result["transactions"] == 4 and result["deleted_families"] == 1, result
+    assert _genealogy(neo4j_db) == (families, edges)
+    assert_consistent(catalogue)
+
+
+def test_recluster_stopped_between_transactions_leaves_every_family_whole(
+        neo4j_db: Database, catalogue: Catalogue, four_families: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from heritage.catalogue import maintenance
+
+    before_families, _ = _genealogy(neo4j_db)
+    runs_before = {r["run"] for r in neo4j_db.read("MATCH ()-[r:DERIVED_FROM]->() RETURN DISTINCT r.runId AS run")}
+    real, calls = maintenance.commit_plans, []
+
+    def fails_second(tx, plans, **kwargs):
+        calls.append([p.family_id for p in plans])
+        if len(calls) == 2:
+            raise RuntimeError("the process stops here")
+        return real(tx, plans, **kwargs)
+
+    monkeypatch.setattr(maintenance, "commit_plans", fails_second)
+    one_by_one = Catalogue(CatalogueConfig(recluster_batch=1), db=neo4j_db)
+    try:
+        with pytest.raises(RuntimeError, match="stops here"):
+            one_by_one.recluster()
+    finally:
+        one_by_one.close()
+    # The first group is new, the others still old: every model in one family, every tree whole.
+    assert _genealogy(neo4j_db)[0] == before_families
+    runs = {r["f"]: r["runs"] for r in neo4j_db.read(
+        "MATCH (c:Model)-[r:DERIVED_FROM]->(:Model)-[:IN_FAMILY]->(f:Family) "
+        "RETURN f.id AS f, collect(DISTINCT r.runId) AS runs")}
+    assert all(len(r) == 1 for r in runs.values())
+    assert [f for f, r in runs.items() if r[0] not in runs_before] == calls[0]
+    assert_consistent(catalogue)
+
+
 def test_reprocess_error_then_recovery(neo4j_db: Database, catalogue: Catalogue, tmp_path: Path) -> None:
     family_zoo(9, prefix="r", children=2, grandchildren=1).write(tmp_path)
     catalogue.import_many(collect_entries([tmp_path]))

@@ -461,12 +461,11 @@ def test_family_rewrite_steps_and_rollback(neo4j_db: Database, known_graph) -> N
     assert neo4j_db.write("family_delete_empty", ids=None) == [{"deleted": 1}]
 
 
-def test_catalogue_clear_and_memberships(neo4j_db: Database, known_graph) -> None:
-    memberships = {r["id"]: sorted(names([{"id": m} for m in r["members"]]))
-                   for r in neo4j_db.read("catalogue_family_memberships")}
+def test_catalogue_memberships(neo4j_db: Database, known_graph) -> None:
+    rows = neo4j_db.read("catalogue_family_memberships")
+    memberships = {r["id"]: sorted(names([{"id": m} for m in r["members"]])) for r in rows}
     assert memberships == {"f1": sorted(ORDER[:7]), "f2": ["s", "t"]}
-    assert neo4j_db.write("catalogue_clear_genealogy") == [{"removed": 7 + 9}]
-    assert neo4j_db.read("MATCH ()-[r:DERIVED_FROM|IN_FAMILY]->() RETURN count(r) AS n") == [{"n": 0}]
+    assert all(isinstance(r["version"], int) for r in rows)
 
 
 # --------------------------------------------------------------------------- statistics

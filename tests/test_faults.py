@@ -170,7 +170,6 @@ def test_neo4j_down_is_503_and_the_same_app_recovers(throwaway_neo4j: Neo4jSetti
 _STALL_IN_TRANSACTION = """
     import sys, time
     import heritage.catalogue.commit as commit
-    import heritage.catalogue.maintenance as maintenance
     from heritage.api.jobs import JobKinds
     from heritage.catalogue import Catalogue, CatalogueConfig
 
@@ -181,8 +180,7 @@ _STALL_IN_TRANSACTION = """
             time.sleep(600)  # SIGKILLed here
         return write_trees
 
-    commit.write_trees = stalled(commit.write_trees)          # used by rebuilds (commit_plans)
-    maintenance.write_trees = stalled(maintenance.write_trees)  # used by recluster
+    commit.write_trees = stalled(commit.write_trees)  # rebuilds and reclusters (commit_plans)
     catalogue = Catalogue.from_settings(config=CatalogueConfig(), ensure_schema=False)
     kind = sys.argv[1]
     job = catalogue.submit_recluster() if kind == "recluster" else JobKinds(catalogue).rebuild_family(sys.argv[2])

@@ -8,6 +8,7 @@
 ``HERITAGE_LAMBDA``        kurtosis penalty weight (default 0.3)
 ``HERITAGE_FAMILY_SEARCH`` families for ``recluster``: sparse (nearest-neighbour candidates) | exact
 ``HERITAGE_NEIGHBOURS``    candidate neighbours per model in the sparse search (default 16)
+``HERITAGE_RECLUSTER_BATCH`` models whose families ``recluster`` writes per transaction (default 20000)
 ``HERITAGE_DASK_SCHEDULER`` address of a Dask scheduler (``tcp://host:8786``): fingerprinting of
                            imports and recluster's candidate searches and trees run there
 ``HERITAGE_IMPORT_ROOTS``  folders (os.pathsep-separated) that ``register`` may read from
@@ -35,13 +36,18 @@ from heritage.lineage.distances import DistanceMetric
 from heritage.lineage.recovery import GenealogyRecovery
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
-__all__ = ["CatalogueConfig", "CatalogueEnvironment", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "MAX_DEPTH"]
+__all__ = ["CatalogueConfig", "CatalogueEnvironment", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_RECLUSTER_BATCH",
+           "MAX_DEPTH"]
 
 DEFAULT_UPLOAD_DIR = Path.home() / ".cache" / "model-heritage" / "uploads"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
 # Deepest lineage walk any query does; Cypher cannot take a variable-length bound as a
 # parameter, so the .cypher files use this constant and filter by ``$depth``.
 MAX_DEPTH = 50
+# Models per recluster write transaction: Neo4j estimated about 12 KB of transaction memory
+# per model rewritten (benchmarks/bench_scale.py), so 20,000 take about 250 MB, inside the
+# 717 MiB a 1 GB heap allows a transaction by default.
+DEFAULT_RECLUSTER_BATCH = 20_000
 
 
 class CatalogueEnvironment(EnvironmentSettings):
@@ -59,6 +65,7 @@ class CatalogueEnvironment(EnvironmentSettings):
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
     family_search: FamilySearch = FamilySearch.SPARSE
     neighbours: int = Field(DEFAULT_NEIGHBOURS, ge=1)
+    recluster_batch: int = Field(DEFAULT_RECLUSTER_BATCH, ge=1)
     dask_scheduler: str | None = None
 
     @field_validator("metric", "clustering", "tree_method", "family_search", mode="before")
@@ -105,6 +112,10 @@ class CatalogueConfig:
     # Families in ``recluster``: sparse candidates (``neighbours`` per model) or every pair.
     family_search: FamilySearch = FamilySearch.SPARSE
     neighbours: int = DEFAULT_NEIGHBOURS
+    # ``recluster`` writes the new genealogy in transactions of about this many models
+    # (whole groups of overlapping families each): Neo4j bounds one transaction's memory
+    # (``db.memory.transaction.total.max``), and a hub-sized genealogy exceeds it.
+    recluster_batch: int = DEFAULT_RECLUSTER_BATCH
     # A Dask scheduler's address: imports fingerprint there, recluster searches and builds there.
     dask_scheduler: str | None = None
 
@@ -119,7 +130,7 @@ class CatalogueConfig:
         if not self.placement_margin >= 1.0:
             raise ValueError("placement_margin must be at least 1")
         for name in ("exact_placement_limit", "placement_candidates", "batch_size", "fingerprint_cache_bytes",
-                     "neighbours"):
+                     "neighbours", "recluster_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -133,6 +144,7 @@ class CatalogueConfig:
             lam=env.lam, import_roots=env.import_roots, upload_dir=env.upload_dir.expanduser(),
             max_upload_bytes=env.max_upload_bytes,
             family_search=env.family_search, neighbours=env.neighbours, dask_scheduler=env.dask_scheduler,
+            recluster_batch=env.recluster_batch,
         )
         values.update(overrides)
         return cls(**values)

@@ -3,7 +3,8 @@
 Every operation computes the new trees first (outside any transaction), then writes the
 change and every affected tree in ONE write transaction through
 :func:`heritage.catalogue.commit.commit_plans`; if a family changed meanwhile the plan is
-recomputed.  Deleting a model re-attaches its children because the family's tree is
+recomputed.  (``recluster`` writes a large catalogue in several such transactions, each
+replacing a closed group of families whole; see :func:`recluster`.)  Deleting a model re-attaches its children because the family's tree is
 rebuilt without it; a family left empty is deleted in the same transaction, so no stale
 or orphaned Family node survives.
 """
@@ -13,20 +14,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 from collections.abc import Callable
 
 from graph.driver import GraphTransaction
 from graph.errors import ConstraintViolation
-from heritage.catalogue.commit import (
-    StaleFamilyError,
-    commit_plans,
-    delete_empty_families,
-    lock_families,
-    new_run_id,
-    update_stats,
-    write_trees,
-)
+from heritage.catalogue.commit import StaleFamilyError, commit_plans, delete_empty_families, new_run_id
 from heritage.catalogue.context import Context
 from heritage.catalogue.errors import FamilyNotFound, ModelNotFound
 from heritage.catalogue.importer import constraint_kind, read_family
@@ -248,22 +242,100 @@ def _reuse_ids(new_families: list[list[str]], old: dict[str, set[str]]) -> list[
     return [fid or uuid.uuid4().hex for fid in ids]
 
 
-# Families written per statement inside recluster's one transaction (bounded parameters).
-_WRITE_CHUNK = 2000
+def _replacement_groups(plans: list[FamilyPlan], old: dict[str, tuple[int, frozenset[str]]]
+                        ) -> list[tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]]:
+    """Group new families with the old families they replace, so that each group can be
+    written in its own transaction without a model ever being in two families or none.
+
+    Two families belong to one group when they share a model (a new family and the old
+    families of its members, and the old family whose id it reuses); the groups are the
+    connected components of that overlap.  Old families that overlap no new family (all
+    their models gone) are groups of their own, to be emptied and deleted.  Returns, per
+    group, its plans with ``expected_version``/``expected_members`` set from ``old``, and
+    the old families it absorbs (``{id: (version, members)}``).
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    old_of = {model: fid for fid, (_, members) in old.items() for model in members}
+    for fid in old:
+        find("old:" + fid)
+    for i, plan in enumerate(plans):
+        node = f"new:{i}"
+        find(node)
+        if plan.family_id in old:
+            union(node, "old:" + plan.family_id)
+        for model in plan.members:
+            if model in old_of:
+                union(node, "old:" + old_of[model])
+    reused = {p.family_id for p in plans}
+    groups: dict[str, tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]] = {}
+    for i, plan in enumerate(plans):
+        if plan.family_id in old:
+            version, members = old[plan.family_id]
+            plan = replace(plan, expected_version=version, expected_members=members)
+        groups.setdefault(find(f"new:{i}"), ([], {}))[0].append(plan)
+    for fid, state in old.items():
+        if fid not in reused:
+            groups.setdefault(find("old:" + fid), ([], {}))[1][fid] = state
+    return list(groups.values())
+
+
+def _transactions(groups: list[tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]],
+                  models_per_transaction: int
+                  ) -> list[tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]]:
+    """Pack whole groups into transactions of about ``models_per_transaction`` models
+    each (a group larger than that is one transaction of its own)."""
+    batches: list[tuple[list[FamilyPlan], dict[str, tuple[int, frozenset[str]]]]] = []
+    size = models_per_transaction
+    for plans, absorbed in groups:
+        weight = sum(len(p.members) for p in plans) + sum(len(m) for _, m in absorbed.values())
+        if not batches or size + weight > models_per_transaction:
+            batches.append(([], {}))
+            size = 0
+        batches[-1][0].extend(plans)
+        batches[-1][1].update(absorbed)
+        size += weight
+    return batches
 
 
 def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None,
               mapper: Mapper | None = None) -> dict[str, Any]:
     """Recompute every family and tree from the stored fingerprints with the configured
-    clustering, and replace the whole genealogy in one transaction.
+    clustering, and replace the genealogy, each family whole.
 
     Families come from the configured search (sparse nearest-neighbour candidates by
     default, :mod:`heritage.lineage.candidates`); ``mapper`` (e.g. a Dask cluster's, see
     :mod:`heritage.distributed`) runs the candidate searches and family trees elsewhere.
 
+    The new genealogy is written in transactions of about ``recluster_batch`` models
+    (:class:`~heritage.catalogue.config.CatalogueConfig`), so that a hub-sized catalogue
+    never needs one transaction holding every membership and edge (Neo4j bounds a
+    transaction's memory).  Each transaction replaces a closed group: new families
+    together with every old family that shares a model with them
+    (:func:`_replacement_groups`), through the same commit as a tree rebuild
+    (:func:`~heritage.catalogue.commit.commit_plans`: versions checked, old trees cleared,
+    new ones written, emptied families deleted).  So at every moment each model is in
+    exactly one family and every family's tree is whole (old or new); while a large
+    recluster runs, some families are already new and others still old.  A small
+    catalogue is one transaction.  A family changed by another writer meanwhile makes
+    the recluster start again from the stored state.
+
     Family ids are kept for new families that overlap an old one; families no longer
     needed are deleted.  Returns counts: ``models``, ``families``, ``edges``,
-    ``reused_families``, ``new_families``, ``deleted_families``, ``seconds``.
+    ``reused_families``, ``new_families``, ``deleted_families``, ``transactions``,
+    ``seconds``.
     """
     def report(fraction: float, message: str) -> None:
         if progress is not None:
@@ -283,25 +355,19 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
         # Fingerprints are read per candidate batch and per family, never all at once.
         source = CatalogueSource(ctx.db, members, rows, ctx.cache)
         genealogy = ctx.recovery.recover_source(source, declared_bases=declared, mapper=mapper)
-        old = {r["id"]: set(r["members"]) for r in ctx.db.read("catalogue_family_memberships")}
-        ids = _reuse_ids([f.members for f in genealogy.families], old)
+        old = {r["id"]: (int(r["version"] or 0), frozenset(r["members"]))
+               for r in ctx.db.read("catalogue_family_memberships")}
+        ids = _reuse_ids([f.members for f in genealogy.families], {fid: set(m) for fid, (_, m) in old.items()})
         plans = [plan_from_recovered(ctx.recovery, fid, family) for fid, family in zip(ids, genealogy.families)]
-        report(0.8, f"writing {len(plans)} families")
-
-        def replace_all(tx: GraphTransaction) -> int:
-            tx.run("catalogue_clear_genealogy")
-            lock_families(tx, ids)
-            run_id = new_run_id()
-            for start in range(0, len(plans), _WRITE_CHUNK):
-                chunk = plans[start : start + _WRITE_CHUNK]
-                write_trees(tx, chunk, ctx.recovery.lam, run_id)
-                update_stats(tx, chunk)
-            deleted = delete_empty_families(tx, None)
-            if tx.run("model_unplaced"):
-                raise StaleFamilyError("models were added while reclustering")
-            return deleted
-
-        deleted = ctx.db.write_transaction(replace_all)
+        batches = _transactions(_replacement_groups(plans, old), ctx.config.recluster_batch)
+        run_id = new_run_id()
+        for done, (batch, absorbed) in enumerate(batches):
+            report(0.8 + 0.2 * done / len(batches),
+                   f"writing {len(plans)} families (transaction {done + 1} of {len(batches)})")
+            ctx.db.write_transaction(lambda tx: commit_plans(tx, batch, lam=ctx.recovery.lam,
+                                                             run_id=run_id, absorbed=absorbed))
+        if ctx.db.read("model_unplaced"):
+            raise StaleFamilyError("models were added while reclustering")
         reused = sum(1 for fid in ids if fid in old)
         return {
             "models": len(members),
@@ -309,7 +375,8 @@ def recluster(ctx: Context, progress: Callable[[float, str], None] | None = None
             "edges": sum(len(p.edges) for p in plans),
             "reused_families": reused,
             "new_families": len(plans) - reused,
-            "deleted_families": deleted,
+            "deleted_families": len(set(old) - set(ids)),
+            "transactions": len(batches),
             "seconds": round(time.perf_counter() - started, 3),
         }
 

@@ -225,8 +225,10 @@ class Catalogue:
         return reads.get_model(self.db, model_id)
 
     def recluster(self, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-        """Recompute all families and trees with the configured clustering, in one transaction.
-        Returns ``{models, families, edges, reused_families, new_families, deleted_families, seconds}``.
+        """Recompute all families and trees with the configured clustering and store them,
+        each family whole (in transactions of about ``recluster_batch`` models; see
+        :func:`heritage.catalogue.maintenance.recluster`).  Returns ``{models, families,
+        edges, reused_families, new_families, deleted_families, transactions, seconds}``.
         With a Dask scheduler configured, candidate searches and family trees run there."""
         client = self._dask_client()
         mapper = None
