@@ -23,7 +23,12 @@ estimator. It:
    more) — and builds the tree (:mod:`heritage.lineage.trees`),
    a merge under its main parent with an edge to each other parent, a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
-   (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
+   (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`).
+   A family of more than ``tree_limit`` models (default 1,000) does all this on candidate
+   edges (:meth:`GenealogyRecovery.build_large_family`): its nearest neighbours by
+   placement vector, exact distances on those edges only, Tarjan's arborescence,
+   centrality estimated from a sample of members; its fingerprints are read from the
+   source a chunk at a time;
 5. attaches each unmerged LoRA adapter to its base among the full models: the model its
    ``base_model_name_or_path`` names (by name or path basename) when it is one of them
    and its shapes fit; otherwise — weights alone cannot tell which of several
