@@ -172,3 +172,31 @@ def test_the_storage_conventions_zoo_through_sparse_trees_keeps_relations_and_me
 def test_tree_limit_is_checked() -> None:
     with pytest.raises(ValueError, match="tree_limit"):
         GenealogyRecovery(tree_limit=1)
+
+
+def test_the_cli_and_the_catalogue_set_the_limit(tmp_path: Path, capsys) -> None:
+    """``heritage recover --tree-limit`` builds the same trees either way on a small
+    family (a limit below it takes the sparse path); a limit of 1 is refused with exit
+    code 2; ``HERITAGE_TREE_LIMIT=0`` means every tree dense."""
+    import json
+
+    from heritage.catalogue.config import CatalogueConfig
+    from heritage.cli import main
+    from heritage.evaluation.synthetic import family_zoo
+
+    zoo = family_zoo(seed=7, prefix="x", children=3)
+    directory = tmp_path / "models"
+    zoo.write(directory)
+    documents = []
+    for limit in ("2", "0"):
+        out = tmp_path / f"limit-{limit}.json"
+        assert main(["recover", str(directory), "--tree-limit", limit, "--out", str(out)]) == 0
+        documents.append({(e["parent"], e["child"]) for e in json.loads(out.read_text())["edges"]})
+    assert documents[0] == documents[1] == {(p, c) for c, p in zoo.parents.items() if p}
+    capsys.readouterr()
+    assert main(["recover", str(directory), "--tree-limit", "1"]) == 2
+    assert "tree_limit must be at least 2" in capsys.readouterr().err
+    assert CatalogueConfig(tree_limit=0).recovery().tree_limit is None
+    assert CatalogueConfig().recovery().tree_limit == 1000
+    with pytest.raises(ValueError, match="tree_limit"):
+        CatalogueConfig(tree_limit=1)
