@@ -200,3 +200,27 @@ def test_the_cli_and_the_catalogue_set_the_limit(tmp_path: Path, capsys) -> None
     assert CatalogueConfig().recovery().tree_limit == 1000
     with pytest.raises(ValueError, match="tree_limit"):
         CatalogueConfig(tree_limit=1)
+
+
+def test_large_and_small_families_keep_their_order_with_a_mapper(family, tmp_path: Path) -> None:
+    """A mapper that takes every task before it returns anything (as a cluster does): the
+    large family is built in process meanwhile, and families keep their order."""
+    _zoo, fps = family
+    rng = np.random.default_rng(9)
+    small = SyntheticZoo()
+    root = random_root(rng, hidden=24, layers=1)
+    small.add("s0", root, None)
+    for i in range(1, 4):
+        small.add(f"s{i}", finetune(root, rng), "s0")
+    mixed = _fingerprints(small, tmp_path)[:2] + list(fps) + _fingerprints(small, tmp_path)[2:]
+    recovery = GenealogyRecovery(tree_limit=100)
+
+    def eager(fn, tasks):
+        return [fn(task) for task in list(tasks)]
+
+    plain = recovery.recover(mixed)
+    mapped = recovery.recover_source(InMemorySource(mixed), mapper=eager)
+    assert [f.members for f in mapped.families] == [f.members for f in plain.families]
+    assert [f.index for f in mapped.families] == list(range(len(plain.families)))
+    assert mapped.edges == plain.edges
+    assert sorted(len(f.members) for f in plain.families) == [4, len(fps)]
