@@ -38,6 +38,8 @@ from typing import Any, Sequence
 
 import networkx as nx
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import minimum_spanning_tree
 
 
 class Regime(str, enum.Enum):
@@ -181,9 +183,6 @@ def decide_direction_sparse(n: int, i: np.ndarray, j: np.ndarray, distances: np.
     """
     if n < 2:
         return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import minimum_spanning_tree
-
     # scipy's sparse graphs read a stored 0 as no edge: equal models get a tiny distance.
     graph = coo_matrix((np.maximum(distances, 1e-300), (i, j)), shape=(n, n)).tocsr()
     forest = minimum_spanning_tree(graph).tocoo()
