@@ -22,8 +22,15 @@ peak RSS is that process's ``ru_maxrss``).
    database it is pointed at (NEO4J_URI etc.): refused on a non-empty one without ``--wipe``.
 3. **Dask ingest** (``--dask``): fingerprinting the small zoo's real model files on a
    ``LocalCluster`` of 1 and of 2 worker processes (one thread each), models/s and MB/s.
+4. **One very large family** (``--big-family 1000 2000 5000 10000``): a single synthetic
+   family of N fine-tunes (one root, the same random trees, up to 8 generations), spooled,
+   recovered with its tree on candidate edges (``tree_limit`` the default, or N - 1) and,
+   up to ``--dense-up-to`` members, with ``tree_limit=None`` (the dense tree), each in a
+   fresh process: seconds, peak RSS, directed accuracy against the generated truth, and
+   whether the two trees have the same edges (and the same confidences).
 
 Run:  python benchmarks/bench_scale.py --sizes 1000 10000 100000 [--neo4j --wipe] [--dask]
+      python benchmarks/bench_scale.py --sizes --big-family 1000 2000 5000 10000
 """
 
 from __future__ import annotations
@@ -99,6 +106,73 @@ def generate(n: int, seed: int, sink: Any) -> tuple[list[str], dict[str, str | N
             family.append(f)
         f += 1
     return names, parents, family
+
+
+def generate_family(n: int, seed: int, sink: Any) -> dict[str, str | None]:
+    """One family of ``n`` models (hidden size 16, the random trees of :func:`generate`);
+    each fingerprint goes to ``sink(fp)``, parents are streamed from the weights kept for
+    the models still to be fine-tuned.  Returns the true parents."""
+    rng = np.random.default_rng(seed)
+    tree = _parents(n, rng)
+    last_child = {p: i for i, p in enumerate(tree) if p is not None}
+    weights = {0: _attention_only(random_root(rng, hidden=ARCHITECTURES[0], layers=1))}
+    parents: dict[str, str | None] = {}
+    for i in range(n):
+        if i:
+            weights[i] = finetune(weights[tree[i]], rng)  # type: ignore[index]
+            if last_child[tree[i]] == i:
+                del weights[tree[i]]  # type: ignore[arg-type]
+        sink(fingerprint_model(_in_memory_model(f"m{i}", weights[i])))
+        if i not in last_child:
+            del weights[i]
+        parents[f"m{i}"] = None if tree[i] is None else f"m{tree[i]}"
+    return parents
+
+
+def one_big_family(n: int, seed: int, dense: bool) -> dict[str, Any]:
+    """Generate, spool and recover one family of ``n`` models in this process: the dense
+    tree with ``dense``, else the tree on candidate edges (the default ``tree_limit``, or
+    ``n - 1`` for a family not above it)."""
+    from heritage.lineage.recovery import DEFAULT_TREE_LIMIT, GenealogyRecovery
+    from heritage.lineage.sources import SpooledSource
+
+    source = SpooledSource()
+    parents = generate_family(n, seed, source.add)
+    rss_before = _rss_mb()
+    recovery = GenealogyRecovery(tree_limit=None if dense else min(DEFAULT_TREE_LIMIT, n - 1))
+    started = time.perf_counter()
+    genealogy = recovery.recover_source(source)
+    seconds = time.perf_counter() - started
+    source.close()
+    truth = {(p, c) for c, p in parents.items() if p}
+    found = sorted((e.parent, e.child) for e in genealogy.edges)
+    return {"models": n, "dense": dense, "tree_limit": recovery.tree_limit, "families": len(genealogy.families),
+            "recover_s": seconds, "peak_rss_mb": _rss_mb(), "peak_rss_before_recover_mb": rss_before,
+            "directed": len(truth & set(found)) / max(1, len(truth)),
+            "valid": all(f.validation().valid for f in genealogy.families),
+            "regime": genealogy.families[0].regime,
+            "tree_digest": _digest([], found),
+            "edges_digest": _digest([], [(e.parent, e.child, e.relation, round(e.confidence, 12))
+                                         for e in genealogy.edges])}
+
+
+def report_big_family(rows: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+    print("\n== 4. one very large family (fingerprints spooled; tree on candidate edges above tree_limit)")
+    print(f"{'members':>8} {'tree_limit':>10} {'recover s':>10} {'peak RSS MB':>12} {'directed':>9} {'valid':>6} "
+          f"{'dense tree':>50}")
+    for sparse, dense in rows:
+        if dense is None:
+            versus = "not run"
+        else:
+            same = "same edges" if dense["tree_digest"] == sparse["tree_digest"] else "DIFFERENT edges"
+            confidences = "same confidences" if dense["edges_digest"] == sparse["edges_digest"] else "other confidences"
+            versus = (f"{dense['recover_s']:.1f} s (x{dense['recover_s'] / sparse['recover_s']:.1f}), "
+                      f"{dense['peak_rss_mb']:.0f} MB, directed {dense['directed']:.3f}, {same}, {confidences}")
+        print(f"{sparse['models']:>8} {sparse['tree_limit']:>10} {sparse['recover_s']:>10.1f} "
+              f"{sparse['peak_rss_mb']:>12.0f} {sparse['directed']:>9.3f} {'yes' if sparse['valid'] else 'NO':>6}  "
+              f"{versus}")
+    print("(regime decided: " + ", ".join(sorted({r[0]['regime'] for r in rows})) + "; peak RSS is the whole "
+          "process's, generation included)")
 
 
 def _scores(genealogy: Any, names: list[str], parents: dict[str, str | None], family: list[int]) -> dict[str, float]:
@@ -319,11 +393,13 @@ def report_in_process(results: list[dict[str, Any]]) -> None:
         previous = r
     print("(peak RSS is the whole process's, generation included; before recovery started it was "
           + ", ".join(f"{r['peak_rss_before_recover_mb']:.0f}" for r in results) + " MB)")
+    print("genealogy digests (families and typed edges, to compare runs): "
+          + ", ".join(f"{r['models']}: {r['digest']}" for r in results))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10_000, 100_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exact-up-to", type=int, default=1000)
     parser.add_argument("--neo4j", action="store_true", help="also bulk-load and recluster through Neo4j")
@@ -333,7 +409,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     parser.add_argument("--one-neo4j", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--big-family", type=int, nargs="*", default=[],
+                        help="also recover one synthetic family of each of these sizes")
+    parser.add_argument("--dense-up-to", type=int, default=2000,
+                        help="largest big family also recovered with the dense tree")
+    parser.add_argument("--one-big", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dense", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_big:
+        print(json.dumps(one_big_family(args.one_big, args.seed, args.dense)))
+        return 0
     if args.one:
         print(json.dumps(one_size(args.one, args.seed, args.exact_up_to)))
         return 0
@@ -351,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     results = [_child(["--one", str(n), "--seed", str(args.seed), "--exact-up-to", str(args.exact_up_to)])
                for n in args.sizes]
-    report_in_process(results)
+    if results:
+        report_in_process(results)
     if args.neo4j:
         print("\n== 2. through Neo4j: bulk load (UNWIND model_create, "
               f"{BULK_ROWS} models per write) and Catalogue.recluster()")
@@ -369,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{g['largest_transaction_mb']:>14.0f}")
             print(f"{'':>8} recluster stages (s): {g['stages']}")
             previous = g
+    if args.big_family:
+        rows = []
+        for n in args.big_family:
+            sparse = _child(["--one-big", str(n), "--seed", str(args.seed)])
+            dense = (_child(["--one-big", str(n), "--seed", str(args.seed), "--dense"])
+                     if n <= args.dense_up_to else None)
+            rows.append((sparse, dense))
+        report_big_family(rows)
     if args.dask:
         from heritage.evaluation.zoo import ensure_zoo
 

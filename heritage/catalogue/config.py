@@ -8,6 +8,8 @@
 ``HERITAGE_LAMBDA``        kurtosis penalty weight (default 0.3)
 ``HERITAGE_FAMILY_SEARCH`` families for ``recluster``: sparse (nearest-neighbour candidates) | exact
 ``HERITAGE_NEIGHBOURS``    candidate neighbours per model in the sparse search (default 16)
+``HERITAGE_TREE_LIMIT``    families of more models get their tree on candidate edges (default 1000;
+                           0: every tree dense)
 ``HERITAGE_RECLUSTER_BATCH`` models whose families ``recluster`` writes per transaction (default 20000)
 ``HERITAGE_DASK_SCHEDULER`` address of a Dask scheduler (``tcp://host:8786``): fingerprinting of
                            imports and recluster's candidate searches and trees run there
@@ -33,7 +35,7 @@ from graph.settings import EnvironmentSettings
 from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.lineage.distances import DistanceMetric
-from heritage.lineage.recovery import GenealogyRecovery
+from heritage.lineage.recovery import DEFAULT_TREE_LIMIT, GenealogyRecovery
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
 __all__ = ["CatalogueConfig", "CatalogueEnvironment", "DEFAULT_UPLOAD_DIR", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_RECLUSTER_BATCH",
@@ -65,6 +67,7 @@ class CatalogueEnvironment(EnvironmentSettings):
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
     family_search: FamilySearch = FamilySearch.SPARSE
     neighbours: int = Field(DEFAULT_NEIGHBOURS, ge=1)
+    tree_limit: int = Field(DEFAULT_TREE_LIMIT, ge=0)
     recluster_batch: int = Field(DEFAULT_RECLUSTER_BATCH, ge=1)
     dask_scheduler: str | None = None
 
@@ -112,6 +115,8 @@ class CatalogueConfig:
     # Families in ``recluster``: sparse candidates (``neighbours`` per model) or every pair.
     family_search: FamilySearch = FamilySearch.SPARSE
     neighbours: int = DEFAULT_NEIGHBOURS
+    # Families of more models get their tree on candidate edges (0: every tree dense).
+    tree_limit: int = DEFAULT_TREE_LIMIT
     # ``recluster`` writes the new genealogy in transactions of about this many models
     # (whole groups of overlapping families each): Neo4j bounds one transaction's memory
     # (``db.memory.transaction.total.max``), and a hub-sized genealogy exceeds it.
@@ -144,7 +149,7 @@ class CatalogueConfig:
             lam=env.lam, import_roots=env.import_roots, upload_dir=env.upload_dir.expanduser(),
             max_upload_bytes=env.max_upload_bytes,
             family_search=env.family_search, neighbours=env.neighbours, dask_scheduler=env.dask_scheduler,
-            recluster_batch=env.recluster_batch,
+            recluster_batch=env.recluster_batch, tree_limit=env.tree_limit,
         )
         values.update(overrides)
         return cls(**values)
@@ -159,7 +164,7 @@ class CatalogueConfig:
         return GenealogyRecovery(metric=self.metric, clustering=self.clustering,
                                  threshold=self.threshold, tree_method=self.tree_method, lam=self.lam,
                                  search=self.family_search, neighbours=self.neighbours,
-                                 margin=self.placement_margin)
+                                 margin=self.placement_margin, tree_limit=self.tree_limit or None)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that shape genealogies (reported by ``clustering_statistics``)."""
@@ -173,4 +178,5 @@ class CatalogueConfig:
             "max_upload_bytes": self.max_upload_bytes,
             "family_search": self.family_search.value,
             "neighbours": self.neighbours,
+            "tree_limit": self.tree_limit,
         }

@@ -8,7 +8,7 @@ from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod
 from heritage.lineage.distances import DistanceMetric
 from heritage.reading.layers import LayerRole, parse_roles
-from heritage.lineage.recovery import GenealogyRecovery
+from heritage.lineage.recovery import DEFAULT_TREE_LIMIT, GenealogyRecovery
 from heritage.lineage.trees import DEFAULT_LAMBDA, TreeBuildingMethod
 
 
@@ -33,6 +33,9 @@ def add_recovery_options(parser: argparse.ArgumentParser) -> None:
                             "pairwise distance (exact: quadratic, for checks)")
     group.add_argument("--neighbours", type=int, default=DEFAULT_NEIGHBOURS, metavar="K",
                        help=f"candidate neighbours per model in the sparse search (default: {DEFAULT_NEIGHBOURS})")
+    group.add_argument("--tree-limit", type=int, default=DEFAULT_TREE_LIMIT, metavar="N",
+                       help="families of more models get their tree on candidate edges "
+                            f"(default: {DEFAULT_TREE_LIMIT}; 0: every tree dense)")
 
 
 def _roles(text: str) -> frozenset[LayerRole]:
@@ -48,6 +51,7 @@ def recovery_from_args(args: argparse.Namespace) -> GenealogyRecovery:
     try:
         return GenealogyRecovery(metric=args.metric, clustering=args.clustering,
                                  threshold=args.threshold, tree_method=args.tree_method, lam=args.lam,
-                                 roles=args.layers, search=args.search, neighbours=args.neighbours)
+                                 roles=args.layers, search=args.search, neighbours=args.neighbours,
+                                 tree_limit=args.tree_limit or None)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None

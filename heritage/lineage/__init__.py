@@ -13,7 +13,10 @@ Pure functions and estimators over NumPy arrays and networkx graphs; no file rea
 * :mod:`~heritage.lineage.sources` — fingerprints read in bounded batches (in memory, a
   spool file, or the catalogue);
 * :mod:`~heritage.lineage.direction` — which way edges point (kurtosis or centrality);
-* :mod:`~heritage.lineage.arborescence` — Chu-Liu/Edmonds on a dense cost matrix;
+* :mod:`~heritage.lineage.arborescence` — Chu-Liu/Edmonds on a dense cost matrix, and
+  Tarjan's O(E log V) version on sparse edges;
+* :mod:`~heritage.lineage.candidate_distances` — a large family's distances on its
+  candidate edges only;
 * :mod:`~heritage.lineage.relations` — typed relations and the exact tests for
   conversions, head-only children and quantisations;
 * :mod:`~heritage.lineage.merges` — merges fitted as combinations of relatives;
@@ -23,7 +26,8 @@ Pure functions and estimators over NumPy arrays and networkx graphs; no file rea
 """
 
 from heritage.lineage.alignment import Alignment, AlignmentTable, align
-from heritage.lineage.arborescence import minimum_arborescence
+from heritage.lineage.arborescence import minimum_arborescence, sparse_minimum_arborescence
+from heritage.lineage.candidate_distances import CandidateDistances
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.clustering import ClusteringMethod, cluster
 from heritage.lineage.direction import Regime, decide_direction
@@ -38,6 +42,7 @@ from heritage.lineage.trees import (
     TreeStatistics,
     TreeValidation,
     build_tree,
+    build_tree_sparse,
     tree_statistics,
     validate_tree,
 )
@@ -45,6 +50,7 @@ from heritage.lineage.trees import (
 __all__ = [
     "Alignment",
     "AlignmentTable",
+    "CandidateDistances",
     "ClusteringMethod",
     "DistanceMetric",
     "EdgeCalibrator",
@@ -70,10 +76,12 @@ __all__ = [
     "aligned_l2",
     "aligned_l2_matrix",
     "build_tree",
+    "build_tree_sparse",
     "cluster",
     "decide_direction",
     "distance_matrix",
     "minimum_arborescence",
+    "sparse_minimum_arborescence",
     "tree_statistics",
     "validate_tree",
 ]

@@ -330,10 +330,45 @@ class SparseFamilies:
                 return cluster(dense_distances(np.arange(n)), ClusteringMethod.AUTO, self.threshold), report
             radius = min(hi, radius * _RADIUS_STEP)
 
+    def candidate_graph(self, vectors: np.ndarray, pair_distances: PairDistances,
+                        strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Connected candidate edges of one family, for its tree: ``(i, j, distance)`` with
+        ``i < j``, sorted.
+
+        Each model's ``neighbours`` nearest of its stratum (:meth:`nearest`), every pair
+        across strata, and component links at an unlimited radius (each side's members
+        nearest the other side and its own centre) until the edges connect the family;
+        the distances are ``pair_distances``' (exact).  A family of ``n``
+        models costs about ``n * neighbours`` exact distances instead of ``n^2 / 2``.
+        """
+        vectors = np.asarray(vectors, dtype=np.float32)
+        n = vectors.shape[0]
+        strata = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata)
+        edges = _Edges(n, pair_distances)
+        if n < 2:
+            return edges.pairs()
+        edges.add(*_cross_pairs(strata))
+        _, near_i = self.nearest(vectors, strata)
+        rows = np.repeat(np.arange(n), near_i.shape[1])
+        cols = near_i.reshape(-1)
+        valid = cols >= 0
+        edges.add(rows[valid], cols[valid])
+        for s in np.unique(strata):
+            self._link_components(vectors, edges, math.inf, np.flatnonzero(strata == s), central=True)
+        i, j, _ = edges.pairs()
+        labels = _components(n, i, j)
+        if labels.max() > 0:  # the link rounds ran out: chain what is left
+            firsts = np.unique(labels, return_index=True)[1]
+            edges.add(firsts[:-1], firsts[1:])
+        return edges.pairs()
+
     # -- steps ------------------------------------------------------------------------
-    def _link_components(self, vectors: np.ndarray, edges: _Edges, radius: float, members: np.ndarray) -> int:
+    def _link_components(self, vectors: np.ndarray, edges: _Edges, radius: float, members: np.ndarray,
+                         central: bool = False) -> int:
         """Boruvka-style rounds that join components at ``radius`` the kNN graph left apart,
-        among ``members`` (one stratum: indices into ``vectors``) and their edges."""
+        among ``members`` (one stratum: indices into ``vectors``) and their edges.
+        ``central``: each side's member nearest its own centroid is compared too (a tree's
+        edge between two groups is likelier between their centres, e.g. two bases)."""
         n = vectors.shape[0]
         local = np.full(n, -1, dtype=np.int64)
         local[members] = np.arange(members.size)
@@ -362,6 +397,11 @@ class SparseFamilies:
                         continue
                     side_a = self._nearest_members(sub, order[starts[a]:starts[a + 1]], centroids[b])
                     side_b = self._nearest_members(sub, order[starts[b]:starts[b + 1]], centroids[a])
+                    if central:
+                        side_a = np.union1d(side_a, self._nearest_members(
+                            sub, order[starts[a]:starts[a + 1]], centroids[a], 1))
+                        side_b = np.union1d(side_b, self._nearest_members(
+                            sub, order[starts[b]:starts[b + 1]], centroids[b], 1))
                     pa, pb = np.repeat(side_a, side_b.size), np.tile(side_b, side_a.size)
                     close = np.linalg.norm(sub[pa] - sub[pb], axis=1) <= self.margin * radius
                     a_list.append(members[pa[close]])
@@ -384,11 +424,12 @@ class SparseFamilies:
         return _components(size, li[inside], lj[inside])
 
     @staticmethod
-    def _nearest_members(vectors: np.ndarray, members: np.ndarray, target: np.ndarray) -> np.ndarray:
-        if members.size <= _LINK_MEMBERS:
+    def _nearest_members(vectors: np.ndarray, members: np.ndarray, target: np.ndarray,
+                         count: int = _LINK_MEMBERS) -> np.ndarray:
+        if members.size <= count:
             return members
         d = np.linalg.norm(vectors[members] - target[None, :], axis=1)
-        return members[np.argpartition(d, _LINK_MEMBERS - 1)[:_LINK_MEMBERS]]
+        return members[np.argpartition(d, count - 1)[:count]]
 
     def _auto_labels(self, n: int, edges: _Edges, radius: float, lo: float, hi: float,
                      dense_distances: DenseDistances, report: SparseReport) -> np.ndarray | None:

@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import networkx as nx
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import minimum_spanning_tree
 
 
 class Regime(str, enum.Enum):
@@ -117,16 +119,84 @@ def against_heads(task_head: Sequence[bool], headless: Sequence[bool]) -> np.nda
     return carries[:, None] & bare[None, :]
 
 
-def best_root_agreement(tree: nx.Graph, wrong: np.ndarray) -> float:
-    """Largest share of tree edges oriented with the signal, over all roots (O(n) rerooting)."""
-    n = tree.number_of_nodes()
-    if n < 2:
+def best_root_agreement(tree: nx.Graph, wrong: Any) -> float:
+    """Largest share of tree edges oriented with the signal, over all roots (O(n) rerooting).
+
+    ``wrong[p, c]``: the edge p -> c goes against the signal (a matrix, or a mapping of
+    the tree's edges in both directions).  A forest counts each tree from its own best
+    root."""
+    edges = tree.number_of_edges()
+    if edges == 0:
         return 1.0
-    root = next(iter(tree.nodes))
-    agree = {root: sum(1 for p, c in nx.bfs_edges(tree, root) if not wrong[p, c])}
-    for p, c in nx.bfs_edges(tree, root):  # move the root from p to c: edge (p, c) flips
-        agree[c] = agree[p] - (not wrong[p, c]) + (not wrong[c, p])
-    return max(agree.values()) / (n - 1)
+    best = 0
+    for component in nx.connected_components(tree):
+        root = next(iter(component))
+        agree = {root: sum(1 for p, c in nx.bfs_edges(tree, root) if not wrong[p, c])}
+        for p, c in nx.bfs_edges(tree, root):  # move the root from p to c: edge (p, c) flips
+            agree[c] = agree[p] - (not wrong[p, c]) + (not wrong[c, p])
+        best += max(agree.values())
+    return best / edges
+
+
+def against_edges(regime: Regime, kurtosis: Sequence[float], centre: np.ndarray,
+                  parents: np.ndarray, children: np.ndarray) -> np.ndarray:
+    """:func:`against` on edges ``parents[e] -> children[e]`` only (``centre``: each
+    model's mean distance to the others, :func:`centrality` or an estimate of it)."""
+    if regime is Regime.CENTRALITY:
+        score = np.asarray(centre, dtype=np.float64)
+        return score[children] < score[parents]
+    ku = np.asarray(kurtosis, dtype=np.float64)
+    if regime is Regime.FINE_TUNING:
+        return ku[children] > ku[parents]
+    return ku[children] < ku[parents]
+
+
+def _decision(n: int, agreement_of: Any) -> RegimeDecision:
+    """The rule of :func:`decide_direction` from each signal's agreement."""
+    agreement = {regime.value: agreement_of(regime)
+                 for regime in (Regime.FINE_TUNING, Regime.PRETRAINING, Regime.CENTRALITY)}
+    ft, pt = agreement[Regime.FINE_TUNING.value], agreement[Regime.PRETRAINING.value]
+    kurtosis_regime = Regime.FINE_TUNING if ft >= pt else Regime.PRETRAINING
+    if n == 2:
+        agreement.pop(Regime.CENTRALITY.value)
+        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING, agreement)
+    decisive = ft != pt and max(ft, pt) >= agreement[Regime.CENTRALITY.value]
+    chosen = kurtosis_regime if decisive else Regime.CENTRALITY
+    return RegimeDecision(chosen, kurtosis_regime, agreement)
+
+
+def decide_direction_sparse(n: int, i: np.ndarray, j: np.ndarray, distances: np.ndarray,
+                            kurtosis: Sequence[float], centre: np.ndarray) -> RegimeDecision:
+    """:func:`decide_direction` for a large family known on candidate edges ``(i, j)``
+    only: the minimum spanning tree is that of the candidate graph (a forest where it is
+    not connected) and ``centre`` is each model's mean distance to the others, estimated.
+
+    Examples
+    --------
+    The star of :func:`decide_direction` on its three tree edges alone:
+
+    >>> decision = decide_direction_sparse(4, np.array([0, 0, 0]), np.array([1, 2, 3]),
+    ...                                    np.array([0.1, 0.1, 0.1]), [3.0, 2.0, 2.5, 1.0],
+    ...                                    centre=np.array([0.1, 0.17, 0.17, 0.17]))
+    >>> decision.regime.value, decision.agreement["fine_tuning"]
+    ('fine_tuning', 1.0)
+    """
+    if n < 2:
+        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
+    # scipy's sparse graphs read a stored 0 as no edge: equal models get a tiny distance.
+    graph = coo_matrix((np.maximum(distances, 1e-300), (i, j)), shape=(n, n)).tocsr()
+    forest = minimum_spanning_tree(graph).tocoo()
+    tree = nx.Graph()
+    tree.add_nodes_from(range(n))
+    tree.add_edges_from(zip(forest.row.tolist(), forest.col.tolist()))
+    p = np.r_[forest.row, forest.col].astype(np.int64)
+    c = np.r_[forest.col, forest.row].astype(np.int64)
+    keys = list(zip(p.tolist(), c.tolist()))
+
+    def agreement_of(regime: Regime) -> float:
+        return best_root_agreement(tree, dict(zip(keys, against_edges(regime, kurtosis, centre, p, c).tolist())))
+
+    return _decision(n, agreement_of)
 
 
 def decide_direction(distances: np.ndarray, kurtosis: Sequence[float]) -> RegimeDecision:
@@ -183,15 +253,4 @@ def decide_direction(distances: np.ndarray, kurtosis: Sequence[float]) -> Regime
     if n < 2:
         return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
     tree = undirected_mst(distances)
-    agreement = {
-        regime.value: best_root_agreement(tree, against(regime, kurtosis, distances))
-        for regime in (Regime.FINE_TUNING, Regime.PRETRAINING, Regime.CENTRALITY)
-    }
-    ft, pt = agreement[Regime.FINE_TUNING.value], agreement[Regime.PRETRAINING.value]
-    kurtosis_regime = Regime.FINE_TUNING if ft >= pt else Regime.PRETRAINING
-    if n == 2:
-        agreement.pop(Regime.CENTRALITY.value)
-        return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING, agreement)
-    decisive = ft != pt and max(ft, pt) >= agreement[Regime.CENTRALITY.value]
-    chosen = kurtosis_regime if decisive else Regime.CENTRALITY
-    return RegimeDecision(chosen, kurtosis_regime, agreement)
+    return _decision(n, lambda regime: best_root_agreement(tree, against(regime, kurtosis, distances)))

@@ -188,7 +188,9 @@ class MergeDetector:
                members: Sequence[int]) -> dict[int, MergeFit]:
         """Merge children among ``members`` (indices into ``fps``) -> their fits.
 
-        Candidates are each model's nearest members; a merge is never a candidate parent
+        Candidates are each model's nearest members (``distances``: a matrix, or a large
+        family's :class:`~heritage.lineage.candidate_distances.CandidateDistances`, whose
+        unknown pairs are no candidates); a merge is never a candidate parent
         of a model it was fitted from (so two models cannot explain each other).
         """
         members = [i for i in members if not fps[i].quantization and not fps[i].is_adapter]
@@ -202,8 +204,11 @@ class MergeDetector:
         name_rank[np.asarray(order)] = np.arange(len(order))
         for m in order:
             others = pool[(pool != m) & (blocks == fps[m].block_count)]
+            near = distances[m, others]
+            known = np.isfinite(near)  # a large family's distances are known on candidate edges only
+            others, near = others[known], near[known]
             # The nearest relatives with as many blocks (by distance, then name).
-            nearest = others[np.lexsort((name_rank[others], distances[m, others]))][: self.neighbours]
+            nearest = others[np.lexsort((name_rank[others], near))][: self.neighbours]
             fit = self.fit(m, fps, [int(j) for j in nearest])
             if fit is not None:
                 found[m] = fit

@@ -23,7 +23,12 @@ estimator. It:
    more) — and builds the tree (:mod:`heritage.lineage.trees`),
    a merge under its main parent with an edge to each other parent, a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
-   (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
+   (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`).
+   A family of more than ``tree_limit`` models (default 1,000) does all this on candidate
+   edges (:meth:`GenealogyRecovery.build_large_family`): its nearest neighbours by
+   placement vector, exact distances on those edges only, Tarjan's arborescence,
+   centrality estimated from a sample of members; its fingerprints are read from the
+   source a chunk at a time;
 5. attaches each unmerged LoRA adapter to its base among the full models: the model its
    ``base_model_name_or_path`` names (by name or path basename) when it is one of them
    and its shapes fit; otherwise — weights alone cannot tell which of several
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -53,7 +58,16 @@ from heritage.lineage.alignment import AlignmentTable
 from heritage.lineage.calibration import EdgeCalibrator, EdgeEvidence
 from heritage.lineage.candidates import DEFAULT_NEIGHBOURS, FamilySearch, SparseFamilies, group_pairs
 from heritage.lineage.clustering import DEFAULT_THRESHOLD, ClusteringMethod, cluster
-from heritage.lineage.direction import Regime, RegimeDecision, against, against_heads, decide_direction
+from heritage.lineage.candidate_distances import CandidateDistances
+from heritage.lineage.direction import (
+    Regime,
+    RegimeDecision,
+    against,
+    against_edges,
+    against_heads,
+    decide_direction,
+    decide_direction_sparse,
+)
 from heritage.lineage.distances import (
     UNALIGNED_DISTANCE,
     DistanceMetric,
@@ -68,9 +82,11 @@ from heritage.lineage.sources import FingerprintSource, InMemorySource
 from heritage.lineage.trees import (
     DEFAULT_LAMBDA,
     TreeBuildingMethod,
+    TreeEdge,
     TreeStatistics,
     TreeValidation,
     build_tree,
+    build_tree_sparse,
     tree_shape,
     tree_statistics,
     validate_tree,
@@ -82,6 +98,13 @@ log = logging.getLogger(__name__)
 
 # Families whose trees are built together (one task with a Dask mapper); bounded by models.
 _TREE_BATCH_MODELS = 512
+# Families larger than this get their tree on candidate edges (GenealogyRecovery.tree_limit).
+DEFAULT_TREE_LIMIT = 1000
+# A large family's centrality and mean distance are estimated from the distances of every
+# model to this many of its members (evenly spaced).
+CENTRE_SAMPLE = 64
+# Fingerprints read at once while a large family streams through (its scalars, its layouts).
+_READ_CHUNK = 256
 
 # ``map``-like callable: ``mapper(fn, iterable)`` yields ``fn(item)`` for each item, in order
 # (the builtin ``map`` in process; :func:`heritage.distributed.dask_mapper` on a Dask cluster).
@@ -225,6 +248,19 @@ class GenealogyRecovery:
         the package).
     merges : MergeDetector, optional
         Finds models merged from several parents (default settings by default).
+    search : FamilySearch or str, default "sparse"
+        How families are found: nearest-neighbour candidates (``sparse``) or every
+        pairwise distance (``exact``); the same families.
+    neighbours : int, default 16
+        Candidate neighbours per model, for families and for the trees of large families.
+    margin : float, default 2.0
+        Candidate pairs farther apart than ``margin`` times the search radius by
+        placement vector are never compared exactly.
+    tree_limit : int or None, default 1000
+        Families of more models get their tree on candidate edges
+        (:meth:`build_large_family`: ``O(n * neighbours)`` distances, ``O(E log V)``
+        arborescence) instead of the dense matrix (``O(n^2)`` distances, ``O(n^3)``
+        arborescence); None: always dense.
 
     Raises
     ------
@@ -280,6 +316,7 @@ class GenealogyRecovery:
         search: FamilySearch | str = FamilySearch.SPARSE,
         neighbours: int = DEFAULT_NEIGHBOURS,
         margin: float = 2.0,
+        tree_limit: int | None = DEFAULT_TREE_LIMIT,
     ) -> None:
         self.metric = DistanceMetric(metric)
         if self.metric is DistanceMetric.MOTHER:
@@ -310,6 +347,9 @@ class GenealogyRecovery:
         if not margin >= 1:
             raise ValueError("margin must be at least 1")
         self.margin = float(margin)
+        if tree_limit is not None and tree_limit < 2:
+            raise ValueError("tree_limit must be at least 2 (or None)")
+        self.tree_limit = None if tree_limit is None else int(tree_limit)
 
     # -- families -------------------------------------------------------------
     def _roles(self, metric: DistanceMetric) -> frozenset[LayerRole]:
@@ -331,9 +371,7 @@ class GenealogyRecovery:
         d = np.zeros((n, n), dtype=np.float64)
         for i in range(n):
             for j in range(i + 1, n):
-                found = table(i, j)
-                d[i, j] = d[j, i] = (pair_distance(members[i], members[j], metric, roles, found)
-                                     if found.pairs else UNALIGNED_DISTANCE)
+                d[i, j] = d[j, i] = self._pair_metric(members[i], members[j], metric, roles, table(i, j))
         return d, table
 
     def cluster(self, fingerprints: Sequence[Fingerprint]) -> list[list[Fingerprint]]:
@@ -375,13 +413,20 @@ class GenealogyRecovery:
     def _l2_roles(self) -> frozenset[LayerRole]:
         return self._roles(DistanceMetric.L2)
 
-    def _sparse_labels(self, searcher: SparseFamilies, source: FingerprintSource, group: np.ndarray,
-                       strata: np.ndarray, nearest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    def _pair_l2(self, source: FingerprintSource, group: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``pairs(i, j)``: the aligned ``l2`` of the pairs ``(group[i[p]], group[j[p]])``,
+        reading the fingerprints of those models only."""
         def pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
             unique = np.unique(np.concatenate([i, j]))
             fps = source.fingerprints(group[unique])
             pi, pj = np.searchsorted(unique, i), np.searchsorted(unique, j)
             return aligned_l2([fps[p] for p in pi], [fps[p] for p in pj], self._l2_roles)
+
+        return pairs
+
+    def _sparse_labels(self, searcher: SparseFamilies, source: FingerprintSource, group: np.ndarray,
+                       strata: np.ndarray, nearest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        pairs = self._pair_l2(source, group)
 
         def dense(idx: np.ndarray) -> np.ndarray:
             return aligned_l2_matrix(source.fingerprints(group[idx]), self._l2_roles)
@@ -422,27 +467,26 @@ class GenealogyRecovery:
         return RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
 
     def build_family(self, members: Sequence[Fingerprint], index: int = 0) -> RecoveredFamily:
-        """Genealogy of one family from its members' fingerprints (module docstring, 3-4)."""
+        """Genealogy of one family from its members' fingerprints (module docstring, 3-4);
+        a family of more than ``tree_limit`` models is built on candidate edges
+        (:meth:`build_large_family`)."""
+        if self.tree_limit is not None and len(members) > self.tree_limit:
+            return self.build_large_family(InMemorySource(members), np.arange(len(members)), index)
+        return self._build_dense_family(members, index)
+
+    def _build_dense_family(self, members: Sequence[Fingerprint], index: int) -> RecoveredFamily:
+        """:meth:`build_family` on the family's dense distance matrix."""
         names = [fp.name for fp in members]
         l2, alignments = self.aligned_distances(members)
         reps, attachments = near_duplicates(members, l2, alignments)
         merges = self.merges.detect(members, l2, reps) if len(reps) >= 3 else {}
         sub = [members[i] for i in reps]
         d, metric = self.family_distances(sub, l2[np.ix_(reps, reps)])
-        ku = np.array([fp.mean_kurtosis for fp in sub], dtype=np.float64)
-        ku = np.where(np.isnan(ku), 0.0, ku)
-        blocks = np.array([fp.block_count for fp in sub])
+        ku, blocks, carries, bare = self._member_scalars(sub)
         position = {i: k for k, i in enumerate(reps)}
-        # The direction signal is decided on models whose edges are genuinely ambiguous:
-        # merges and students have structural parents; conversions are set aside already.
-        ambiguous = [k for k, i in enumerate(reps) if i not in merges and blocks[k] == blocks.max()]
-        if len(ambiguous) < 2:
-            ambiguous = [k for k, i in enumerate(reps) if i not in merges]
+        ambiguous = self._ambiguous(reps, merges, blocks)
         decision = self._decide(d, ku, ambiguous)
-        regime = self.regime or decision.regime
-        evidence = decision.evidence if self.regime is None else f"{regime.value}: set in configuration"
-        if self.tree_method is TreeBuildingMethod.KURTOSIS_ONLY and regime is Regime.CENTRALITY:
-            regime = decision.kurtosis_regime
+        regime, evidence = self._regime(decision)
         forbidden = blocks[:, None] < blocks[None, :]  # a parent never has fewer blocks
         for m, fit in merges.items():
             km = position[m]
@@ -450,24 +494,220 @@ class GenealogyRecovery:
             forbidden[position[fit.parents[0]], km] = False
             for p in fit.parents:
                 forbidden[km, position[p]] = True
-        heads_away = against_heads([carries_task_head(fp) for fp in sub], [is_headless(fp) for fp in sub])
+        heads_away = against_heads(carries, bare)
         tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
                           against_structure=heads_away)
-        agreement = decision.agreement.get(regime.value, 1.0)
         kurtosis_says = against(decision.kurtosis_regime, ku, d)
         centre_says = against(Regime.CENTRALITY, ku, d)
+        centre = d.sum(axis=1) / max(len(reps) - 1, 1)
+        mean_d = _mean_offdiag(d)
+        edges = self._family_edges(
+            members, reps, tree, l2=l2, alignments=alignments, attachments=attachments, merges=merges,
+            ku=ku, blocks=blocks, decision=decision, regime=regime, centre=centre, mean_distance=mean_d,
+            gap=lambda child, parent: self._gap(d, child, parent, forbidden),
+            signals=lambda parent, child: bool(kurtosis_says[parent, child] == centre_says[parent, child]),
+            heads=lambda child, parent: bool(heads_away[child, parent]))
+        return RecoveredFamily(
+            index=index,
+            members=names,
+            structure_hash=members[0].backbone_key,
+            metric=metric.value,
+            regime=regime.value,
+            regime_evidence=evidence,
+            mean_distance=mean_d,
+            threshold=self.threshold,
+            edges=edges,
+        )
+
+    def build_large_family(self, source: FingerprintSource, indices: Sequence[int], index: int = 0,
+                           ) -> RecoveredFamily:
+        """Genealogy of a large family on its candidate edges, reading its fingerprints
+        from ``source`` a batch at a time (``indices``: the members' positions in it).
+
+        The steps of :meth:`build_family` on
+        :meth:`~heritage.lineage.candidates.SparseFamilies.candidate_graph`'s edges (each
+        model's nearest by placement vector, every pair across block counts, links until
+        connected; exact aligned ``l2`` on those edges, as the family search computes it):
+        near-duplicates and merges among candidate neighbours, the direction decided on
+        the candidate graph's spanning tree, the MoTHer tree by
+        :func:`~heritage.lineage.trees.build_tree_sparse`.  Centrality and the mean
+        distance (the direction penalty's scale) are estimated from every model's distances
+        to :data:`CENTRE_SAMPLE` members.  Only the ``mother`` tree method is built this
+        way; the others fall back to :meth:`build_family`'s dense path.
+        """
+        group = np.asarray(indices, dtype=np.int64)
+        if self.tree_method is not TreeBuildingMethod.MOTHER:
+            log.warning("the %s tree of a family of %d models is built on its dense matrix", self.tree_method.value,
+                        group.size)
+            return self._build_dense_family(source.fingerprints(group), index)
+        members = _SourceMembers(source, group)
+        names = [source.entries[int(i)].name for i in group]
+        read_pairs = self._pair_l2(source, group)
+
+        def pair_l2(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            return _in_batches(read_pairs, i, j)
+
+        strata = np.array([source.entries[int(i)].blocks for i in group], dtype=np.int64)
+        searcher = SparseFamilies(ClusteringMethod.THRESHOLD, self.threshold, neighbours=self.neighbours,
+                                  margin=self.margin)
+        l2 = CandidateDistances(group.size, *searcher.candidate_graph(source.placement_vectors(group), pair_l2, strata))
+        alignments = AlignmentTable(members, self._l2_roles)
+        reps, attachments = near_duplicates(members, l2, alignments)
+        merges = self.merges.detect(members, l2, reps) if len(reps) >= 3 else {}
+        sub = _SourceMembers(source, group[reps])
+        rep_l2 = l2.subset(reps)
+        metric = choose_metric(sub, rep_l2) if self.metric is DistanceMetric.AUTO else self.metric
+        tree_pairs = self._tree_pairs(sub, alignments, reps, pair_l2, metric, rep_l2)
+        ri, rj, rd = rep_l2.pairs()
+        if metric is not DistanceMetric.L2:
+            rd = tree_pairs(ri, rj)
+        rep_l2_tree = CandidateDistances(len(reps), ri, rj, rd)  # the tree distance on candidate pairs
+        ku, blocks, carries, bare = self._member_scalars(sub)
+        centre, mean_d = self._estimated_centre(len(reps), tree_pairs)
+        ambiguous = self._ambiguous(reps, merges, blocks)
+        if len(ambiguous) >= 2:
+            among = rep_l2_tree.subset(ambiguous)
+            decision = decide_direction_sparse(len(ambiguous), *among.pairs(), ku[ambiguous], centre[ambiguous])
+        else:
+            decision = RegimeDecision(Regime.FINE_TUNING, Regime.FINE_TUNING)
+        regime, evidence = self._regime(decision)
+        parents, children, distances = np.r_[ri, rj], np.r_[rj, ri], np.r_[rd, rd]
+        position = {i: k for k, i in enumerate(reps)}
+        forbidden = blocks[parents] < blocks[children]  # a parent never has fewer blocks
+        for m, fit in merges.items():
+            km = position[m]
+            forbidden |= (children == km) & (parents != position[fit.parents[0]])
+            forbidden |= (parents == km) & np.isin(children, [position[p] for p in fit.parents])
+        tree = build_tree_sparse(len(reps), parents, children, distances, ku, centre, mean_d, self.lam, regime,
+                                 forbidden=forbidden, against_structure=carries[parents] & bare[children])
+        allowed_parents, allowed_children = parents[~forbidden], children[~forbidden]
+        allowed_distances = distances[~forbidden]
+        by_child = np.argsort(allowed_children, kind="stable")
+        starts = np.searchsorted(allowed_children[by_child], np.arange(len(reps) + 1))
+
+        def gap(child: int, parent: int) -> float:
+            # Distance to the next allowed candidate parent over the distance to the chosen one.
+            incoming = by_child[starts[child]:starts[child + 1]]
+            values = allowed_distances[incoming[allowed_parents[incoming] != parent]]
+            if not values.size:
+                return float("inf")
+            chosen = float(rep_l2_tree[child, parent])
+            return float(values.min()) / chosen if chosen > 0 else float("inf")
+
+        def signals(parent: int, child: int) -> bool:
+            p, c = np.array([parent]), np.array([child])
+            return bool(against_edges(decision.kurtosis_regime, ku, centre, p, c)[0]
+                        == against_edges(Regime.CENTRALITY, ku, centre, p, c)[0])
+
+        edges = self._family_edges(
+            members, reps, tree, l2=l2, alignments=alignments, attachments=attachments, merges=merges,
+            ku=ku, blocks=blocks, decision=decision, regime=regime, centre=centre, mean_distance=mean_d,
+            gap=gap, signals=signals, heads=lambda child, parent: bool(carries[child] and bare[parent]))
+        log.info("tree of a family of %d models on %d candidate edges", group.size, l2.edges)
+        return RecoveredFamily(
+            index=index,
+            members=names,
+            structure_hash=source.entries[int(group[0])].backbone_key,
+            metric=metric.value,
+            regime=regime.value,
+            regime_evidence=evidence,
+            mean_distance=mean_d,
+            threshold=self.threshold,
+            edges=edges,
+        )
+
+    def _tree_pairs(self, sub: Sequence[Fingerprint], alignments: AlignmentTable, reps: list[int],
+                    pair_l2: Callable[[np.ndarray, np.ndarray], np.ndarray], metric: DistanceMetric,
+                    rep_l2: CandidateDistances) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``pairs(a, b)``: the tree distance between representatives ``a[p]`` and ``b[p]``
+        (the values of :meth:`family_distances`, rank's tie-break scaled by the largest
+        candidate ``l2``)."""
+        index = np.asarray(reps, dtype=np.int64)
+        if metric is DistanceMetric.L2:
+            return lambda a, b: pair_l2(index[a], index[b])
+        roles = self._roles(metric)
+        scale = float(rep_l2.pairs()[2].max(initial=0.0)) or 1.0
+
+        def one_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            out = np.array([self._pair_metric(sub[x], sub[y], metric, roles, alignments(index[x], index[y]))
+                            for x, y in zip(a.tolist(), b.tolist())], dtype=np.float64)
+            if metric is DistanceMetric.RANK:
+                out = out + _RANK_TIE_BREAK * pair_l2(index[a], index[b]) / scale
+            return out
+
+        return lambda a, b: _in_batches(one_batch, a, b)
+
+    @staticmethod
+    def _pair_metric(a: Fingerprint, b: Fingerprint, metric: DistanceMetric, roles: frozenset[LayerRole],
+                     found: Any) -> float:
+        return pair_distance(a, b, metric, roles, found) if found.pairs else UNALIGNED_DISTANCE
+
+    @staticmethod
+    def _estimated_centre(n: int, pairs: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                          ) -> tuple[np.ndarray, float]:
+        """Each model's mean distance to :data:`CENTRE_SAMPLE` evenly spaced members (its
+        centrality, estimated) and the mean of those distances (the family's mean distance)."""
+        sample = np.unique(np.linspace(0, n - 1, min(n, CENTRE_SAMPLE)).astype(np.int64))
+        a = np.repeat(np.arange(n, dtype=np.int64), sample.size)
+        b = np.tile(sample, n)
+        keep = a != b
+        values = np.zeros(a.size)
+        values[keep] = pairs(a[keep], b[keep])
+        counts = np.bincount(a[keep], minlength=n)
+        centre = np.bincount(a, weights=values, minlength=n) / np.maximum(counts, 1)
+        return centre, float(values[keep].mean()) if keep.any() else 0.0
+
+    @staticmethod
+    def _member_scalars(sub: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per model, in one pass: mean kurtosis (0 where unknown), block count, whether it
+        carries a task head, whether it has no head at all."""
+        ku, blocks, carries, bare = [], [], [], []
+        for fp in sub:
+            ku.append(fp.mean_kurtosis)
+            blocks.append(fp.block_count)
+            carries.append(carries_task_head(fp))
+            bare.append(is_headless(fp))
+        kurtosis = np.array(ku, dtype=np.float64)
+        return (np.where(np.isnan(kurtosis), 0.0, kurtosis), np.array(blocks), np.array(carries, dtype=bool),
+                np.array(bare, dtype=bool))
+
+    @staticmethod
+    def _ambiguous(reps: Sequence[int], merges: Mapping[int, MergeFit], blocks: np.ndarray) -> list[int]:
+        """Representatives whose edges are genuinely ambiguous, on which the direction
+        signal is decided: merges and students have structural parents; conversions are
+        set aside already."""
+        ambiguous = [k for k, i in enumerate(reps) if i not in merges and blocks[k] == blocks.max()]
+        if len(ambiguous) < 2:
+            ambiguous = [k for k, i in enumerate(reps) if i not in merges]
+        return ambiguous
+
+    def _regime(self, decision: RegimeDecision) -> tuple[Regime, str]:
+        regime = self.regime or decision.regime
+        evidence = decision.evidence if self.regime is None else f"{regime.value}: set in configuration"
+        if self.tree_method is TreeBuildingMethod.KURTOSIS_ONLY and regime is Regime.CENTRALITY:
+            regime = decision.kurtosis_regime
+        return regime, evidence
+
+    def _family_edges(self, members: Sequence[Fingerprint], reps: list[int], tree: Sequence[TreeEdge], *,
+                      l2: Any, alignments: AlignmentTable, attachments: Sequence[Attachment],
+                      merges: Mapping[int, MergeFit], ku: np.ndarray, blocks: np.ndarray,
+                      decision: RegimeDecision, regime: Regime, centre: np.ndarray, mean_distance: float,
+                      gap: Callable[[int, int], float], signals: Callable[[int, int], bool],
+                      heads: Callable[[int, int], bool]) -> list[RecoveredEdge]:
+        """Typed, calibrated edges of a family from its tree over the representatives
+        (``l2``: a matrix or :class:`CandidateDistances`; ``gap(child, parent)``,
+        ``signals(parent, child)``, ``heads(child, parent)``: the per-edge evidence)."""
+        agreement = decision.agreement.get(regime.value, 1.0)
         edges: list[RecoveredEdge] = []
         children_of: dict[int, list[int]] = defaultdict(list)
         for e in tree:
             children_of[e.parent].append(e.child)
         has_parent = {e.child for e in tree}
-        centre = d.sum(axis=1) / max(len(reps) - 1, 1)
-        mean_d = _mean_offdiag(d) or 1.0
+        position = {i: k for k, i in enumerate(reps)}
+        mean_d = mean_distance or 1.0
         family = tree_shape(len(reps), tree, centre, ku, decision.kurtosis_regime)
         for e in tree:
             child, parent = reps[e.child], reps[e.parent]
-            gap = self._gap(d, e.child, e.parent, forbidden)
-            signals = bool(kurtosis_says[e.parent, e.child] == centre_says[e.parent, e.child])
             shape = dict(parent_children=len(children_of[e.parent]), leaf=not children_of.get(e.child),
                          root_edge=e.parent not in has_parent,
                          centre_step=float(centre[e.child] - centre[e.parent]) / mean_d,
@@ -475,7 +715,7 @@ class GenealogyRecovery:
                          / family.kurtosis_spread,
                          root_children=family.root_children, depth=family.depth[e.child],
                          subtree=family.subtree[e.child] / len(reps), root_central=family.root_central,
-                         root_kurtosis=family.root_kurtosis, heads=bool(heads_away[e.child, e.parent]))
+                         root_kurtosis=family.root_kurtosis, heads=heads(e.child, e.parent))
             fit = merges.get(child)
             if fit is not None:
                 edges += self._merge_edges(members, fit, l2, alignments, tree_children=children_of,
@@ -484,28 +724,18 @@ class GenealogyRecovery:
             relation = Relation.DISTILLATION if blocks[e.child] < blocks[e.parent] else (
                 Relation.QUANTIZATION if members[child].quantization else Relation.FINETUNE)
             edges.append(self._edge(members, child, parent, e.distance, e.confidence, relation,
-                                    EdgeEvidence(e.confidence, gap, signals, agreement, len(reps), relation.value,
-                                                 **shape),
+                                    EdgeEvidence(e.confidence, gap(e.child, e.parent), signals(e.parent, e.child),
+                                                 agreement, len(reps), relation.value, **shape),
                                     alignments))
         # A copy attached to another copy: the two are equal, so which one is the parent
         # (and whether the original is) is not decided by the weights.
         copies = {a.child for a in attachments if a.relation in (Relation.CONVERSION, Relation.HEAD_ONLY)}
         for a in attachments:
-            margin, gap = self._attachment_margin(a, l2, members)
+            margin, a_gap = self._attachment_margin(a, l2, members)
             edges.append(self._edge(members, a.child, a.parent, float(l2[a.child, a.parent]), margin, a.relation,
-                                    EdgeEvidence(margin, gap, True, 1.0, len(reps), a.relation.value,
+                                    EdgeEvidence(margin, a_gap, True, 1.0, len(reps), a.relation.value,
                                                  parent_copy=a.parent in copies), alignments))
-        return RecoveredFamily(
-            index=index,
-            members=names,
-            structure_hash=members[0].backbone_key,
-            metric=metric.value,
-            regime=regime.value,
-            regime_evidence=evidence,
-            mean_distance=_mean_offdiag(d),
-            threshold=self.threshold,
-            edges=edges,
-        )
+        return edges
 
     @staticmethod
     def _gap(d: np.ndarray, child: int, parent: int, forbidden: np.ndarray) -> float:
@@ -526,7 +756,8 @@ class GenealogyRecovery:
         if a.relation is not Relation.QUANTIZATION:
             return 1.0, float("inf")
         chosen = float(l2[a.child, a.parent])
-        others = [float(l2[a.child, q]) for q in range(len(members))
+        row = np.asarray(l2[a.child], dtype=np.float64)  # a large family's: inf off its candidate edges
+        others = [float(row[q]) for q in np.flatnonzero(np.isfinite(row)).tolist()
                   if q not in (a.child, a.parent) and not members[q].quantization]
         if not others:
             return 1.0, float("inf")
@@ -622,12 +853,22 @@ class GenealogyRecovery:
             raise ValueError("model names must be unique")
         index_of = {name: i for i, name in enumerate(names)}
         kurtosis: dict[int, float] = {}
-        families: list[RecoveredFamily] = []
-        batches = self._tree_batches(source, self.cluster_source(source, mapper), kurtosis)
-        for built in (mapper or map)(_build_families, ((self, batch) for batch in batches)):
-            for family in built:
-                family.index = len(families)
-                families.append(family)
+        built_at: dict[int, RecoveredFamily] = {}
+        pending: deque[list[int]] = deque()
+
+        def tasks() -> Iterator[tuple[GenealogyRecovery, list[list[Fingerprint]]]]:
+            for positions, batch in self._tree_batches(source, self.cluster_source(source, mapper), kurtosis):
+                if isinstance(batch, np.ndarray):  # a large family: built here, reading the source as it goes
+                    built_at[positions[0]] = self.build_large_family(source, batch)
+                    continue
+                pending.append(positions)
+                yield self, batch
+
+        for built in (mapper or map)(_build_families, tasks()):
+            built_at.update(zip(pending.popleft(), built))
+        families = [built_at[p] for p in sorted(built_at)]
+        for k, family in enumerate(families):
+            family.index = k
         # Bases are full models only: a lone adapter's own family (appended below) is never
         # a candidate for another adapter, whatever its shapes (as in the catalogue's placement).
         full_families = list(families)
@@ -662,24 +903,47 @@ class GenealogyRecovery:
             family.edges.append(edge)
         return Genealogy(families=families, kurtosis={names[i]: kurtosis[i] for i in sorted(kurtosis)})
 
-    @staticmethod
-    def _tree_batches(source: FingerprintSource, families: list[np.ndarray],
-                      kurtosis: dict[int, float]) -> Iterator[list[list[Fingerprint]]]:
-        """Families' fingerprints, a few hundred models at a time (read lazily as consumed)."""
+    def _tree_batches(self, source: FingerprintSource, families: list[np.ndarray], kurtosis: dict[int, float],
+                      ) -> Iterator[tuple[list[int], list[list[Fingerprint]] | np.ndarray]]:
+        """``(positions, batch)``: families' fingerprints, a few hundred models at a time
+        (read lazily as consumed), or a family above ``tree_limit`` alone as its indices
+        (its tree reads the source itself); ``positions``: the families' places in
+        ``families``."""
         batch: list[list[Fingerprint]] = []
+        positions: list[int] = []
         size = 0
-        for members in families:
+        for position, members in enumerate(families):
+            if self.tree_limit is not None and len(members) > self.tree_limit:
+                for start in range(0, len(members), _READ_CHUNK):
+                    chunk = members[start:start + _READ_CHUNK]
+                    for i, fp in zip(chunk, source.fingerprints(chunk)):
+                        if not math.isnan(fp.kurtosis):
+                            kurtosis[int(i)] = fp.kurtosis
+                yield [position], members
+                continue
             fps = source.fingerprints(members)
             for i, fp in zip(members, fps):
                 if not math.isnan(fp.kurtosis):
                     kurtosis[int(i)] = fp.kurtosis
             batch.append(fps)
+            positions.append(position)
             size += len(fps)
             if size >= _TREE_BATCH_MODELS:
-                yield batch
-                batch, size = [], 0
+                yield positions, batch
+                batch, positions, size = [], [], 0
         if batch:
-            yield batch
+            yield positions, batch
+
+
+def _in_batches(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray,
+                size: int | None = None) -> np.ndarray:
+    """``pairs(a, b)`` ``size`` pairs at a time (default: half of :data:`_READ_CHUNK`, so
+    that a batch reads the fingerprints of at most that many models)."""
+    size = size or max(1, _READ_CHUNK // 2)
+    out = np.empty(a.size, dtype=np.float64)
+    for start in range(0, a.size, size):
+        out[start:start + size] = pairs(a[start:start + size], b[start:start + size])
+    return out
 
 
 def _nearest(task: tuple[SparseFamilies, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -692,6 +956,27 @@ def _build_families(task: tuple[GenealogyRecovery, list[list[Fingerprint]]]) -> 
     """Trees of a batch of families (a module-level function, so a Dask worker can run it)."""
     recovery, batch = task
     return [recovery.build_family(members) for members in batch]
+
+
+class _SourceMembers(Sequence[Fingerprint]):
+    """A family's fingerprints read from the source on demand (a pass over them reads
+    :data:`_READ_CHUNK` at a time), so a large family is never all in memory at once."""
+
+    def __init__(self, source: FingerprintSource, indices: np.ndarray) -> None:
+        self._source = source
+        self._indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._indices.size)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return self._source.fingerprints(self._indices[k])
+        return self._source.fingerprints([int(self._indices[k])])[0]
+
+    def __iter__(self) -> Iterator[Fingerprint]:
+        for start in range(0, self._indices.size, _READ_CHUNK):
+            yield from self._source.fingerprints(self._indices[start:start + _READ_CHUNK])
 
 
 class _LazyFingerprints(Mapping[str, Fingerprint]):

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from heritage.lineage.alignment import Alignment
+from heritage.lineage.candidate_distances import CandidateDistances
 from heritage.reading.fingerprint import Fingerprint
 from heritage.reading.layers import is_task_head
 
@@ -135,7 +136,7 @@ class Attachment:
     evidence: str
 
 
-def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
+def near_duplicates(fps: Sequence[Fingerprint], distances: "np.ndarray | CandidateDistances",
                     alignment: Callable[[int, int], Alignment]) -> tuple[list[int], list[Attachment]]:
     """Split a family into tree representatives and attached near-duplicates.
 
@@ -147,6 +148,8 @@ def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
        precision is a ``conversion`` child of it (``head_only`` if its heads differ).
     3. A quantised model is a ``quantization`` child of the nearest float model.
 
+    ``distances``: the family's matrix, or its :class:`CandidateDistances` (a large
+    family: pairs off the candidate edges read as infinitely far).
     ``alignment(i, j)`` gives the alignment of model i with model j. Returns the
     representatives (indices, in order) and the attachments.
 
@@ -179,8 +182,12 @@ def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
 
     float_models = np.array([i for i in range(n) if not fps[i].quantization], dtype=np.int64)
     # Only pairs this close can hold equal values (in the order of a loop over all pairs).
-    close_a, close_b = np.nonzero(np.triu(distances[np.ix_(float_models, float_models)] < 1e-3, k=1))
-    for i, j in zip(float_models[close_a].tolist(), float_models[close_b].tolist()):
+    if isinstance(distances, np.ndarray):
+        close_a, close_b = np.nonzero(np.triu(distances[np.ix_(float_models, float_models)] < 1e-3, k=1))
+        close = list(zip(float_models[close_a].tolist(), float_models[close_b].tolist()))
+    else:  # candidate distances of a large family (the same pairs, found on its candidate edges)
+        close = distances.pairs_below(1e-3, float_models)
+    for i, j in close:
         if find(i) != find(j) and equal_values(fps[i], fps[j], alignment(i, j)):
             group_of[find(j)] = find(i)
     groups: dict[int, list[int]] = {}
@@ -220,7 +227,7 @@ def near_duplicates(fps: Sequence[Fingerprint], distances: np.ndarray,
     quantised = [i for i in range(n) if fps[i].quantization]
     if floats:
         for q in quantised:
-            parent = min(floats, key=lambda p: (distances[q, p], fps[p].name))
+            parent = min(floats, key=lambda p: (float(distances[q, p]), fps[p].name))
             attachments.append(Attachment(q, parent, Relation.QUANTIZATION,
                                           f"{fps[q].quantization} copy of the nearest float model"))
     else:

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import networkx as nx
 import numpy as np
 
-from heritage.lineage.arborescence import minimum_arborescence
-from heritage.lineage.direction import Regime, against, undirected_mst
+from heritage.lineage.arborescence import minimum_arborescence, sparse_minimum_arborescence
+from heritage.lineage.direction import Regime, against, against_edges, undirected_mst
 
 DEFAULT_LAMBDA = 0.3
 # Weight of structural direction evidence (a task head taken away) relative to the
@@ -67,9 +67,7 @@ def mother_costs(distances: np.ndarray, kurtosis: Sequence[float], lam: float,
     n = distances.shape[0]
     off = distances[~np.eye(n, dtype=bool)]
     mean_d = float(off.mean()) if off.size else 0.0
-    costs = distances + lam * mean_d * against(regime, kurtosis, distances)
-    if against_structure is not None:
-        costs = costs + STRUCTURE_PENALTY * lam * mean_d * against_structure
+    costs = mother_edge_costs(distances, against(regime, kurtosis, distances), mean_d, lam, against_structure)
     np.fill_diagonal(costs, np.inf)
     return costs
 
@@ -78,7 +76,11 @@ def _margin(costs: np.ndarray, parent: int, child: int) -> float:
     chosen = costs[parent, child]
     alternatives = [costs[q, child] for q in range(costs.shape[0]) if q not in (parent, child)]
     alternatives.append(costs[child, parent])
-    best_alt = min(alternatives)
+    return _relative_margin(chosen, min(alternatives))
+
+
+def _relative_margin(chosen: float, best_alt: float) -> float:
+    """``1 - chosen / best alternative``, clipped to [0, 1]."""
     if not np.isfinite(best_alt) or best_alt <= 0:
         return 0.0 if best_alt <= chosen else 1.0
     return float(max(0.0, min(1.0, 1.0 - chosen / best_alt)))
@@ -178,6 +180,87 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         TreeEdge(parent=p, child=c, distance=float(distances[p, c]), confidence=_margin(costs, p, c))
         for p, c in pairs
     ]
+
+
+def mother_edge_costs(distances: np.ndarray, wrong: np.ndarray, mean_distance: float, lam: float,
+                      against_structure: np.ndarray | None = None) -> np.ndarray:
+    """The MoTHer cost of each candidate edge of a large family: :func:`mother_costs`'
+    formula on edges (``wrong``: the edge goes against the direction signal,
+    ``mean_distance``: the family's mean distance, estimated)."""
+    costs = distances + lam * mean_distance * wrong
+    if against_structure is not None:
+        costs = costs + STRUCTURE_PENALTY * lam * mean_distance * against_structure
+    return costs
+
+
+def build_tree_sparse(n: int, parents: np.ndarray, children: np.ndarray, distances: np.ndarray,
+                      kurtosis: Sequence[float], centre: np.ndarray, mean_distance: float,
+                      lam: float = DEFAULT_LAMBDA, regime: Regime = Regime.FINE_TUNING,
+                      forbidden: np.ndarray | None = None,
+                      against_structure: np.ndarray | None = None) -> list[TreeEdge]:
+    """The ``mother`` tree of :func:`build_tree` on candidate edges only (a large family).
+
+    Parameters
+    ----------
+    n : int
+        Number of models.
+    parents, children, distances : ndarray of shape (E,)
+        Candidate edges ``parents[e] -> children[e]`` (both directions of each candidate
+        pair) and their distances.
+    kurtosis : sequence of float
+        Each model's kurtosis.
+    centre : ndarray of shape (n,)
+        Each model's mean distance to the others (estimated): the ``centrality`` signal.
+    mean_distance : float
+        The family's mean distance (estimated), the scale of the direction penalty.
+    lam, regime
+        As in :func:`build_tree`.
+    forbidden, against_structure : ndarray of bool, shape (E,), optional
+        Per edge, as the matrices of :func:`build_tree`.
+
+    Returns
+    -------
+    list of TreeEdge
+        As :func:`build_tree`; a confidence's best alternative is taken among the
+        candidate edges.
+
+    Examples
+    --------
+    The three models of :func:`build_tree`'s example, on the two near pairs only:
+
+    >>> import numpy as np
+    >>> tree = build_tree_sparse(3, np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1]),
+    ...                          np.array([0.1, 0.1, 0.15, 0.15]), [3.0, 2.0, 1.0],
+    ...                          centre=np.array([0.15, 0.125, 0.175]), mean_distance=0.15)
+    >>> [(e.parent, e.child) for e in tree]
+    [(0, 1), (1, 2)]
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    children = np.asarray(children, dtype=np.int64)
+    distances = np.asarray(distances, dtype=np.float64)
+    if n < 2:
+        return []
+    wrong = against_edges(regime, kurtosis, centre, parents, children)
+    costs = mother_edge_costs(distances, wrong, mean_distance, lam, against_structure)
+    if forbidden is not None:
+        costs = np.where(forbidden, np.inf, costs)
+    pairs = sparse_minimum_arborescence(n, parents, children, costs)
+    # Per child, its incoming candidate edges (for the margins); per pair, its edge.
+    order = np.lexsort((costs, children))
+    starts = np.searchsorted(children[order], np.arange(n + 1))
+    edge_of = {(int(p), int(c)): e for e, (p, c) in enumerate(zip(parents.tolist(), children.tolist()))}
+    tree = []
+    for p, c in pairs:
+        chosen = float(costs[edge_of[p, c]])
+        incoming = order[starts[c]:starts[c + 1]]
+        others = incoming[parents[incoming] != p]
+        best_alt = float(costs[others[0]]) if others.size else np.inf
+        back = edge_of.get((c, p))
+        if back is not None:
+            best_alt = min(best_alt, float(costs[back]))
+        tree.append(TreeEdge(parent=p, child=c, distance=float(distances[edge_of[p, c]]),
+                             confidence=_relative_margin(chosen, best_alt)))
+    return tree
 
 
 @dataclass(frozen=True)
