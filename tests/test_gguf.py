@@ -13,6 +13,7 @@ from gguf.quants import dequantize
 
 from heritage.errors import ModelLoadError
 from heritage.reading.ggml_blocks import FAST_TYPES, dequantise_rows
+from heritage.reading.ggml_library import GGMLDequantisers, default_dequantisers, find_ggml_library
 from heritage.reading.gguf_file import read_gguf_header
 from heritage.reading.ingest import ingest
 from heritage.reading.layers import LayerRole, classify
@@ -233,6 +234,50 @@ def test_fast_dequantisation_is_gguf_quants_bit_for_bit(name: str) -> None:
         raw = gguf.quants.quantize(weights, qtype)
         np.testing.assert_array_equal(dequantise_rows(raw, name, 96).view(np.uint32),
                                       dequantize(raw, qtype).view(np.uint32))
+
+
+# Types llama.cpp's library decodes that gguf.quants decodes too (the NumPy decoder's
+# and the others the wild zoo's quantiser writes).
+_COMPILED_TYPES = sorted(FAST_TYPES | {"Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"})
+
+
+@pytest.mark.parametrize("name", _COMPILED_TYPES)
+def test_compiled_dequantisation_is_gguf_quants_bit_for_bit(name: str) -> None:
+    """ggml's own decoders (llama-cpp-python's libggml-base, installed with the zoo extra)
+    give gguf.quants' values to the bit on random blocks, rows reordered or not."""
+    library = default_dequantisers()
+    assert library is not None and library.library == find_ggml_library()
+    qtype = Q[name]
+    block_values = gguf.GGML_QUANT_SIZES[qtype][0]
+    for rows, blocks_per_row, seed in ((1, 1, 0), (37, 3, 1), (300, 2, 2)):
+        if name in FAST_TYPES:
+            raw = _random_blocks(qtype, rows, blocks_per_row, seed)
+        else:  # every byte random, scales included (some infinite or NaN: still bit for bit)
+            raw = np.random.default_rng(seed).integers(
+                0, 256, size=(rows, blocks_per_row * gguf.GGML_QUANT_SIZES[qtype][1]), dtype=np.uint8)
+        with np.errstate(all="ignore"):
+            expected = dequantize(raw, qtype)
+        values = library.dequantise_rows(raw, name, blocks_per_row * block_values)
+        assert values.dtype == np.float32 and values.shape == expected.shape
+        np.testing.assert_array_equal(values.view(np.uint32), expected.view(np.uint32))
+        order = np.random.default_rng(seed).permutation(rows)
+        reordered = library.dequantise_rows(raw, name, blocks_per_row * block_values, order)
+        np.testing.assert_array_equal(reordered.view(np.uint32), expected[order].view(np.uint32))
+    with pytest.raises(ValueError, match="do not hold"):
+        library.dequantise_rows(raw[:, 1:], name, blocks_per_row * block_values)
+
+
+def test_compiled_dequantisers_decline_what_they_cannot_check() -> None:
+    """No decoder for a type the library does not export, nor for one gguf.quants cannot
+    decode to check it against: such tensors go to the NumPy decoder or gguf.quants."""
+    library = GGMLDequantisers(find_ggml_library())
+    assert library.decoder("F16") is None  # no dequantize_row_f16 in ggml
+    assert library.decoder("Q8_K") is None  # ggml's dot-product type, not a storage type
+    assert library.decoder("NOT_A_TYPE") is None
+    assert library.dequantise_rows(np.zeros((1, 292), dtype=np.uint8), "Q8_K", 256) is None
+    decode = library.decoder("Q8_0")
+    with pytest.raises(ValueError, match="contiguous float32"):
+        decode(np.zeros(34, dtype=np.uint8), np.empty(16, dtype=np.float32))
 
 
 def test_other_types_fall_back_to_gguf_quants() -> None:

@@ -13,9 +13,12 @@ Reading one for lineage means undoing what llama.cpp's converter did:
   :func:`unpermute_rotary` restores the Hugging Face row order, so that a GGUF export
   compares row for row with the model it was made from;
 * **quantisation**: each tensor is dequantised when it is loaded, one tensor at a time
-  from its own memory mapping, so memory stays near the largest tensor: the common block
-  types by :mod:`heritage.reading.ggml_blocks` (bit for bit ``gguf.quants``' values, a few
-  times faster), the rest by ``gguf.quants.dequantize``; float types are widened exactly
+  from its own memory mapping, so memory stays near the largest tensor: by ggml's own
+  compiled decoders when llama.cpp's library is installed
+  (:mod:`heritage.reading.ggml_library`, each checked against ``gguf.quants`` first),
+  else the common block types by :mod:`heritage.reading.ggml_blocks` (bit for bit
+  ``gguf.quants``' values too, a few times faster than it), the rest by
+  ``gguf.quants.dequantize``; float types are widened exactly
   by :mod:`heritage.reading.dtypes`. The q/k unpermutation reorders the quantised rows
   before they are decoded, which costs a fraction of reordering float32 rows.
 
@@ -41,6 +44,7 @@ import numpy as np
 from heritage.errors import ModelLoadError, UnsupportedFormatError
 from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
 from heritage.reading.ggml_blocks import dequantise_rows
+from heritage.reading.ggml_library import default_dequantisers
 from heritage.reading.layers import is_vocabulary_matrix
 from heritage.reading.model import LoadedModel, ModelFormat, TensorRef
 from heritage.reading.parameters import DROPPED_OUTPUT_NAME, split_parameters
@@ -59,6 +63,8 @@ _FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 _MAX_ARRAY_NESTING = 4
+_U64 = struct.Struct("<Q")
+_STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
 @dataclass(frozen=True)
@@ -114,12 +120,26 @@ class _Cursor:
         return bytes(self.buf[start:start + n]).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int) -> None:
-        buf, size, pos = self.buf, self.size, self.pos
-        for _ in range(count):
+        """Step over ``count`` length-prefixed strings (a tokenizer's 50,000 tokens and as
+        many merges): this loop is most of the header's cost, so it does nothing but add
+        lengths, over a bytes copy of 1 MB of the header at a time (quicker to read than
+        the mapping). Reading past a copy's end raises (``struct.error``, or
+        ``OverflowError`` after an absurd length) and moves on to the next copy, so the
+        loop body needs no bounds check."""
+        pos, size, unpack = self.pos, self.size, _U64.unpack_from
+        while count:
             if pos + 8 > size:
                 raise ModelLoadError("truncated GGUF header")
-            (n,) = struct.unpack_from("<Q", buf, pos)
-            pos += 8 + n
+            data = self.buf[pos:pos + _STRING_WINDOW]
+            at, done = 0, count
+            try:
+                for done in range(count):  # done: strings stepped over when a read fails
+                    at += 8 + unpack(data, at)[0]
+                done = count
+            except (struct.error, OverflowError):  # the next length is not (wholly) in this copy
+                pass
+            pos += at
+            count -= done
         if pos > size:
             raise ModelLoadError("truncated GGUF header")
         self.pos = pos
@@ -301,8 +321,9 @@ def _map_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
 def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = None) -> np.ndarray:
     """The tensor's values as float32, its rows taken in ``order`` (None: as stored).
 
-    The common block types are decoded by :mod:`heritage.reading.ggml_blocks` (whole row
-    chunks, identical values, several times faster); the others by ``gguf.quants``."""
+    Decoded by ggml's compiled decoders where available (:mod:`heritage.reading.ggml_library`),
+    else by :mod:`heritage.reading.ggml_blocks` (whole row chunks) for the common block
+    types, else by ``gguf.quants``: the values are the same to the bit on every path."""
     if info.nbytes == 0:
         return np.zeros(info.shape, dtype=np.float32)
     raw = _map_bytes(path, info.offset, info.nbytes)
@@ -320,7 +341,10 @@ def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = Non
     if info.type_name == "F64":
         return raw.view("<f8").astype(np.float32).reshape(info.shape)
     by_row = raw.reshape(rows, info.nbytes // max(rows, 1))
-    values = dequantise_rows(by_row, info.type_name, info.shape[-1])
+    compiled = default_dequantisers()
+    values = compiled.dequantise_rows(by_row, info.type_name, info.shape[-1]) if compiled else None
+    if values is None:
+        values = dequantise_rows(by_row, info.type_name, info.shape[-1])
     if values is not None:
         return values.reshape(info.shape)
     from gguf import GGMLQuantizationType
