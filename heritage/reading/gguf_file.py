@@ -319,11 +319,7 @@ def _map_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
 
 
 def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = None) -> np.ndarray:
-    """The tensor's values as float32, its rows taken in ``order`` (None: as stored).
-
-    Decoded by ggml's compiled decoders where available (:mod:`heritage.reading.ggml_library`),
-    else by :mod:`heritage.reading.ggml_blocks` (whole row chunks) for the common block
-    types, else by ``gguf.quants``: the values are the same to the bit on every path."""
+    """The tensor's values as float32, its rows taken in ``order`` (None: as stored)."""
     if info.nbytes == 0:
         return np.zeros(info.shape, dtype=np.float32)
     raw = _map_bytes(path, info.offset, info.nbytes)
@@ -340,29 +336,86 @@ def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = Non
         return bf16_to_float32(raw.view("<u2")).reshape(info.shape)
     if info.type_name == "F64":
         return raw.view("<f8").astype(np.float32).reshape(info.shape)
-    by_row = raw.reshape(rows, info.nbytes // max(rows, 1))
-    compiled = default_dequantisers()
-    values = compiled.dequantise_rows(by_row, info.type_name, info.shape[-1]) if compiled else None
-    if values is None:
-        values = dequantise_rows(by_row, info.type_name, info.shape[-1])
-    if values is not None:
-        return values.reshape(info.shape)
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
+    return _decode_rows(raw.reshape(rows, info.nbytes // max(rows, 1)), info).reshape(info.shape)
 
-    try:  # gguf dequantises 16 rows at a time: temporaries stay small
-        values = dequantize(by_row, GGMLQuantizationType(info.type_id))
-    except NotImplementedError:
-        raise UnsupportedFormatError(f"tensor {info.name!r}: GGML type {info.type_name} cannot be dequantised") from None
-    return np.asarray(values, dtype=np.float32).reshape(info.shape)
+
+def _decode_rows(by_row: np.ndarray, info: GGUFTensorInfo, out: np.ndarray | None = None) -> np.ndarray:
+    """Quantised rows (uint8, rows x bytes) as float32 (rows x values per row), into ``out``
+    when given (C-contiguous float32 of that shape).
+
+    Decoded by ggml's compiled decoders where available (:mod:`heritage.reading.ggml_library`),
+    else by :mod:`heritage.reading.ggml_blocks` (whole row chunks) for the common block
+    types, else by ``gguf.quants``: the values are the same to the bit on every path."""
+    columns = info.shape[-1]
+    compiled = default_dequantisers()
+    decode = compiled.decoder(info.type_name) if compiled else None
+    if decode is not None and out is not None:
+        decode(np.ascontiguousarray(by_row), out)
+        return out
+    values = compiled.dequantise_rows(by_row, info.type_name, columns) if decode is not None else None
+    if values is None:
+        values = dequantise_rows(by_row, info.type_name, columns)
+    if values is None:
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        try:  # gguf dequantises 16 rows at a time: temporaries stay small
+            values = np.asarray(dequantize(by_row, GGMLQuantizationType(info.type_id)), dtype=np.float32)
+        except NotImplementedError:
+            raise UnsupportedFormatError(f"tensor {info.name!r}: GGML type {info.type_name} "
+                                         "cannot be dequantised") from None
+    if out is None:
+        return values
+    out[...] = values.reshape(out.shape)
+    return out
+
+
+def _read_rows(path: Path, info: GGUFTensorInfo, order: np.ndarray | None, start: int, stop: int,
+               out: np.ndarray) -> None:
+    """Rows ``start:stop`` of a quantised matrix (rows in ``order``) decoded into ``out``:
+    only the bytes of those rows are read (for unpermuted q/k, the span of the heads
+    they come from)."""
+    row_bytes = info.nbytes // info.shape[0]
+    if order is None:
+        first, count, picked = start, stop - start, None
+    else:
+        stored = order[start:stop]
+        first = int(stored.min())
+        count, picked = int(stored.max()) + 1 - first, stored - first
+    raw = _read_bytes(path, info.offset + first * row_bytes, count * row_bytes).reshape(count, row_bytes)
+    _decode_rows(raw if picked is None else raw[picked], info, out)
+
+
+def _read_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
+    """``nbytes`` at ``offset``, read into a new array: for the chunks a fingerprint
+    decodes, cheaper than mapping each one (no mapping and unmapping, no page faults),
+    and the bytes arrive in cache for the decoder."""
+    out = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(out)
+    done = 0
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(offset)
+        while done < nbytes:
+            n = fh.readinto(view[done:])
+            if not n:
+                raise ModelLoadError(f"{path.name}: {nbytes} bytes expected at offset {offset}, "
+                                     f"{done} read (truncated?)")
+            done += n
+    return out
 
 
 def _loader(path: Path, info: GGUFTensorInfo, unpermute_heads: int | None):
-    def load() -> np.ndarray:
-        order = unpermuted_rows(info.shape[0], unpermute_heads) if unpermute_heads else None
-        return _dequantise(path, info, order)
+    def order() -> np.ndarray | None:
+        return unpermuted_rows(info.shape[0], unpermute_heads) if unpermute_heads else None
 
-    return load
+    def load() -> np.ndarray:
+        return _dequantise(path, info, order())
+
+    def read_rows(start: int, stop: int, out: np.ndarray) -> None:
+        _read_rows(path, info, order(), start, stop, out)
+
+    quantised_matrix = len(info.shape) == 2 and info.nbytes > 0 and info.type_name not in _FLOAT_TYPES
+    return load, (read_rows if quantised_matrix else None)
 
 
 def dominant_quantization(infos: list[GGUFTensorInfo]) -> str | None:
@@ -408,8 +461,9 @@ def load_gguf(path: Path, name: str) -> LoadedModel:
                                      "its q/k rows cannot be put back in order")
         if hf_name in refs:
             raise ModelLoadError(f"GGUF tensor {info.name!r} maps to {hf_name!r}, like another tensor")
+        load, read_rows = _loader(path, info, unpermute)
         refs[hf_name] = TensorRef(name=hf_name, shape=info.shape, dtype=info.type_name,
-                                  loader=_loader(path, info, unpermute))
+                                  loader=load, row_reader=read_rows)
     tensors, buffers, _ = split_parameters(refs, {"model_type": arch}, find_ties=False)
     tied: dict[str, str] = {}
     stored = {t.name for t in header.tensors}
