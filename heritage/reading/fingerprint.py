@@ -40,6 +40,7 @@ import io
 import json
 import logging
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -418,7 +419,7 @@ def fingerprint_roles(model: LoadedModel) -> frozenset[LayerRole]:
 
 
 def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
-                      roles: frozenset[LayerRole] | None = None, threads: int = 2) -> Fingerprint:
+                      roles: frozenset[LayerRole] | None = None, threads: int | None = None) -> Fingerprint:
     """Read each selected matrix of ``model`` once and build its fingerprint.
 
     ``roles`` defaults to :func:`fingerprint_roles`. Tensors are processed one at a time
@@ -430,9 +431,11 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     ``threads`` tensors are read and fingerprinted at once. Nearly all of the work runs
     without the GIL (BLAS products, NumPy passes, hashing, ggml's decoders), so two
     threads use a second core: for a quantised GGUF one tensor is decoded while another
-    is sketched. Every tensor's result is the same whatever the number of threads.
+    is sketched. Every tensor's result is the same whatever the number of threads. The
+    default (None) is :func:`default_threads`.
     """
     roles = roles if roles is not None else fingerprint_roles(model)
+    threads = default_threads() if threads is None else threads
     # Heads are digested only up to the size of the largest compared matrix, so memory and
     # time stay bounded by it: a language-model head (vocabulary x width) is kept by name
     # and shape only.
@@ -474,6 +477,22 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
         quantization=model.quantization,
         heads=heads,
     )
+
+
+def default_threads() -> int:
+    """Two threads when a core is idle (the 1-minute load average leaves one free), else one.
+
+    A second thread only helps when a core is free for it: on a 2-core machine busy with
+    other work (load average 4-6), two threads made a GGUF ingest 15-50% slower than one,
+    as each thread waits for the GIL (held by the other, descheduled, thread) between its
+    C calls; with a core idle they overlap decoding, sketching and hashing.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return 1
+    return 2 if cores >= 2 and load <= cores - 1 else 1
 
 
 def _head_job(name: str, ref: TensorRef) -> HeadFingerprint:
