@@ -74,7 +74,7 @@ def bench_ingest(path: Path, repeat: int) -> None:
     d2, s = statistics.median(two), statistics.median(single)
     print(f"ingest  {weights.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms "
           f"({size_mb / o:.0f} MB/s), plain numpy read {p * 1e3:.1f} ms ({size_mb / p:.0f} MB/s), "
-          f"throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads()} now); "
+          f"throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads(load_model(path))} now); "
           f"on two threads {d2 * 1e3:.1f} ms (ratio {p / d2:.2f}), on one {s * 1e3:.1f} ms (ratio {p / s:.2f})")
     from heritage.reading.profile import file_sha256
 
@@ -135,7 +135,7 @@ def bench_gguf_ingest(path: Path, repeat: int) -> None:
     gguf.GGUFReader(str(path))
     reader = time.perf_counter() - t
     print(f"gguf    {path.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms, plain read of its bytes "
-          f"{p * 1e3:.1f} ms, throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads()} "
+          f"{p * 1e3:.1f} ms, throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads(opened)} "
           f"now); on two threads {d2 * 1e3:.1f} ms (ratio {p / d2:.2f}), on one {s * 1e3:.1f} ms (ratio {p / s:.2f}), "
           f"of which header {h * 1e3:.1f} ms, decoding the fingerprinted tensors {d * 1e3:.1f} ms, the "
           f"fingerprint's arithmetic the rest ({(s - h - d) * 1e3:.1f} ms); gguf.GGUFReader would spend "

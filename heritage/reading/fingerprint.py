@@ -428,14 +428,14 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     decoded chunk by chunk into reused buffers) plus fixed buffers. Raises
     :class:`InvalidWeightsError` for NaN/Inf weights or when no layer is selected.
 
-    ``threads`` tensors are read and fingerprinted at once. Nearly all of the work runs
-    without the GIL (BLAS products, NumPy passes, hashing, ggml's decoders), so two
-    threads use a second core: for a quantised GGUF one tensor is decoded while another
-    is sketched. Every tensor's result is the same whatever the number of threads. The
+    ``threads`` tensors are read and fingerprinted at once. Most of the work runs without
+    the GIL (BLAS products, NumPy passes, hashing, ggml's decoders), so a second thread
+    can use a second core: for a quantised GGUF one tensor is decoded while another is
+    sketched. Every tensor's result is the same whatever the number of threads. The
     default (None) is :func:`default_threads`.
     """
     roles = roles if roles is not None else fingerprint_roles(model)
-    threads = default_threads() if threads is None else threads
+    threads = default_threads(model) if threads is None else threads
     # Heads are digested only up to the size of the largest compared matrix, so memory and
     # time stay bounded by it: a language-model head (vocabulary x width) is kept by name
     # and shape only.
@@ -479,15 +479,20 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     )
 
 
-def default_threads() -> int:
-    """Two threads when a core is idle (the 1-minute load average leaves one free), else one.
+def default_threads(model: LoadedModel) -> int:
+    """Two threads for a model whose matrices are decoded (quantised GGUF: tensors with a
+    ``row_reader``) while a core is idle (the 1-minute load average leaves one free), else one.
 
-    A second thread only helps when a core is free for it: on a 2-core machine busy with
-    other work (load average 4-6), two threads made a GGUF ingest 15-50% slower than one,
-    as each thread waits for the GIL (held by the other, descheduled, thread) between its
-    C calls; with a core idle they overlap decoding, sketching and hashing.
+    Measured on a 2-core machine: idle, two threads ingested the SmolLM2 GGUF 10-25% faster
+    than one (decoding one matrix while another is sketched) but a float32 safetensors
+    model 10-15% slower (nothing to decode, and the threads contend for the GIL between
+    their C calls); busy with other work (load average 4-6), two threads made the GGUF
+    15-50% slower, as each waits for the GIL held by the other, descheduled, thread.
     """
-    cores = os.cpu_count() or 1
+    if not any(ref.row_reader is not None for ref in model.tensors.values()):
+        return 1
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)  # the cores this process may use
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
