@@ -20,7 +20,10 @@ Reading one for lineage means undoing what llama.cpp's converter did:
   ``gguf.quants``' values too, a few times faster than it), the rest by
   ``gguf.quants.dequantize``; float types are widened exactly
   by :mod:`heritage.reading.dtypes`. The q/k unpermutation reorders the quantised rows
-  before they are decoded, which costs a fraction of reordering float32 rows.
+  before they are decoded, which costs a fraction of reordering float32 rows. Each
+  quantised matrix also has a ``row_reader`` that decodes a range of rows into the
+  caller's buffer: the fingerprint reads matrices that way, chunk by chunk, into buffers
+  it reuses.
 
 The header is parsed here rather than by ``gguf.GGUFReader``, which decodes every
 metadata array element by element: on SmolLM2-135M (49,152 tokenizer tokens and as many
@@ -38,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -404,7 +408,9 @@ def _read_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
     return out
 
 
-def _loader(path: Path, info: GGUFTensorInfo, unpermute_heads: int | None):
+def _loader(path: Path, info: GGUFTensorInfo, unpermute_heads: int | None
+            ) -> tuple[Callable[[], np.ndarray], Callable[[int, int, np.ndarray], None] | None]:
+    """The tensor's ``load`` and, for a quantised matrix, its ``row_reader``."""
     def order() -> np.ndarray | None:
         return unpermuted_rows(info.shape[0], unpermute_heads) if unpermute_heads else None
 
