@@ -8,9 +8,10 @@ absolute times on shared machines are noisy.
 * ingest: loading + fingerprinting a safetensors model vs a plain NumPy pass that reads
   every tensor of the same file once into memory (stored dtype, no conversion); target
   ratio >= 0.5;
-* gguf: the same for the packaged SmolLM2-135M GGUF (Q4_1/Q8_0, dequantised tensor by
-  tensor) against a plain read of the file's bytes, with the parts shown (header,
-  dequantisation of the fingerprinted tensors, ``gguf.GGUFReader`` for comparison);
+* gguf: the same for the packaged SmolLM2-135M GGUF (Q4_1/Q8_0, decoded chunk by chunk)
+  against a plain read of the file's bytes, on the default two threads and on one, with
+  the parts of the one-thread time shown (header, decoding of the fingerprinted tensors,
+  the fingerprint's arithmetic; ``gguf.GGUFReader`` for comparison);
 * memory: peak RSS growth while fingerprinting (fresh subprocess) vs the largest tensor;
   target < 2x largest tensor + fixed overhead;
 * growth: time to place one new model against 10, 100 and 1,000 stored fingerprints
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -52,25 +54,28 @@ def _plain_pass(path: Path) -> float:
 
 
 def bench_ingest(path: Path, repeat: int) -> None:
-    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.reading.fingerprint import default_threads, fingerprint_model
     from heritage.reading.loader import load_model
 
     weights = path if path.is_file() else next(path.glob("*.safetensors"))
     size_mb = weights.stat().st_size / 1e6
     _plain_pass(weights)
     fingerprint_model(load_model(path))  # warm the page cache and caches
-    ours, plain = [], []
+    ours, two, single, plain = [], [], [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        fingerprint_model(load_model(path))
-        ours.append(time.perf_counter() - t)
+        for threads, times in ((None, ours), (2, two), (1, single)):
+            t = time.perf_counter()
+            fingerprint_model(load_model(path), threads=threads)
+            times.append(time.perf_counter() - t)
         t = time.perf_counter()
         _plain_pass(weights)
         plain.append(time.perf_counter() - t)
     o, p = statistics.median(ours), statistics.median(plain)
+    d2, s = statistics.median(two), statistics.median(single)
     print(f"ingest  {weights.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms "
           f"({size_mb / o:.0f} MB/s), plain numpy read {p * 1e3:.1f} ms ({size_mb / p:.0f} MB/s), "
-          f"throughput ratio {p / o:.2f} (target >= 0.50)")
+          f"throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads(load_model(path))} now); "
+          f"on two threads {d2 * 1e3:.1f} ms (ratio {p / d2:.2f}), on one {s * 1e3:.1f} ms (ratio {p / s:.2f})")
     from heritage.reading.profile import file_sha256
 
     t = time.perf_counter()
@@ -80,7 +85,7 @@ def bench_ingest(path: Path, repeat: int) -> None:
 
 
 def bench_gguf_ingest(path: Path, repeat: int) -> None:
-    from heritage.reading.fingerprint import fingerprint_model, fingerprint_roles
+    from heritage.reading.fingerprint import default_threads, fingerprint_model, fingerprint_roles
     from heritage.reading.gguf_file import read_gguf_header
     from heritage.reading.layers import classify
     from heritage.reading.loader import load_model
@@ -90,20 +95,28 @@ def bench_gguf_ingest(path: Path, repeat: int) -> None:
     def plain() -> None:
         np.fromfile(path, dtype=np.uint8)  # every byte once into memory
 
-    def dequantise_only() -> None:
-        model = load_model(path)
-        roles = fingerprint_roles(model)
-        for name, ref in model.tensors.items():
-            if len(ref.shape) == 2 and classify(name) in roles:
-                ref.load()
+    opened = load_model(path)
+    fingerprinted = [ref for name, ref in opened.tensors.items()
+                     if len(ref.shape) == 2 and classify(name) in fingerprint_roles(opened)]
+    buffer = np.empty(max(ref.numel for ref in fingerprinted), dtype=np.float32)
+
+    def decode_only() -> None:
+        """Decode the fingerprinted matrices as the fingerprint does (row readers, one buffer)."""
+        for ref in fingerprinted:
+            out = buffer[:ref.numel].reshape(ref.shape)
+            if ref.row_reader is not None:
+                ref.row_reader(0, ref.shape[0], out)
+            else:
+                out[...] = ref.load()
 
     plain()
     fingerprint_model(load_model(path))
-    ours, raw, header, deq = [], [], [], []
+    ours, two, single, raw, header, deq = [], [], [], [], [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        fingerprint_model(load_model(path))
-        ours.append(time.perf_counter() - t)
+        for threads, times in ((None, ours), (2, two), (1, single)):
+            t = time.perf_counter()
+            fingerprint_model(load_model(path), threads=threads)
+            times.append(time.perf_counter() - t)
         t = time.perf_counter()
         plain()
         raw.append(time.perf_counter() - t)
@@ -111,18 +124,22 @@ def bench_gguf_ingest(path: Path, repeat: int) -> None:
         read_gguf_header(path)
         header.append(time.perf_counter() - t)
         t = time.perf_counter()
-        dequantise_only()
+        decode_only()
         deq.append(time.perf_counter() - t)
     o, p = statistics.median(ours), statistics.median(raw)
+    d2, s = statistics.median(two), statistics.median(single)
+    h, d = statistics.median(header), statistics.median(deq)
     import gguf
 
     t = time.perf_counter()
     gguf.GGUFReader(str(path))
     reader = time.perf_counter() - t
     print(f"gguf    {path.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms, plain read of its bytes "
-          f"{p * 1e3:.1f} ms, throughput ratio {p / o:.2f} (target >= 0.50); of which header "
-          f"{statistics.median(header) * 1e3:.1f} ms, dequantising the fingerprinted tensors "
-          f"{statistics.median(deq) * 1e3:.1f} ms; gguf.GGUFReader would spend {reader * 1e3:.0f} ms on the header alone")
+          f"{p * 1e3:.1f} ms, throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads(opened)} "
+          f"now); on two threads {d2 * 1e3:.1f} ms (ratio {p / d2:.2f}), on one {s * 1e3:.1f} ms (ratio {p / s:.2f}), "
+          f"of which header {h * 1e3:.1f} ms, decoding the fingerprinted tensors {d * 1e3:.1f} ms, the "
+          f"fingerprint's arithmetic the rest ({(s - h - d) * 1e3:.1f} ms); gguf.GGUFReader would spend "
+          f"{reader * 1e3:.0f} ms on the header alone")
 
 
 _MEMORY_PROBE = r"""
@@ -217,6 +234,8 @@ def main() -> None:
     parser.add_argument("--zoo", type=Path, help="a zoo folder for the accuracy figures")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    print(f"machine {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          "(1, 5, 15 min) at the start: other work on a shared machine slows every figure")
     model = args.model
     if model is None:
         from heritage.evaluation.zoo.pretrained import packaged_file

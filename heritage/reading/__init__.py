@@ -6,8 +6,9 @@ Nothing here knows about families, trees or the database.
 
 * :mod:`~heritage.reading.loader` opens a file or folder by its content
   (:func:`load_model`), with one module per format (``safetensors_file``,
-  ``torch_file``, ``gguf_file``, ``folders``, ``model_card``, ``sniff``, ``dtypes``) and
-  ``hub_cache`` for Hugging Face cache folders;
+  ``torch_file``, ``gguf_file``, ``folders``, ``model_card``, ``sniff``, ``dtypes``),
+  ``hub_cache`` for Hugging Face cache folders, and ``ggml_library`` / ``ggml_blocks``
+  for GGUF's quantised blocks (ggml's compiled decoders when installed, NumPy else);
 * :mod:`~heritage.reading.naming` and :mod:`~heritage.reading.parameters` give every
   storage convention the same view: canonical names, buffers and tied copies set apart;
 * :mod:`~heritage.reading.layers` classifies each weight by its role (heads included);

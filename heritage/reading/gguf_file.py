@@ -13,11 +13,17 @@ Reading one for lineage means undoing what llama.cpp's converter did:
   :func:`unpermute_rotary` restores the Hugging Face row order, so that a GGUF export
   compares row for row with the model it was made from;
 * **quantisation**: each tensor is dequantised when it is loaded, one tensor at a time
-  from its own memory mapping, so memory stays near the largest tensor: the common block
-  types by :mod:`heritage.reading.ggml_blocks` (bit for bit ``gguf.quants``' values, a few
-  times faster), the rest by ``gguf.quants.dequantize``; float types are widened exactly
+  from its own memory mapping, so memory stays near the largest tensor: by ggml's own
+  compiled decoders when llama.cpp's library is installed
+  (:mod:`heritage.reading.ggml_library`, each checked against ``gguf.quants`` first),
+  else the common block types by :mod:`heritage.reading.ggml_blocks` (bit for bit
+  ``gguf.quants``' values too, a few times faster than it), the rest by
+  ``gguf.quants.dequantize``; float types are widened exactly
   by :mod:`heritage.reading.dtypes`. The q/k unpermutation reorders the quantised rows
-  before they are decoded, which costs a fraction of reordering float32 rows.
+  before they are decoded, which costs a fraction of reordering float32 rows. Each
+  quantised matrix also has a ``row_reader`` that decodes a range of rows into the
+  caller's buffer: the fingerprint reads matrices that way, chunk by chunk, into buffers
+  it reuses.
 
 The header is parsed here rather than by ``gguf.GGUFReader``, which decodes every
 metadata array element by element: on SmolLM2-135M (49,152 tokenizer tokens and as many
@@ -35,12 +41,14 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from heritage.errors import ModelLoadError, UnsupportedFormatError
 from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
 from heritage.reading.ggml_blocks import dequantise_rows
+from heritage.reading.ggml_library import default_dequantisers
 from heritage.reading.layers import is_vocabulary_matrix
 from heritage.reading.model import LoadedModel, ModelFormat, TensorRef
 from heritage.reading.parameters import DROPPED_OUTPUT_NAME, split_parameters
@@ -59,6 +67,8 @@ _FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 _MAX_ARRAY_NESTING = 4
+_U64 = struct.Struct("<Q")
+_STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
 @dataclass(frozen=True)
@@ -114,12 +124,26 @@ class _Cursor:
         return bytes(self.buf[start:start + n]).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int) -> None:
-        buf, size, pos = self.buf, self.size, self.pos
-        for _ in range(count):
+        """Step over ``count`` length-prefixed strings (a tokenizer's 50,000 tokens and as
+        many merges): this loop is most of the header's cost, so it does nothing but add
+        lengths, over a bytes copy of 1 MB of the header at a time (quicker to read than
+        the mapping). Reading past a copy's end raises (``struct.error``, or
+        ``OverflowError`` after an absurd length) and moves on to the next copy, so the
+        loop body needs no bounds check."""
+        pos, size, unpack = self.pos, self.size, _U64.unpack_from
+        while count:
             if pos + 8 > size:
                 raise ModelLoadError("truncated GGUF header")
-            (n,) = struct.unpack_from("<Q", buf, pos)
-            pos += 8 + n
+            data = self.buf[pos:pos + _STRING_WINDOW]
+            at, done = 0, count
+            try:
+                for done in range(count):  # done: strings stepped over when a read fails
+                    at += 8 + unpack(data, at)[0]
+                done = count
+            except (struct.error, OverflowError):  # the next length is not (wholly) in this copy
+                pass
+            pos += at
+            count -= done
         if pos > size:
             raise ModelLoadError("truncated GGUF header")
         self.pos = pos
@@ -299,10 +323,7 @@ def _map_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
 
 
 def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = None) -> np.ndarray:
-    """The tensor's values as float32, its rows taken in ``order`` (None: as stored).
-
-    The common block types are decoded by :mod:`heritage.reading.ggml_blocks` (whole row
-    chunks, identical values, several times faster); the others by ``gguf.quants``."""
+    """The tensor's values as float32, its rows taken in ``order`` (None: as stored)."""
     if info.nbytes == 0:
         return np.zeros(info.shape, dtype=np.float32)
     raw = _map_bytes(path, info.offset, info.nbytes)
@@ -319,26 +340,88 @@ def _dequantise(path: Path, info: GGUFTensorInfo, order: np.ndarray | None = Non
         return bf16_to_float32(raw.view("<u2")).reshape(info.shape)
     if info.type_name == "F64":
         return raw.view("<f8").astype(np.float32).reshape(info.shape)
-    by_row = raw.reshape(rows, info.nbytes // max(rows, 1))
-    values = dequantise_rows(by_row, info.type_name, info.shape[-1])
-    if values is not None:
-        return values.reshape(info.shape)
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
-
-    try:  # gguf dequantises 16 rows at a time: temporaries stay small
-        values = dequantize(by_row, GGMLQuantizationType(info.type_id))
-    except NotImplementedError:
-        raise UnsupportedFormatError(f"tensor {info.name!r}: GGML type {info.type_name} cannot be dequantised") from None
-    return np.asarray(values, dtype=np.float32).reshape(info.shape)
+    return _decode_rows(raw.reshape(rows, info.nbytes // max(rows, 1)), info).reshape(info.shape)
 
 
-def _loader(path: Path, info: GGUFTensorInfo, unpermute_heads: int | None):
+def _decode_rows(by_row: np.ndarray, info: GGUFTensorInfo, out: np.ndarray | None = None) -> np.ndarray:
+    """Quantised rows (uint8, rows x bytes) as float32 (rows x values per row), into ``out``
+    when given (C-contiguous float32 of that shape).
+
+    Decoded by ggml's compiled decoders where available (:mod:`heritage.reading.ggml_library`),
+    else by :mod:`heritage.reading.ggml_blocks` (whole row chunks) for the common block
+    types, else by ``gguf.quants``: the values are the same to the bit on every path."""
+    columns = info.shape[-1]
+    compiled = default_dequantisers()
+    decode = compiled.decoder(info.type_name) if compiled else None
+    if decode is not None and out is not None:
+        decode(np.ascontiguousarray(by_row), out)
+        return out
+    values = compiled.dequantise_rows(by_row, info.type_name, columns) if decode is not None else None
+    if values is None:
+        values = dequantise_rows(by_row, info.type_name, columns)
+    if values is None:
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        try:  # gguf dequantises 16 rows at a time: temporaries stay small
+            values = np.asarray(dequantize(by_row, GGMLQuantizationType(info.type_id)), dtype=np.float32)
+        except NotImplementedError:
+            raise UnsupportedFormatError(f"tensor {info.name!r}: GGML type {info.type_name} "
+                                         "cannot be dequantised") from None
+    if out is None:
+        return values
+    out[...] = values.reshape(out.shape)
+    return out
+
+
+def _read_rows(path: Path, info: GGUFTensorInfo, order: np.ndarray | None, start: int, stop: int,
+               out: np.ndarray) -> None:
+    """Rows ``start:stop`` of a quantised matrix (rows in ``order``) decoded into ``out``:
+    only the bytes of those rows are read (for unpermuted q/k, the span of the heads
+    they come from)."""
+    row_bytes = info.nbytes // info.shape[0]
+    if order is None:
+        first, count, picked = start, stop - start, None
+    else:
+        stored = order[start:stop]
+        first = int(stored.min())
+        count, picked = int(stored.max()) + 1 - first, stored - first
+    raw = _read_bytes(path, info.offset + first * row_bytes, count * row_bytes).reshape(count, row_bytes)
+    _decode_rows(raw if picked is None else raw[picked], info, out)
+
+
+def _read_bytes(path: Path, offset: int, nbytes: int) -> np.ndarray:
+    """``nbytes`` at ``offset``, read into a new array: for the chunks a fingerprint
+    decodes, cheaper than mapping each one (no mapping and unmapping, no page faults),
+    and the bytes arrive in cache for the decoder."""
+    out = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(out)
+    done = 0
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(offset)
+        while done < nbytes:
+            n = fh.readinto(view[done:])
+            if not n:
+                raise ModelLoadError(f"{path.name}: {nbytes} bytes expected at offset {offset}, "
+                                     f"{done} read (truncated?)")
+            done += n
+    return out
+
+
+def _loader(path: Path, info: GGUFTensorInfo, unpermute_heads: int | None
+            ) -> tuple[Callable[[], np.ndarray], Callable[[int, int, np.ndarray], None] | None]:
+    """The tensor's ``load`` and, for a quantised matrix, its ``row_reader``."""
+    def order() -> np.ndarray | None:
+        return unpermuted_rows(info.shape[0], unpermute_heads) if unpermute_heads else None
+
     def load() -> np.ndarray:
-        order = unpermuted_rows(info.shape[0], unpermute_heads) if unpermute_heads else None
-        return _dequantise(path, info, order)
+        return _dequantise(path, info, order())
 
-    return load
+    def read_rows(start: int, stop: int, out: np.ndarray) -> None:
+        _read_rows(path, info, order(), start, stop, out)
+
+    quantised_matrix = len(info.shape) == 2 and info.nbytes > 0 and info.type_name not in _FLOAT_TYPES
+    return load, (read_rows if quantised_matrix else None)
 
 
 def dominant_quantization(infos: list[GGUFTensorInfo]) -> str | None:
@@ -384,8 +467,9 @@ def load_gguf(path: Path, name: str) -> LoadedModel:
                                      "its q/k rows cannot be put back in order")
         if hf_name in refs:
             raise ModelLoadError(f"GGUF tensor {info.name!r} maps to {hf_name!r}, like another tensor")
+        load, read_rows = _loader(path, info, unpermute)
         refs[hf_name] = TensorRef(name=hf_name, shape=info.shape, dtype=info.type_name,
-                                  loader=_loader(path, info, unpermute))
+                                  loader=load, row_reader=read_rows)
     tensors, buffers, _ = split_parameters(refs, {"model_type": arch}, find_ties=False)
     tied: dict[str, str] = {}
     stored = {t.name for t in header.tensors}

@@ -29,12 +29,19 @@ class TensorRef:
 
     ``load`` returns float32; for float32 safetensors the array is a view of the
     memory-mapped file, so nothing is copied into RAM until it is touched.
+
+    ``row_reader``, when a reader has one (quantised GGUF matrices), fills a float32
+    buffer of the caller's with rows ``start:stop`` of the 2-D tensor, the same values
+    ``load()[start:stop]`` holds: the fingerprint decodes a matrix chunk by chunk into
+    buffers it reuses, rather than into a fresh array per tensor whose new pages cost
+    more to touch than the decoding itself.
     """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     loader: Callable[[], np.ndarray] = field(repr=False, compare=False)
+    row_reader: Callable[[int, int, np.ndarray], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def numel(self) -> int:

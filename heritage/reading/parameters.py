@@ -10,6 +10,7 @@ recorded in a map instead of as tensors.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -77,7 +78,7 @@ def split_parameters(refs: Mapping[str, TensorRef], config: Mapping[str, object]
         name = names[raw]
         if name in parameters or name in buffers:
             raise ModelLoadError(f"two tensors map to the same name {name!r}")
-        renamed = TensorRef(name=name, shape=ref.shape, dtype=ref.dtype, loader=ref.loader)
+        renamed = dataclasses.replace(ref, name=name)
         (buffers if is_buffer(name, ref.dtype) else parameters)[name] = renamed
     tied = find_tied_outputs(parameters, config) if find_ties else {}
     for name in tied:
