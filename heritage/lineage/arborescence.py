@@ -111,7 +111,7 @@ def _edmonds(costs: np.ndarray, root: int) -> np.ndarray:
     return solution
 
 
-def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
+def minimum_arborescence(costs: np.ndarray, not_root: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Return the minimum spanning arborescence of a dense cost matrix.
 
     An arborescence is a directed spanning tree: one root, and every other node with
@@ -124,6 +124,9 @@ def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
         ``costs[i, j]`` is the cost of the edge ``i -> j`` (parent ``i``, child ``j``);
         ``inf`` where there is no such edge.  The diagonal is ignored.  Every node must
         be reachable from some node.
+    not_root : ndarray of bool, shape (n,), optional
+        Nodes that must have a parent (e.g. a merge, whose parents are in the family);
+        at least one node must be left free.
 
     Returns
     -------
@@ -170,5 +173,9 @@ def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
     full = np.full((n + 1, n + 1), np.inf)
     full[:n, :n] = costs
     full[n, :n] = big
+    if not_root is not None:
+        if np.all(not_root):
+            raise ValueError("every node is ruled out as the root")
+        full[n, :n][np.asarray(not_root, dtype=bool)] = np.inf
     parent = _edmonds(full, n)
     return sorted((int(parent[j]), j) for j in range(n) if parent[j] != n)

@@ -21,7 +21,8 @@ estimator. It:
    regime that fits, or centrality where kurtosis is inconsistent
    (:mod:`heritage.lineage.direction`; an edge that would take a task head away costs
    more) — and builds the tree (:mod:`heritage.lineage.trees`),
-   a merge under its main parent with an edge to each other parent, a student never
+   a merge under its main parent with an edge to each other parent (a TIES-style merge
+   has edges to the fine-tunes it merged, not to their base), a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
    (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`);
 5. attaches each unmerged LoRA adapter to its base among the full models: the model its
@@ -450,9 +451,13 @@ class GenealogyRecovery:
             forbidden[position[fit.parents[0]], km] = False
             for p in fit.parents:
                 forbidden[km, position[p]] = True
+            if fit.base is not None:  # nor above the base its task vectors come from
+                forbidden[km, position[fit.base]] = True
         heads_away = against_heads([carries_task_head(fp) for fp in sub], [is_headless(fp) for fp in sub])
+        not_root = np.zeros(len(reps), dtype=bool)  # a merge's parents are in the family
+        not_root[[position[m] for m in merges]] = True
         tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
-                          against_structure=heads_away)
+                          against_structure=heads_away, not_root=not_root)
         agreement = decision.agreement.get(regime.value, 1.0)
         kurtosis_says = against(decision.kurtosis_regime, ku, d)
         centre_says = against(Regime.CENTRALITY, ku, d)
@@ -555,7 +560,7 @@ class GenealogyRecovery:
                     stack.append(c)
         keep = [(p, w) for p, w in zip(fit.parents, fit.weights) if position[p] not in below]
         total = sum(w for _, w in keep) or 1.0
-        margin = max(0.0, 1.0 - fit.ratio / self.merges.ratio)
+        margin = self.merges.margin(fit)
         relation = Relation.MERGE if len(keep) >= 2 else Relation.FINETUNE
         return [
             self._edge(members, fit.child, p, float(l2[fit.child, p]), margin, relation,

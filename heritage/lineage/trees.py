@@ -89,7 +89,8 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                lam: float = DEFAULT_LAMBDA,
                regime: Regime = Regime.FINE_TUNING,
                forbidden: np.ndarray | None = None,
-               against_structure: np.ndarray | None = None) -> list[TreeEdge]:
+               against_structure: np.ndarray | None = None,
+               not_root: np.ndarray | None = None) -> list[TreeEdge]:
     """Return the genealogy tree of one family of models.
 
     Parameters
@@ -155,7 +156,7 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         costs = mother_costs(distances, kurtosis, lam, regime, against_structure)
         if forbidden is not None:
             costs[forbidden] = np.inf
-        pairs = minimum_arborescence(costs)
+        pairs = minimum_arborescence(costs, not_root)
     elif method is TreeBuildingMethod.DISTANCE_ONLY:
         costs = distances.astype(np.float64).copy()
         np.fill_diagonal(costs, np.inf)
