@@ -247,9 +247,48 @@ class MergeDetector:
         """The best task-vector (TIES-style) fit of model ``child_index``: a base and 2 to
         ``max_parents`` parents among ``candidates`` (see the module docstring).
 
-        ``nearest`` is the child's distance to its nearest relative (root-mean-square
-        relative distance per matrix, as :attr:`MergeFit.single`); default: the nearest
-        candidate's.
+        Parameters
+        ----------
+        child_index : int
+            The model tested, an index into ``fps``.
+        fps : sequence of Fingerprint
+            The family's fingerprints.
+        candidates : sequence of int
+            Its nearest relatives, bases and parents alike (not linear merges).
+        nearest : float, optional
+            The child's distance to its nearest relative, merges included (root-mean-square
+            relative distance per matrix, as :attr:`MergeFit.single`); default: the
+            nearest candidate's.
+
+        Returns
+        -------
+        MergeFit or None
+            The fit with the fewest parents, then the smallest ratio, that passes the
+            three tests; ``base`` set.
+
+        Examples
+        --------
+        Two orthogonal fine-tunes of a base, merged as TIES does at density 1 (agreeing
+        entries averaged, opposed ones taken from the larger), and a fine-tune of one:
+
+        >>> import numpy as np
+        >>> from heritage.reading.fingerprint import Fingerprint, LayerFingerprint
+        >>> from heritage.reading.layers import LayerRole
+        >>> rng = np.random.default_rng(0)
+        >>> base = rng.standard_normal((40, 40))
+        >>> t1, t2, t3, t4 = (0.01 * rng.standard_normal((40, 40)) for _ in range(4))
+        >>> ties = np.where(np.sign(t1) == np.sign(t2), (t1 + t2) / 2, np.where(np.abs(t1) >= np.abs(t2), t1, t2))
+        >>> def fp(name, w):
+        ...     layer = LayerFingerprint("layer.0.q.weight", LayerRole.ATTENTION_Q, w.shape,
+        ...                              float(np.linalg.norm(w)), 0.0, 1.0, 0.0, w.astype(np.float32))
+        ...     return Fingerprint(name, "", False, None, 48, {layer.name: layer}, dtype="F32")
+        >>> fps = [fp("base", base), fp("a", base + t1), fp("b", base + t2), fp("c", base + t3),
+        ...        fp("ties", base + ties), fp("a-tuned", base + t1 + t4)]
+        >>> fit = MergeDetector().fit_task_vectors(4, fps, [0, 1, 2, 3])
+        >>> fit.base, sorted(fit.parents), [round(w, 1) for w in fit.weights]
+        (0, [1, 2], [0.5, 0.5])
+        >>> MergeDetector().fit_task_vectors(5, fps, [0, 1, 2, 3]) is None
+        True
         """
         child = fps[child_index]
         compared = {n: l.shape for n, l in child.layers.items() if l.role in FINGERPRINT_ROLES}
@@ -265,10 +304,9 @@ class MergeDetector:
         noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
         among = math.sqrt(max(float(np.diag(gram).min()) - noise, 0.0) / layers)
         nearest = among if nearest is None else min(nearest, among)
-        if not math.isfinite(nearest):
+        if not (math.isfinite(nearest) and nearest > 0):
             return None
-        if nearest <= 0:
-            return None
+        bound = self.ties_ratio if self.ties_ratio is not None else TIES_RATIO
         n = len(candidates)
         for size in range(2, min(self.max_parents, n - 1) + 1):
             best: tuple[float, int, tuple[int, ...], np.ndarray, float] | None = None
@@ -289,7 +327,7 @@ class MergeDetector:
                 residual_sq = np.maximum(gram[base, base] - (shares * ut).sum(axis=1) - noise, 0.0)
                 ratio = np.sqrt(residual_sq / layers) / nearest
                 valid = ((max_cos <= TIES_COSINE) & (shares.min(axis=1) >= TIES_MIN_SHARE)
-                         & (shares.max(axis=1) <= TIES_MAX_SHARE) & (ratio <= (self.ties_ratio or 0.0)))
+                         & (shares.max(axis=1) <= TIES_MAX_SHARE) & (ratio <= bound))
                 if valid.any():
                     s = int(np.flatnonzero(valid)[np.argmin(ratio[valid])])
                     if best is None or ratio[s] < best[0]:
