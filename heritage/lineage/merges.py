@@ -189,18 +189,31 @@ class MergeDetector:
             count += 1
         return [np.concatenate(parts, axis=1) for parts in blocks.values()], count
 
-    def fit(self, child_index: int, fps: Sequence[Fingerprint], candidates: Sequence[int]) -> MergeFit | None:
-        """The best merge fit of model ``child_index`` over subsets of ``candidates``."""
+    def _grams(self, child_index: int, fps: Sequence[Fingerprint],
+               candidates: Sequence[int]) -> tuple[list[int], np.ndarray, int] | None:
+        """(the candidates with every matrix of the child, the Gram matrices of their
+        differences per block ``(blocks, k, k)``, the number of matrices); None when
+        nothing is comparable. Shared by the linear and the task-vector fits."""
         child = fps[child_index]
         compared = {n: l.shape for n, l in child.layers.items() if l.role in FINGERPRINT_ROLES}
         candidates = [i for i in candidates  # only relatives with every matrix of the child
                       if all(n in fps[i].layers and fps[i].layers[n].shape == s for n, s in compared.items())]
-        if len(candidates) < 2:
+        if not candidates:
             return None
         diffs, layers = self._differences(child, [fps[i] for i in candidates])
         if not diffs:
             return None
-        grams = np.stack([d.astype(np.float64) @ d.T.astype(np.float64) for d in diffs])  # (blocks, k, k)
+        return candidates, np.stack([d.astype(np.float64) @ d.T.astype(np.float64) for d in diffs]), layers
+
+    def fit(self, child_index: int, fps: Sequence[Fingerprint], candidates: Sequence[int],
+            grams: tuple[list[int], np.ndarray, int] | None = None) -> MergeFit | None:
+        """The best merge fit of model ``child_index`` over subsets of ``candidates``
+        (``grams``: their :meth:`_grams`, when already computed)."""
+        child = fps[child_index]
+        prepared = grams if grams is not None else self._grams(child_index, fps, candidates)
+        if prepared is None or len(prepared[0]) < 2:
+            return None
+        candidates, grams, layers = prepared
         noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
         single_sq = np.maximum(np.einsum("lii->i", grams) - noise, 0.0)
         best: MergeFit | None = None
@@ -242,8 +255,9 @@ class MergeDetector:
         total = sum(float(np.sum(d.astype(np.float64) ** 2)) for d in diffs)
         return math.sqrt(max(total - noise, 0.0) / layers)
 
-    def fit_task_vectors(self, child_index: int, fps: Sequence[Fingerprint],
-                         candidates: Sequence[int], nearest: float | None = None) -> MergeFit | None:
+    def fit_task_vectors(self, child_index: int, fps: Sequence[Fingerprint], candidates: Sequence[int],
+                         nearest: float | None = None,
+                         grams: tuple[list[int], np.ndarray, int] | None = None) -> MergeFit | None:
         """The best task-vector (TIES-style) fit of model ``child_index``: a base and 2 to
         ``max_parents`` parents among ``candidates`` (see the module docstring).
 
@@ -259,6 +273,8 @@ class MergeDetector:
             The child's distance to its nearest relative, merges included (root-mean-square
             relative distance per matrix, as :attr:`MergeFit.single`); default: the
             nearest candidate's.
+        grams : tuple, optional
+            The candidates' :meth:`_grams`, when already computed.
 
         Returns
         -------
@@ -291,16 +307,12 @@ class MergeDetector:
         True
         """
         child = fps[child_index]
-        compared = {n: l.shape for n, l in child.layers.items() if l.role in FINGERPRINT_ROLES}
-        candidates = [i for i in candidates
-                      if all(n in fps[i].layers and fps[i].layers[n].shape == s for n, s in compared.items())]
-        if len(candidates) < 3:
+        prepared = grams if grams is not None else self._grams(child_index, fps, candidates)
+        if prepared is None or len(prepared[0]) < 3:
             return None
-        diffs, layers = self._differences(child, [fps[i] for i in candidates])
-        if not diffs:
-            return None
+        candidates, block_grams, layers = prepared
         # One fit over every matrix: TIES applies the same weights and density everywhere.
-        gram = sum(d.astype(np.float64) @ d.T.astype(np.float64) for d in diffs)
+        gram = block_grams.sum(axis=0)
         noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
         among = math.sqrt(max(float(np.diag(gram).min()) - noise, 0.0) / layers)
         nearest = among if nearest is None else min(nearest, among)
@@ -309,37 +321,30 @@ class MergeDetector:
         bound = self.ties_ratio if self.ties_ratio is not None else TIES_RATIO
         n = len(candidates)
         for size in range(2, min(self.max_parents, n - 1) + 1):
-            best: tuple[float, int, tuple[int, ...], np.ndarray, float] | None = None
-            for base in range(n):
-                others = [i for i in range(n) if i != base]
-                subsets = np.array(list(itertools.combinations(others, size)), dtype=np.int64)
-                # With D_i = P_i - M: t_i = D_i - D_b, u = M - B = -D_b.
-                gb = gram[base]
-                tt = (gram[subsets[:, :, None], subsets[:, None, :]] - gb[subsets][:, :, None]
-                      - gb[subsets][:, None, :] + gram[base, base])  # (subsets, size, size)
-                ut = gram[base, base] - gb[subsets]  # (subsets, size)
-                norms = np.sqrt(np.maximum(np.einsum("sii->si", tt), 1e-300))
-                cosines = tt / (norms[:, :, None] * norms[:, None, :])
-                off = ~np.eye(size, dtype=bool)
-                max_cos = np.abs(cosines[:, off]).max(axis=1)
-                ridge = 1e-12 * (np.einsum("sii->s", tt) / size + 1e-30)
-                shares = np.linalg.solve(tt + ridge[:, None, None] * np.eye(size), ut[..., None])[..., 0]
-                residual_sq = np.maximum(gram[base, base] - (shares * ut).sum(axis=1) - noise, 0.0)
-                ratio = np.sqrt(residual_sq / layers) / nearest
-                valid = ((max_cos <= TIES_COSINE) & (shares.min(axis=1) >= TIES_MIN_SHARE)
-                         & (shares.max(axis=1) <= TIES_MAX_SHARE) & (ratio <= bound))
-                if valid.any():
-                    s = int(np.flatnonzero(valid)[np.argmin(ratio[valid])])
-                    if best is None or ratio[s] < best[0]:
-                        best = (float(ratio[s]), base, tuple(int(i) for i in subsets[s]), shares[s],
-                                float(math.sqrt(residual_sq[s] / layers)))
-            if best is not None:
-                _, base, subset, shares, residual = best
-                order = np.argsort(-shares, kind="stable")
-                total = float(shares.sum())
-                return MergeFit(child_index, tuple(int(candidates[subset[i]]) for i in order),
-                                tuple(float(shares[i]) / total for i in order), residual, nearest,
-                                base=int(candidates[base]))
+            # Every (base, parents) choice at once; with D_i = P_i - M: t_i = D_i - D_b, u = -D_b.
+            choices = [(b, s) for b in range(n) for s in itertools.combinations([i for i in range(n) if i != b], size)]
+            bases = np.array([b for b, _ in choices], dtype=np.int64)
+            subsets = np.array([s for _, s in choices], dtype=np.int64)
+            gb = gram[bases[:, None], subsets]  # (choices, size): <D_b, D_i>
+            gbb = gram[bases, bases]
+            tt = gram[subsets[:, :, None], subsets[:, None, :]] - gb[:, :, None] - gb[:, None, :] + gbb[:, None, None]
+            ut = gbb[:, None] - gb
+            norms = np.sqrt(np.maximum(np.einsum("sii->si", tt), 1e-300))
+            cosines = tt / (norms[:, :, None] * norms[:, None, :])
+            max_cos = np.abs(cosines[:, ~np.eye(size, dtype=bool)]).max(axis=1)
+            ridge = 1e-12 * (np.einsum("sii->s", tt) / size + 1e-30)
+            shares = np.linalg.solve(tt + ridge[:, None, None] * np.eye(size), ut[..., None])[..., 0]
+            residual = np.sqrt(np.maximum(gbb - (shares * ut).sum(axis=1) - noise, 0.0) / layers)
+            ratio = residual / nearest
+            valid = ((max_cos <= TIES_COSINE) & (shares.min(axis=1) >= TIES_MIN_SHARE)
+                     & (shares.max(axis=1) <= TIES_MAX_SHARE) & (ratio <= bound))
+            if valid.any():  # the fewest parents, then the smallest ratio (the first on ties)
+                c = int(np.flatnonzero(valid)[np.argmin(ratio[valid])])
+                order = np.argsort(-shares[c], kind="stable")
+                total = float(shares[c].sum())
+                return MergeFit(child_index, tuple(int(candidates[subsets[c][i]]) for i in order),
+                                tuple(float(shares[c][i]) / total for i in order), float(residual[c]), nearest,
+                                base=int(candidates[bases[c]]))
         return None
 
     def detect(self, fps: Sequence[Fingerprint], distances: np.ndarray,
@@ -358,11 +363,14 @@ class MergeDetector:
         blocks = np.array([fps[i].block_count for i in members])
         name_rank = np.empty(len(fps), dtype=np.int64)  # ties in distance are broken by name
         name_rank[np.asarray(order)] = np.arange(len(order))
+        prepared: dict[int, tuple[tuple[int, ...], tuple[list[int], np.ndarray, int] | None]] = {}
         for m in order:
             others = pool[(pool != m) & (blocks == fps[m].block_count)]
             # The nearest relatives with as many blocks (by distance, then name).
-            nearest = others[np.lexsort((name_rank[others], distances[m, others]))][: self.neighbours]
-            fit = self.fit(m, fps, [int(j) for j in nearest])
+            nearest = tuple(int(j) for j in others[np.lexsort((name_rank[others], distances[m, others]))][: self.neighbours])
+            grams = self._grams(m, fps, nearest)
+            prepared[m] = (nearest, grams)
+            fit = self.fit(m, fps, nearest, grams=grams)
             if fit is not None:
                 found[m] = fit
         # A model cannot be both a merge and a parent of a merge that explains it.
@@ -373,27 +381,34 @@ class MergeDetector:
                 if p in found and m in found[p].parents:
                     del found[p]
         if self.ties_ratio is not None:
-            found.update(self._detect_task_vectors(fps, distances, members, found))
+            found.update(self._detect_task_vectors(fps, distances, members, found, prepared))
         return found
 
     def _detect_task_vectors(self, fps: Sequence[Fingerprint], distances: np.ndarray, members: Sequence[int],
-                             linear: dict[int, MergeFit]) -> dict[int, MergeFit]:
+                             linear: dict[int, MergeFit],
+                             prepared: dict[int, tuple[tuple[int, ...], tuple[list[int], np.ndarray, int] | None]],
+                             ) -> dict[int, MergeFit]:
         """Task-vector merges among the members that are not linear merges; neither a
         linear merge nor a model found here is a candidate base or parent, and the
-        nearest relative (the ratio's denominator) is searched among every member."""
-        pool = np.asarray([i for i in members if i not in linear], dtype=np.int64)
-        everyone = np.asarray(members, dtype=np.int64)
+        nearest relative (the ratio's denominator) is searched among every member.
+        ``prepared``: per model, the linear fit's candidates and their Gram matrices,
+        reused where the candidates are the same (no linear merge among them)."""
+        pool = [i for i in members if i not in linear]
         blocks = {i: fps[i].block_count for i in members}
         name_rank = {i: r for r, i in enumerate(sorted(members, key=lambda i: fps[i].name))}
         found: dict[int, MergeFit] = {}
-        for m in sorted(pool.tolist(), key=lambda i: fps[i].name):
-            others = [int(j) for j in pool if j != m and blocks[j] == blocks[m]]
+        for m in sorted(pool, key=lambda i: fps[i].name):
+            others = [j for j in pool if j != m and blocks[j] == blocks[m]]
             if len(others) < 3:
                 continue
-            nearest = sorted(others, key=lambda j: (distances[m, j], name_rank[j]))[: self.neighbours]
-            relatives = [int(j) for j in everyone if j != m and blocks[j] == blocks[m]]
+            nearest = tuple(sorted(others, key=lambda j: (distances[m, j], name_rank[j]))[: self.neighbours])
+            before, grams = prepared.get(m, ((), None))
+            if nearest != before:
+                grams = self._grams(m, fps, nearest)
+            relatives = [j for j in members if j != m and blocks[j] == blocks[m]]
             closest = min(relatives, key=lambda j: (distances[m, j], name_rank[j]))
-            fit = self.fit_task_vectors(m, fps, nearest, nearest=self._distance(fps[m], fps[closest]))
+            distance = None if closest in nearest else self._distance(fps[m], fps[closest])
+            fit = self.fit_task_vectors(m, fps, nearest, nearest=distance, grams=grams)
             if fit is not None:
                 found[m] = fit
         for m, fit in sorted(found.items(), key=lambda kv: kv[1].ratio):
