@@ -37,9 +37,9 @@ regressed on ``t_1 .. t_k`` (the base's weight free),
   included, leaves its own update, a ratio of 1).
 
 On real fine-tunes (MiniLM-L6, the small BERT of the storage-conventions zoo) mergekit
-TIES merges of two siblings at densities 0.2-1, weights 0.5/0.5 and 0.7/0.3, with and
-without ``normalize``, ``lambda`` 0.7, measure cosine -0.03..0.03, coefficients
-0.32..0.93 and ratios 0.35..0.84; no model of the small, full, wild or conventions zoos
+TIES merges of two or three independent fine-tunes at densities 0.2-1, weights 0.5/0.5
+and 0.7/0.3, with and without ``normalize``, ``lambda`` 0.7, measure cosine -0.03..0.03,
+coefficients 0.32..0.93 and ratios 0.35..0.84 (52 merges); no model of the small, full, wild or conventions zoos
 passes all three (the nearest miss: cosine 0.29 with coefficients 0.68/0.32). The fit's
 parents are the merged fine-tunes, the larger coefficient first, with their shares of
 the merged task vector as weights; the base is an ancestor of every one of them and is
