@@ -54,7 +54,7 @@ def test_ties_trims_elects_signs_and_takes_the_disjoint_mean() -> None:
     averaged over the weights kept there; ``normalize: false`` and ``lambda`` as mergekit."""
     base = {"w": torch.zeros(5)}
     a = {"w": torch.tensor([4.0, -1.0, 2.0, 0.5, -3.0])}  # keeps 4, 2, -3
-    b = {"w": torch.tensor([2.0, 3.0, -1.0, 0.1, 1.0])}  # keeps 2, 3, -1 (1.0 ties with -1.0: argsort order)
+    b = {"w": torch.tensor([2.0, 3.0, -1.0, 0.1, 1.0])}  # keeps 3, 2 and one of the two 1s (either gives the same)
     merged = ties_merge(base, [a, b], [0.75, 0.25], density=0.6)["w"]
     # entry 0: both kept, agree -> (0.75*4 + 0.25*2) / 1; entry 1: only b kept -> 3;
     # entry 2: 1.5 - 0.25 > 0 -> a alone: 2; entry 3: neither; entry 4: a alone (-2.25 +
@@ -64,6 +64,23 @@ def test_ties_trims_elects_signs_and_takes_the_disjoint_mean() -> None:
     assert raw.tolist() == pytest.approx([2 * 3.5, 2 * 0.75, 2 * 1.5, 0.0, 2 * -2.25])
     with pytest.raises(ValueError):
         ties_merge(base, [a, b], [1.0])
+
+
+def test_a_model_ruled_out_as_root_gets_a_parent() -> None:
+    """The tree's root is chosen by cost unless ruled out (a merge's parents are in its family)."""
+    import numpy as np
+
+    from heritage.lineage.arborescence import minimum_arborescence
+
+    inf = np.inf
+    costs = np.array([[inf, 1.0, 5.0],
+                      [9.0, inf, 2.0],
+                      [9.0, 3.0, inf]])
+    assert minimum_arborescence(costs) == [(0, 1), (1, 2)]
+    # node 0 ruled out: the cheapest tree is rooted at 2 (2 -> 0 -> 1 costs 10, 1 -> 0 and 1 -> 2 cost 11)
+    assert minimum_arborescence(costs, np.array([True, False, False])) == [(0, 1), (2, 0)]
+    with pytest.raises(ValueError):
+        minimum_arborescence(costs, np.array([True, True, True]))
 
 
 # ---------------------------------------------------------------------- conventions zoo

@@ -456,6 +456,7 @@ class GenealogyRecovery:
         heads_away = against_heads([carries_task_head(fp) for fp in sub], [is_headless(fp) for fp in sub])
         not_root = np.zeros(len(reps), dtype=bool)  # a merge's parents are in the family
         not_root[[position[m] for m in merges]] = True
+        not_root &= not bool(not_root.all())  # (a family of merges alone is left to the costs)
         tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
                           against_structure=heads_away, not_root=not_root)
         agreement = decision.agreement.get(regime.value, 1.0)
