@@ -120,7 +120,7 @@ def _virtual_root_cost(finite: np.ndarray, n: int) -> float:
     return (float(np.abs(finite).max()) + 1.0) * (n + 1) if finite.size else 1.0
 
 
-def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
+def minimum_arborescence(costs: np.ndarray, not_root: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Return the minimum spanning arborescence of a dense cost matrix.
 
     An arborescence is a directed spanning tree: one root, and every other node with
@@ -133,6 +133,9 @@ def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
         ``costs[i, j]`` is the cost of the edge ``i -> j`` (parent ``i``, child ``j``);
         ``inf`` where there is no such edge.  The diagonal is ignored.  Every node must
         be reachable from some node.
+    not_root : ndarray of bool, shape (n,), optional
+        Nodes that must have a parent (e.g. a merge, whose parents are in the family);
+        at least one node must be left free.
 
     Returns
     -------
@@ -178,6 +181,10 @@ def minimum_arborescence(costs: np.ndarray) -> list[tuple[int, int]]:
     full = np.full((n + 1, n + 1), np.inf)
     full[:n, :n] = costs
     full[n, :n] = big
+    if not_root is not None:
+        if np.all(not_root):
+            raise ValueError("every node is ruled out as the root")
+        full[n, :n][np.asarray(not_root, dtype=bool)] = np.inf
     parent = _edmonds(full, n)
     return sorted((int(parent[j]), j) for j in range(n) if parent[j] != n)
 
@@ -331,7 +338,7 @@ def _tarjan(n: int, root: int, tails: np.ndarray, heads: np.ndarray, costs: np.n
 
 
 def sparse_minimum_arborescence(n: int, parents: np.ndarray, children: np.ndarray,
-                                costs: np.ndarray) -> list[tuple[int, int]]:
+                                costs: np.ndarray, not_root: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Return the minimum spanning arborescence of a graph given by its edges.
 
     The sparse counterpart of :func:`minimum_arborescence`, with the same virtual root (an
@@ -345,6 +352,8 @@ def sparse_minimum_arborescence(n: int, parents: np.ndarray, children: np.ndarra
     parents, children, costs : array_like of shape (E,)
         Edge ``parents[e] -> children[e]`` costs ``costs[e]``.  Self-loops and edges of
         infinite cost are ignored; of parallel edges the cheapest counts.
+    not_root : ndarray of bool, shape (n,), optional
+        As in :func:`minimum_arborescence`: nodes the virtual root may not reach.
 
     Returns
     -------
@@ -398,7 +407,12 @@ def sparse_minimum_arborescence(n: int, parents: np.ndarray, children: np.ndarra
     keep = (parents != children) & np.isfinite(costs)
     parents, children, costs = parents[keep], children[keep], costs[keep]
     big = _virtual_root_cost(costs, n)
-    tails = np.concatenate([parents, np.full(n, n, dtype=np.int64)])
-    heads = np.concatenate([children, np.arange(n, dtype=np.int64)])
-    chosen = _tarjan(n + 1, n, tails, heads, np.concatenate([costs, np.full(n, big)]))
+    rootable = np.arange(n, dtype=np.int64)
+    if not_root is not None:
+        if np.all(not_root):
+            raise ValueError("every node is ruled out as the root")
+        rootable = rootable[~np.asarray(not_root, dtype=bool)]
+    tails = np.concatenate([parents, np.full(rootable.size, n, dtype=np.int64)])
+    heads = np.concatenate([children, rootable])
+    chosen = _tarjan(n + 1, n, tails, heads, np.concatenate([costs, np.full(rootable.size, big)]))
     return sorted((int(tails[chosen[j]]), j) for j in range(n) if tails[chosen[j]] != n)

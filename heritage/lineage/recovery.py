@@ -21,7 +21,8 @@ estimator. It:
    regime that fits, or centrality where kurtosis is inconsistent
    (:mod:`heritage.lineage.direction`; an edge that would take a task head away costs
    more) — and builds the tree (:mod:`heritage.lineage.trees`),
-   a merge under its main parent with an edge to each other parent, a student never
+   a merge under its main parent with an edge to each other parent (a TIES-style merge
+   has edges to the fine-tunes it merged, not to their base), a student never
    above a model with more blocks; near-duplicates are then attached, every edge typed
    (``relation``) and given a calibrated confidence (:mod:`heritage.lineage.calibration`).
    A family of more than ``tree_limit`` models (default 1,000) does all this on candidate
@@ -213,6 +214,14 @@ class Genealogy:
 def _mean_offdiag(d: np.ndarray) -> float:
     n = d.shape[0]
     return float(d[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
+
+
+def _merges_not_root(merges: dict[int, Any], position: dict[int, int], n: int) -> np.ndarray:
+    """Which of ``n`` tree nodes may not be the root: the merges (their parents are in the
+    family), unless the family is merges alone (then the costs decide)."""
+    not_root = np.zeros(n, dtype=bool)
+    not_root[[position[m] for m in merges]] = True
+    return not_root & (not bool(not_root.all()))
 
 
 class GenealogyRecovery:
@@ -494,9 +503,11 @@ class GenealogyRecovery:
             forbidden[position[fit.parents[0]], km] = False
             for p in fit.parents:
                 forbidden[km, position[p]] = True
+            if fit.base is not None:  # nor above the base its task vectors come from
+                forbidden[km, position[fit.base]] = True
         heads_away = against_heads(carries, bare)
         tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
-                          against_structure=heads_away)
+                          against_structure=heads_away, not_root=_merges_not_root(merges, position, len(reps)))
         kurtosis_says = against(decision.kurtosis_regime, ku, d)
         centre_says = against(Regime.CENTRALITY, ku, d)
         centre = d.sum(axis=1) / max(len(reps) - 1, 1)
@@ -578,8 +589,11 @@ class GenealogyRecovery:
             km = position[m]
             forbidden |= (children == km) & (parents != position[fit.parents[0]])
             forbidden |= (parents == km) & np.isin(children, [position[p] for p in fit.parents])
+            if fit.base is not None:  # nor above the base its task vectors come from
+                forbidden |= (parents == km) & (children == position[fit.base])
         tree = build_tree_sparse(len(reps), parents, children, distances, ku, centre, mean_d, self.lam, regime,
-                                 forbidden=forbidden, against_structure=carries[parents] & bare[children])
+                                 forbidden=forbidden, against_structure=carries[parents] & bare[children],
+                                 not_root=_merges_not_root(merges, position, len(reps)))
         allowed_parents, allowed_children = parents[~forbidden], children[~forbidden]
         allowed_distances = distances[~forbidden]
         by_child = np.argsort(allowed_children, kind="stable")
@@ -786,7 +800,7 @@ class GenealogyRecovery:
                     stack.append(c)
         keep = [(p, w) for p, w in zip(fit.parents, fit.weights) if position[p] not in below]
         total = sum(w for _, w in keep) or 1.0
-        margin = max(0.0, 1.0 - fit.ratio / self.merges.ratio)
+        margin = self.merges.margin(fit)
         relation = Relation.MERGE if len(keep) >= 2 else Relation.FINETUNE
         return [
             self._edge(members, fit.child, p, float(l2[fit.child, p]), margin, relation,

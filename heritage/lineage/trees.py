@@ -91,7 +91,8 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
                lam: float = DEFAULT_LAMBDA,
                regime: Regime = Regime.FINE_TUNING,
                forbidden: np.ndarray | None = None,
-               against_structure: np.ndarray | None = None) -> list[TreeEdge]:
+               against_structure: np.ndarray | None = None,
+               not_root: np.ndarray | None = None) -> list[TreeEdge]:
     """Return the genealogy tree of one family of models.
 
     Parameters
@@ -157,7 +158,7 @@ def build_tree(distances: np.ndarray, kurtosis: Sequence[float],
         costs = mother_costs(distances, kurtosis, lam, regime, against_structure)
         if forbidden is not None:
             costs[forbidden] = np.inf
-        pairs = minimum_arborescence(costs)
+        pairs = minimum_arborescence(costs, not_root)
     elif method is TreeBuildingMethod.DISTANCE_ONLY:
         costs = distances.astype(np.float64).copy()
         np.fill_diagonal(costs, np.inf)
@@ -197,7 +198,8 @@ def build_tree_sparse(n: int, parents: np.ndarray, children: np.ndarray, distanc
                       kurtosis: Sequence[float], centre: np.ndarray, mean_distance: float,
                       lam: float = DEFAULT_LAMBDA, regime: Regime = Regime.FINE_TUNING,
                       forbidden: np.ndarray | None = None,
-                      against_structure: np.ndarray | None = None) -> list[TreeEdge]:
+                      against_structure: np.ndarray | None = None,
+                      not_root: np.ndarray | None = None) -> list[TreeEdge]:
     """The ``mother`` tree of :func:`build_tree` on candidate edges only (a large family).
 
     Parameters
@@ -217,6 +219,8 @@ def build_tree_sparse(n: int, parents: np.ndarray, children: np.ndarray, distanc
         As in :func:`build_tree`.
     forbidden, against_structure : ndarray of bool, shape (E,), optional
         Per edge, as the matrices of :func:`build_tree`.
+    not_root : ndarray of bool, shape (n,), optional
+        As in :func:`build_tree`.
 
     Returns
     -------
@@ -244,7 +248,7 @@ def build_tree_sparse(n: int, parents: np.ndarray, children: np.ndarray, distanc
     costs = mother_edge_costs(distances, wrong, mean_distance, lam, against_structure)
     if forbidden is not None:
         costs = np.where(forbidden, np.inf, costs)
-    pairs = sparse_minimum_arborescence(n, parents, children, costs)
+    pairs = sparse_minimum_arborescence(n, parents, children, costs, not_root)
     # Per child, its incoming candidate edges (for the margins); per pair, its edge.
     order = np.lexsort((costs, children))
     starts = np.searchsorted(children[order], np.arange(n + 1))
