@@ -127,6 +127,19 @@ def test_ties_merge_leaves_every_other_edge_of_the_conventions_zoo(conventions_z
     assert not [e for e in recovered.edges if e.parent == "ties-ab"]
 
 
+def test_ties_merge_on_candidate_edges_is_found_as_on_the_dense_tree(conventions_ties) -> None:
+    """A family above ``tree_limit`` gets its tree on candidate edges: the TIES merge keeps
+    both parents, the relation and the weights of the dense tree, and stays off the root."""
+    _, ingested, dense = conventions_ties
+    sparse = GenealogyRecovery(tree_limit=2).recover(
+        [m.fingerprint for m in ingested], declared_bases={m.name: m.profile.declared_base for m in ingested})
+    assert _parents(sparse, "ties-ab").keys() == _parents(dense, "ties-ab").keys() == {"cls-a", "cls-b"}
+    for parent, (relation, weight) in _parents(sparse, "ties-ab").items():
+        assert relation == "merge" and weight == pytest.approx(_parents(dense, "ties-ab")[parent][1], abs=1e-6)
+    assert {(e.parent, e.child) for e in sparse.edges} == {(e.parent, e.child) for e in dense.edges}
+    assert sparse.family_of("ties-ab").validation() == (True, [])
+
+
 def test_linear_fit_alone_misses_the_ties_merge(conventions_ties) -> None:
     """Without the task-vector test the TIES merge is no linear combination of its
     relatives (what trimming and sign election do), so it is taken for a fine-tune."""
