@@ -46,8 +46,8 @@ DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
 # Deepest lineage walk any query does; Cypher cannot take a variable-length bound as a
 # parameter, so the .cypher files use this constant and filter by ``$depth``.
 MAX_DEPTH = 50
-# Models per recluster write transaction: Neo4j estimated about 12 KB of transaction memory
-# per model rewritten (benchmarks/bench_scale.py), so 20,000 take about 250 MB, inside the
+# Models per recluster write transaction: Neo4j estimated about 11 KB of transaction memory
+# per model rewritten (benchmarks/bench_scale.py), so 20,000 take about 220 MB, inside the
 # 717 MiB a 1 GB heap allows a transaction by default.
 DEFAULT_RECLUSTER_BATCH = 20_000
 
