@@ -518,17 +518,7 @@ class GenealogyRecovery:
             gap=lambda child, parent: self._gap(d, child, parent, forbidden),
             signals=lambda parent, child: bool(kurtosis_says[parent, child] == centre_says[parent, child]),
             heads=lambda child, parent: bool(heads_away[child, parent]))
-        return RecoveredFamily(
-            index=index,
-            members=names,
-            structure_hash=members[0].backbone_key,
-            metric=metric.value,
-            regime=regime.value,
-            regime_evidence=evidence,
-            mean_distance=mean_d,
-            threshold=self.threshold,
-            edges=edges,
-        )
+        return self._recovered(index, names, members[0].backbone_key, metric, regime, evidence, mean_d, edges)
 
     def build_large_family(self, source: FingerprintSource, indices: Sequence[int], index: int = 0,
                            ) -> RecoveredFamily:
@@ -618,17 +608,8 @@ class GenealogyRecovery:
             ku=ku, blocks=blocks, decision=decision, regime=regime, centre=centre, mean_distance=mean_d,
             gap=gap, signals=signals, heads=lambda child, parent: bool(carries[child] and bare[parent]))
         log.info("tree of a family of %d models on %d candidate edges", group.size, l2.edges)
-        return RecoveredFamily(
-            index=index,
-            members=names,
-            structure_hash=source.entries[int(group[0])].backbone_key,
-            metric=metric.value,
-            regime=regime.value,
-            regime_evidence=evidence,
-            mean_distance=mean_d,
-            threshold=self.threshold,
-            edges=edges,
-        )
+        return self._recovered(index, names, source.entries[int(group[0])].backbone_key, metric, regime,
+                               evidence, mean_d, edges)
 
     def _tree_pairs(self, sub: Sequence[Fingerprint], alignments: AlignmentTable, reps: list[int],
                     pair_l2: Callable[[np.ndarray, np.ndarray], np.ndarray], metric: DistanceMetric,
@@ -701,6 +682,14 @@ class GenealogyRecovery:
         if self.tree_method is TreeBuildingMethod.KURTOSIS_ONLY and regime is Regime.CENTRALITY:
             regime = decision.kurtosis_regime
         return regime, evidence
+
+    def _recovered(self, index: int, names: list[str], structure_hash: str, metric: DistanceMetric,
+                   regime: Regime, evidence: str, mean_distance: float,
+                   edges: list[RecoveredEdge]) -> RecoveredFamily:
+        """The family as returned, dense or on candidate edges alike."""
+        return RecoveredFamily(index=index, members=names, structure_hash=structure_hash, metric=metric.value,
+                               regime=regime.value, regime_evidence=evidence, mean_distance=mean_distance,
+                               threshold=self.threshold, edges=edges)
 
     def _family_edges(self, members: Sequence[Fingerprint], reps: list[int], tree: Sequence[TreeEdge], *,
                       l2: Any, alignments: AlignmentTable, attachments: Sequence[Attachment],
