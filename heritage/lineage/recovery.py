@@ -216,6 +216,22 @@ def _mean_offdiag(d: np.ndarray) -> float:
     return float(d[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
+def _forbidden_edges(parents: np.ndarray, children: np.ndarray, blocks: np.ndarray,
+                     merges: Mapping[int, Any], position: Mapping[int, int]) -> np.ndarray:
+    """Which edges ``parents -> children`` (tree node indices, arrays that broadcast: the
+    candidate edges of a large family, or a column and a row for the dense matrix) the
+    tree may not use: a parent never has fewer blocks; a merge hangs only under its main
+    parent and is never above one of its parents, nor above the base its task vectors
+    come from.  (A merge's parents and base have its block count.)"""
+    forbidden = blocks[parents] < blocks[children]
+    for m, fit in merges.items():
+        km = position[m]
+        above = [position[p] for p in fit.parents] + ([position[fit.base]] if fit.base is not None else [])
+        forbidden = forbidden | ((children == km) & (parents != position[fit.parents[0]]))
+        forbidden = forbidden | ((parents == km) & np.isin(children, above))
+    return forbidden
+
+
 def _merges_not_root(merges: dict[int, Any], position: dict[int, int], n: int) -> np.ndarray:
     """Which of ``n`` tree nodes may not be the root: the merges (their parents are in the
     family), unless the family is merges alone (then the costs decide)."""
@@ -496,15 +512,8 @@ class GenealogyRecovery:
         ambiguous = self._ambiguous(reps, merges, blocks)
         decision = self._decide(d, ku, ambiguous)
         regime, evidence = self._regime(decision)
-        forbidden = blocks[:, None] < blocks[None, :]  # a parent never has fewer blocks
-        for m, fit in merges.items():
-            km = position[m]
-            forbidden[:, km] = True
-            forbidden[position[fit.parents[0]], km] = False
-            for p in fit.parents:
-                forbidden[km, position[p]] = True
-            if fit.base is not None:  # nor above the base its task vectors come from
-                forbidden[km, position[fit.base]] = True
+        every = np.arange(len(reps))
+        forbidden = _forbidden_edges(every[:, None], every[None, :], blocks, merges, position)
         heads_away = against_heads(carries, bare)
         tree = build_tree(d, ku, self.tree_method, self.lam, regime, forbidden=forbidden,
                           against_structure=heads_away, not_root=_merges_not_root(merges, position, len(reps)))
@@ -574,13 +583,7 @@ class GenealogyRecovery:
         regime, evidence = self._regime(decision)
         parents, children, distances = np.r_[ri, rj], np.r_[rj, ri], np.r_[rd, rd]
         position = {i: k for k, i in enumerate(reps)}
-        forbidden = blocks[parents] < blocks[children]  # a parent never has fewer blocks
-        for m, fit in merges.items():
-            km = position[m]
-            forbidden |= (children == km) & (parents != position[fit.parents[0]])
-            forbidden |= (parents == km) & np.isin(children, [position[p] for p in fit.parents])
-            if fit.base is not None:  # nor above the base its task vectors come from
-                forbidden |= (parents == km) & (children == position[fit.base])
+        forbidden = _forbidden_edges(parents, children, blocks, merges, position)
         tree = build_tree_sparse(len(reps), parents, children, distances, ku, centre, mean_d, self.lam, regime,
                                  forbidden=forbidden, against_structure=carries[parents] & bare[children],
                                  not_root=_merges_not_root(merges, position, len(reps)))
@@ -916,18 +919,15 @@ class GenealogyRecovery:
         positions: list[int] = []
         size = 0
         for position, members in enumerate(families):
-            if self.tree_limit is not None and len(members) > self.tree_limit:
-                for start in range(0, len(members), _READ_CHUNK):
-                    chunk = members[start:start + _READ_CHUNK]
-                    for i, fp in zip(chunk, source.fingerprints(chunk)):
-                        if not math.isnan(fp.kurtosis):
-                            kurtosis[int(i)] = fp.kurtosis
-                yield [position], members
-                continue
-            fps = source.fingerprints(members)
+            large = self.tree_limit is not None and len(members) > self.tree_limit
+            # A large family is read a chunk at a time (its tree reads the source again).
+            fps = _SourceMembers(source, members) if large else source.fingerprints(members)
             for i, fp in zip(members, fps):
                 if not math.isnan(fp.kurtosis):
                     kurtosis[int(i)] = fp.kurtosis
+            if large:
+                yield [position], members
+                continue
             batch.append(fps)
             positions.append(position)
             size += len(fps)
