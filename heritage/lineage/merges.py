@@ -80,6 +80,12 @@ TIES_RATIO = 0.9
 _ROUNDING = {"f16": 2.0**-10 * 0.2123, "bf16": 2.0**-7 * 0.2123}
 
 
+def _rounding_noise(child: Fingerprint, layers: int) -> float:
+    """The squared relative distance the child's own rounding adds over ``layers`` matrices
+    (subtracted from every distance and residual the fits measure)."""
+    return layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
+
+
 @dataclass(frozen=True)
 class MergeFit:
     """A model explained as a combination of ``parents`` (indices) with ``weights``.
@@ -214,7 +220,7 @@ class MergeDetector:
         if prepared is None or len(prepared[0]) < 2:
             return None
         candidates, grams, layers = prepared
-        noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
+        noise = _rounding_noise(child, layers)
         single_sq = np.maximum(np.einsum("lii->i", grams) - noise, 0.0)
         best: MergeFit | None = None
         for size in range(2, min(self.max_parents, len(candidates)) + 1):
@@ -251,7 +257,7 @@ class MergeDetector:
         diffs, layers = self._differences(child, [other])
         if not diffs:
             return None
-        noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
+        noise = _rounding_noise(child, layers)
         total = sum(float(np.sum(d.astype(np.float64) ** 2)) for d in diffs)
         return math.sqrt(max(total - noise, 0.0) / layers)
 
@@ -313,7 +319,7 @@ class MergeDetector:
         candidates, block_grams, layers = prepared
         # One fit over every matrix: TIES applies the same weights and density everywhere.
         gram = block_grams.sum(axis=0)
-        noise = layers * _ROUNDING.get(child.precision or "", 0.0) ** 2
+        noise = _rounding_noise(child, layers)
         among = math.sqrt(max(float(np.diag(gram).min()) - noise, 0.0) / layers)
         nearest = among if nearest is None else min(nearest, among)
         if not (math.isfinite(nearest) and nearest > 0):
