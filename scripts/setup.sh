@@ -38,9 +38,10 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
-# Reinstall only when the dependency declarations changed since the last successful run.
+# Reinstall only when the dependency declarations (or the compiled kernels) changed since
+# the last successful run.
 stamp="$venv/.model-heritage-stamp"
-want="$(cat "$repo/pyproject.toml" "$repo/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $repo"
+want="$(cat "$repo/pyproject.toml" "$repo/setup.py" "$repo/heritage/reading/_kernels.c" "$repo/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $repo"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "setup: environment up to date ($venv)" >&2
 else

@@ -374,8 +374,9 @@ def _smollm2_attention_by_gguf(path: Path) -> dict[str, np.ndarray]:
 def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) -> None:
     """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
     by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
-    fingerprint of its attention matrices as gguf.quants decodes them: the same statistics,
-    sketches and digests its float parent's fingerprint is compared with."""
+    fingerprint of its attention matrices as gguf.quants decodes them: the same statistics
+    and sketches its float parent's fingerprint is compared with (and no digests: no exact
+    test reads a quantised model's)."""
     from heritage.reading import gguf_file
     from heritage.reading.arrays import model_from_arrays
     from heritage.reading.fingerprint import fingerprint_model
@@ -389,8 +390,9 @@ def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) 
         assert fingerprint.layers.keys() == reference.layers.keys()
         for name, ours in fingerprint.layers.items():
             theirs = reference.layers[name]
-            assert (ours.shape, ours.norm, ours.mean, ours.std, ours.kurtosis, ours.digests) == \
-                   (theirs.shape, theirs.norm, theirs.mean, theirs.std, theirs.kurtosis, theirs.digests), name
+            assert (ours.shape, ours.norm, ours.mean, ours.std, ours.kurtosis) == \
+                   (theirs.shape, theirs.norm, theirs.mean, theirs.std, theirs.kurtosis), name
+            assert ours.digests == {} and theirs.digests, name
             np.testing.assert_array_equal(ours.sketch, theirs.sketch, err_msg=name)
 
     model = load_model(path)

@@ -26,11 +26,12 @@ is computed exactly from weights (see :mod:`heritage.lineage.exact`) where weigh
 Exact tests need more than a sketch: a dtype conversion is ``child == round(parent)``
 and a head-only child has a bit-identical backbone. So each compared matrix (and each
 task head) also keeps *digests*: hashes of every eighth row of its values, as float32
-and rounded to float16 and to bfloat16 (:class:`TensorDigest`). A child stored in
+and rounded to float16 and to bfloat16 (:class:`_Digester`). A child stored in
 bfloat16 is an exact conversion of a float32 parent iff their ``bf16`` digests agree on
 every matrix (and their sketches differ by no more than that rounding). Sampling rows
 keeps the cost at a few percent of the sketch; together with the sketch, which sees
-every entry, equal digests mean equal values.
+every entry, equal digests mean equal values. Adapters and quantised models keep none:
+no exact test reads them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from heritage.reading.layers import (
     block_pattern,
     classify,
 )
+from heritage.reading.kernels import power_sums, to_bf16, to_f16
 from heritage.reading.loader import LoadedModel
 from heritage.reading.model import TensorRef
 from heritage.reading.profile import structure_hash
@@ -93,13 +95,6 @@ def sketch_matrix(dim: int, k: int) -> np.ndarray | None:
     return g
 
 
-def _round_bf16(x: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bit patterns, rounding to nearest even (as ``tensor.to(bfloat16)``)."""
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    rounded = u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
-    return (rounded >> np.uint32(16)).astype(np.uint16)
-
-
 class _Digester:
     """Hashes of the sampled rows of one tensor at every precision (see :class:`TensorDigest`)."""
 
@@ -111,9 +106,8 @@ class _Digester:
             return
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         self._hashes["f32"].update(memoryview(rows).cast("B"))
-        with np.errstate(over="ignore", invalid="ignore"):
-            self._hashes["f16"].update(memoryview(rows.astype(np.float16)).cast("B"))
-        self._hashes["bf16"].update(memoryview(_round_bf16(rows)).cast("B"))
+        self._hashes["f16"].update(memoryview(to_f16(rows)).cast("B"))
+        self._hashes["bf16"].update(memoryview(to_bf16(rows)).cast("B"))
 
     def update_chunk(self, chunk: np.ndarray, start: int) -> None:
         """Feed rows ``start..`` of a tensor: the sampled ones among them are hashed."""
@@ -134,7 +128,7 @@ class LayerFingerprint:
     kurtosis: float  # NaN where moments were not computed
     sketch: np.ndarray = field(repr=False)
     # precision ("f32", "f16", "bf16") -> hash of the sampled rows rounded to it; empty
-    # for adapters and fingerprints of version 1.
+    # for adapters, quantised models and fingerprints of version 1.
     digests: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -351,9 +345,10 @@ def _layer_fingerprint(name: str, role: LayerRole, source: np.ndarray | TensorRe
     left, right = sketch_matrix(out_dim, k), sketch_matrix(in_dim, k)
     z = np.empty((out_dim, in_dim if right is None else right.shape[0]), dtype=np.float32)
     rows = max(1, _CHUNK_ELEMENTS // max(in_dim, 1))
-    # Raw power sums, accumulated by BLAS dot products in float32 per chunk and in
-    # float64 across chunks. Weight matrices have |mean| << std, so central moments
-    # from raw sums lose no meaningful precision and no shifted copy is needed.
+    # Raw power sums: in one float64 pass per chunk where the moments are wanted
+    # (kernels.power_sums), else the square sum alone by a BLAS dot product in float32
+    # per chunk; float64 across chunks. Weight matrices have |mean| << std, so central
+    # moments from raw sums lose no meaningful precision and no shifted copy is needed.
     s1 = s2 = s3 = s4 = 0.0
     digester = _Digester() if with_digests else None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
@@ -368,12 +363,11 @@ def _layer_fingerprint(name: str, role: LayerRole, source: np.ndarray | TensorRe
             if digester is not None:
                 digester.update_chunk(chunk, start)
             flat = chunk.reshape(-1)
-            s2 += float(np.dot(flat, flat))
             if with_moments:
-                x2 = np.multiply(flat, flat, out=scratch.get("squares", flat.size))
-                s1 += float(flat.sum())  # float32 pairwise summation: ample for the mean
-                s3 += float(np.dot(x2, flat))
-                s4 += float(np.dot(x2, x2))
+                p1, p2, p3, p4 = power_sums(flat)
+                s1, s2, s3, s4 = s1 + p1, s2 + p2, s3 + p3, s4 + p4
+            else:
+                s2 += float(np.dot(flat, flat))
         if not math.isfinite(s2) or (with_moments and not math.isfinite(s4 + s1)):
             values = source.load() if isinstance(source, TensorRef) else source
             bad = int(np.count_nonzero(~np.isfinite(np.asarray(values))))
@@ -441,6 +435,11 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
     # and shape only.
     largest = max((ref.numel for n, ref in model.tensors.items()
                    if len(ref.shape) == 2 and classify(n) in roles), default=0)
+    # Digests serve the exact tests between float models (equal values, rounded copies,
+    # head-only training: heritage.lineage.relations); an adapter's or a quantised model's
+    # values never take part in one (a quantised model is attached as a quantization of
+    # the nearest float model), so theirs would be hashed for nothing.
+    digested = not model.is_adapter and model.quantization is None
     jobs: list[tuple[str, Callable[[], LayerFingerprint | HeadFingerprint]]] = []
     scratch = _Scratch()  # per thread
     values_by_dtype: dict[str, int] = {}
@@ -449,12 +448,12 @@ def fingerprint_model(model: LoadedModel, sketch_dim: int = DEFAULT_SKETCH_DIM,
             continue
         role = classify(name)
         if role is LayerRole.HEAD and not model.is_adapter:
-            jobs.append((name, partial(_head_job, name, ref) if ref.numel <= largest
+            jobs.append((name, partial(_head_job, name, ref) if digested and ref.numel <= largest
                          else partial(HeadFingerprint, name, tuple(ref.shape))))
         elif len(ref.shape) == 2 and role in roles:
             jobs.append((name, partial(_layer_fingerprint, name, role, ref, sketch_dim,
                                        with_moments=role in KURTOSIS_ROLES and not model.is_adapter,
-                                       with_digests=not model.is_adapter, scratch=scratch)))
+                                       with_digests=digested, scratch=scratch)))
             values_by_dtype[ref.dtype] = values_by_dtype.get(ref.dtype, 0) + ref.numel
     if not values_by_dtype:
         raise InvalidWeightsError(

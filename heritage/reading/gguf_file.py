@@ -49,6 +49,7 @@ from heritage.errors import ModelLoadError, UnsupportedFormatError
 from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
 from heritage.reading.ggml_blocks import dequantise_rows
 from heritage.reading.ggml_library import default_dequantisers
+from heritage.reading.kernels import skip_strings
 from heritage.reading.layers import is_vocabulary_matrix
 from heritage.reading.model import LoadedModel, ModelFormat, TensorRef
 from heritage.reading.parameters import DROPPED_OUTPUT_NAME, split_parameters
@@ -67,8 +68,6 @@ _FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 _MAX_ARRAY_NESTING = 4
-_U64 = struct.Struct("<Q")
-_STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
 @dataclass(frozen=True)
@@ -125,26 +124,10 @@ class _Cursor:
 
     def skip_strings(self, count: int) -> None:
         """Step over ``count`` length-prefixed strings (a tokenizer's 50,000 tokens and as
-        many merges): this loop is most of the header's cost, so it does nothing but add
-        lengths, over a bytes copy of 1 MB of the header at a time (quicker to read than
-        the mapping). Reading past a copy's end raises (``struct.error``, or
-        ``OverflowError`` after an absurd length) and moves on to the next copy, so the
-        loop body needs no bounds check."""
-        pos, size, unpack = self.pos, self.size, _U64.unpack_from
-        while count:
-            if pos + 8 > size:
-                raise ModelLoadError("truncated GGUF header")
-            data = self.buf[pos:pos + _STRING_WINDOW]
-            at, done = 0, count
-            try:
-                for done in range(count):  # done: strings stepped over when a read fails
-                    at += 8 + unpack(data, at)[0]
-                done = count
-            except (struct.error, OverflowError):  # the next length is not (wholly) in this copy
-                pass
-            pos += at
-            count -= done
-        if pos > size:
+        many merges): most of the header's cost, so compiled where it could be
+        (:func:`heritage.reading.kernels.skip_strings`)."""
+        pos = skip_strings(self.buf, self.pos, count)
+        if pos < 0:
             raise ModelLoadError("truncated GGUF header")
         self.pos = pos
 

@@ -1,0 +1,322 @@
+/*
+ * Compiled inner loops of the fingerprint and the GGUF header parser
+ * (heritage.reading.kernels holds the NumPy/Python twins and picks one).
+ *
+ * Why: fingerprinting a 4-bit GGUF file is bound by passes over its decoded values. The
+ * kurtosis needs four power sums, which NumPy computes in five passes (a square, a sum,
+ * three dot products); one pass here does all four. Rounding the digest rows to float16
+ * takes NumPy about 3 ns a value; the F16C instruction (or an integer routine where it is
+ * missing) far less. Skipping a tokenizer's 100,000 metadata strings is a Python loop of
+ * 100,000 iterations; here it is a C loop.
+ *
+ * power_sums: float64 sums in 8 lanes, each lane adding its values in order, the lanes
+ *   then added in order, the tail after them (a float32 value squared is exact in float64;
+ *   the cube and fourth power are rounded once each): the same bits on every machine.
+ *   Its twin in heritage/reading/kernels.py (float32 BLAS products) agrees to float32
+ *   rounding. The other functions give bit for bit what their twins give:
+ *   to_f16: IEEE round to nearest even (NumPy's astype(float16) for every non-NaN input);
+ *   to_bf16: round to nearest even on the bits (as tensor.to(torch.bfloat16));
+ *   skip_strings: the position after the strings, or -1 past the end.
+ * This file must be compiled without contracting a*b+c into a fused multiply-add
+ * (-ffp-contract=off, set by the build), or the sums would differ between machines.
+ * Every loop releases the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define HERITAGE_X86_F16C 1
+#include <immintrin.h>
+#endif
+
+#define LANES 8
+
+static int
+float32_buffer(PyObject *obj, Py_buffer *view, int writable)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return -1;
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0) {
+        PyErr_SetString(PyExc_TypeError, "expected a C-contiguous float32 buffer");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+uint16_buffer(PyObject *obj, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        return -1;
+    if (view->itemsize != 2 || view->format == NULL || strcmp(view->format, "H") != 0) {
+        PyErr_SetString(PyExc_TypeError, "expected a writable C-contiguous uint16 buffer");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ power sums */
+
+/* Wider vectors where the CPU has them (the lanes are explicit, so every clone adds in
+   the same order and gives the same bits). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+power_sums_loop(const float *x, Py_ssize_t n, double out[4])
+{
+    double a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0}, a4[LANES] = {0};
+    Py_ssize_t whole = n - n % LANES, i;
+    for (i = 0; i < whole; i += LANES) {
+        for (int j = 0; j < LANES; j++) {
+            double v = (double)x[i + j];
+            double v2 = v * v;
+            a1[j] += v;
+            a2[j] += v2;
+            a3[j] += v2 * v;
+            a4[j] += v2 * v2;
+        }
+    }
+    double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+    for (int j = 0; j < LANES; j++) {
+        s1 += a1[j];
+        s2 += a2[j];
+        s3 += a3[j];
+        s4 += a4[j];
+    }
+    for (; i < n; i++) {
+        double v = (double)x[i];
+        double v2 = v * v;
+        s1 += v;
+        s2 += v2;
+        s3 += v2 * v;
+        s4 += v2 * v2;
+    }
+    out[0] = s1;
+    out[1] = s2;
+    out[2] = s3;
+    out[3] = s4;
+}
+
+static PyObject *
+power_sums(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    double sums[4];
+    if (float32_buffer(arg, &view, 0) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    power_sums_loop((const float *)view.buf, view.len / 4, sums);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(dddd)", sums[0], sums[1], sums[2], sums[3]);
+}
+
+/* ------------------------------------------------------------------ float16 */
+
+/* IEEE float32 -> float16, round to nearest even, overflow to infinity (NaN stays NaN). */
+static uint16_t
+half_bits(uint32_t f)
+{
+    uint32_t sign = (f >> 16) & 0x8000u, exp = f & 0x7f800000u, sig = f & 0x007fffffu;
+    if (exp >= 0x47800000u) { /* |f| >= 65536, infinity or NaN */
+        if (exp == 0x7f800000u && sig) {
+            uint16_t h = (uint16_t)(0x7c00u + (sig >> 13));
+            return (uint16_t)(sign | (h == 0x7c00u ? h + 1 : h));
+        }
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    if (exp <= 0x38000000u) { /* |f| < 2^-14: a subnormal half or zero */
+        if (exp < 0x33000000u)
+            return (uint16_t)sign;
+        exp >>= 23;
+        sig = (0x00800000u + sig) >> (113 - exp); /* the implicit bit, shifted into place */
+        /* round to nearest even: add half an ulp unless the value is an exact tie to an
+           even result (the bits shifted out, up to 11, are checked in the input) */
+        if ((sig & 0x00003fffu) != 0x00001000u || (f & 0x000007ffu))
+            sig += 0x00001000u;
+        return (uint16_t)(sign + (sig >> 13)); /* a carry makes the smallest normal: right */
+    }
+    uint32_t hexp = (exp - 0x38000000u) >> 13; /* rebias 127 -> 15 */
+    uint32_t hsig = sig;
+    if ((hsig & 0x00003fffu) != 0x00001000u) /* not an exact tie to an even result */
+        hsig += 0x00001000u;
+    /* the addition may carry into the exponent, which is the right result, up to infinity */
+    return (uint16_t)(sign + ((hexp + (hsig >> 13)) & 0xffffu));
+}
+
+static void
+to_f16_scalar(const float *x, uint16_t *out, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t f;
+        memcpy(&f, x + i, 4);
+        out[i] = half_bits(f);
+    }
+}
+
+#ifdef HERITAGE_X86_F16C
+__attribute__((target("avx,f16c"))) static void
+to_f16_f16c(const float *x, uint16_t *out, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    to_f16_scalar(x + i, out + i, n - i);
+}
+#endif
+
+static int
+has_f16c(void)
+{
+#ifdef HERITAGE_X86_F16C
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+#else
+    return 0;
+#endif
+}
+
+static int use_f16c = 0;
+
+static PyObject *
+to_f16(PyObject *self, PyObject *args)
+{
+    PyObject *src, *dst;
+    Py_buffer in, out;
+    if (!PyArg_ParseTuple(args, "OO", &src, &dst))
+        return NULL;
+    if (float32_buffer(src, &in, 0) < 0)
+        return NULL;
+    if (uint16_buffer(dst, &out) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (out.len / 2 != in.len / 4) {
+        PyErr_SetString(PyExc_ValueError, "to_f16: output and input sizes differ");
+    } else {
+        const float *x = (const float *)in.buf;
+        uint16_t *h = (uint16_t *)out.buf;
+        Py_ssize_t n = in.len / 4;
+        Py_BEGIN_ALLOW_THREADS
+#ifdef HERITAGE_X86_F16C
+        if (use_f16c) {
+            /* NaN is the one input where F16C and NumPy may differ (quieting): left to the
+               integer routine. Weights with NaN are refused anyway. */
+            to_f16_f16c(x, h, n);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint32_t f;
+                memcpy(&f, x + i, 4);
+                if ((f & 0x7f800000u) == 0x7f800000u && (f & 0x007fffffu))
+                    h[i] = half_bits(f);
+            }
+        } else
+#endif
+            to_f16_scalar(x, h, n);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ bfloat16 */
+
+static PyObject *
+to_bf16(PyObject *self, PyObject *args)
+{
+    PyObject *src, *dst;
+    Py_buffer in, out;
+    if (!PyArg_ParseTuple(args, "OO", &src, &dst))
+        return NULL;
+    if (float32_buffer(src, &in, 0) < 0)
+        return NULL;
+    if (uint16_buffer(dst, &out) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (out.len / 2 != in.len / 4) {
+        PyErr_SetString(PyExc_ValueError, "to_bf16: output and input sizes differ");
+    } else {
+        const uint32_t *u = (const uint32_t *)in.buf;
+        uint16_t *h = (uint16_t *)out.buf;
+        Py_ssize_t n = in.len / 4;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t v = u[i];
+            h[i] = (uint16_t)((v + (0x7fffu + ((v >> 16) & 1u))) >> 16);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ GGUF strings */
+
+/* skip_strings(buffer, pos, count) -> position after `count` GGUF strings (a little-endian
+   uint64 length, then that many bytes) starting at `pos`, or -1 when they run past the
+   buffer's end. */
+static PyObject *
+skip_strings(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    unsigned long long count;
+    if (!PyArg_ParseTuple(args, "y*nK", &view, &pos, &count))
+        return NULL;
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    uint64_t size = (uint64_t)view.len, at = pos < 0 ? UINT64_MAX : (uint64_t)pos;
+    int ok = at <= size;
+    Py_BEGIN_ALLOW_THREADS
+    for (; ok && count; count--) {
+        uint64_t length;
+        if (size - at < 8) {
+            ok = 0;
+            break;
+        }
+        memcpy(&length, buf + at, 8); /* GGUF is little-endian; so is every host we build for */
+        at += 8;
+        if (length > size - at) {
+            ok = 0;
+            break;
+        }
+        at += length;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(ok ? (long long)at : -1LL);
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"power_sums", power_sums, METH_O,
+     "power_sums(values) -> (sum x, sum x^2, sum x^3, sum x^4) of a float32 buffer, in float64."},
+    {"to_f16", to_f16, METH_VARARGS, "to_f16(values, out): float32 -> float16 bits into a uint16 buffer."},
+    {"to_bf16", to_bf16, METH_VARARGS, "to_bf16(values, out): float32 -> bfloat16 bits into a uint16 buffer."},
+    {"skip_strings", skip_strings, METH_VARARGS,
+     "skip_strings(buffer, pos, count) -> the position after count GGUF strings, or -1 past the end."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC
+PyInit__kernels(void)
+{
+    use_f16c = has_f16c();
+    return PyModule_Create(&module);
+}
