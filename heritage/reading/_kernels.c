@@ -106,6 +106,7 @@ power_sums_loop(const float *x, Py_ssize_t n, double out[4])
 static PyObject *
 power_sums(PyObject *self, PyObject *arg)
 {
+    (void)self;
     Py_buffer view;
     double sums[4];
     if (float32_buffer(arg, &view, 0) < 0)
@@ -186,53 +187,45 @@ has_f16c(void)
 
 static int use_f16c = 0;
 
-static PyObject *
-to_f16(PyObject *self, PyObject *args)
+static void
+to_f16_loop(const float *x, uint16_t *h, Py_ssize_t n)
 {
-    PyObject *src, *dst;
-    Py_buffer in, out;
-    if (!PyArg_ParseTuple(args, "OO", &src, &dst))
-        return NULL;
-    if (float32_buffer(src, &in, 0) < 0)
-        return NULL;
-    if (uint16_buffer(dst, &out) < 0) {
-        PyBuffer_Release(&in);
-        return NULL;
-    }
-    if (out.len / 2 != in.len / 4) {
-        PyErr_SetString(PyExc_ValueError, "to_f16: output and input sizes differ");
-    } else {
-        const float *x = (const float *)in.buf;
-        uint16_t *h = (uint16_t *)out.buf;
-        Py_ssize_t n = in.len / 4;
-        Py_BEGIN_ALLOW_THREADS
 #ifdef HERITAGE_X86_F16C
-        if (use_f16c) {
-            /* NaN is the one input where F16C and NumPy may differ (quieting): left to the
-               integer routine. Weights with NaN are refused anyway. */
-            to_f16_f16c(x, h, n);
-            for (Py_ssize_t i = 0; i < n; i++) {
-                uint32_t f;
-                memcpy(&f, x + i, 4);
-                if ((f & 0x7f800000u) == 0x7f800000u && (f & 0x007fffffu))
-                    h[i] = half_bits(f);
-            }
-        } else
-#endif
-            to_f16_scalar(x, h, n);
-        Py_END_ALLOW_THREADS
+    if (use_f16c) {
+        /* NaN is the one input where F16C and NumPy may differ (quieting): left to the
+           integer routine. Weights with NaN are refused anyway. */
+        to_f16_f16c(x, h, n);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t f;
+            memcpy(&f, x + i, 4);
+            if ((f & 0x7f800000u) == 0x7f800000u && (f & 0x007fffffu))
+                h[i] = half_bits(f);
+        }
+        return;
     }
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&out);
-    if (PyErr_Occurred())
-        return NULL;
-    Py_RETURN_NONE;
+#endif
+    to_f16_scalar(x, h, n);
 }
 
 /* ------------------------------------------------------------------ bfloat16 */
 
+static void
+to_bf16_loop(const float *x, uint16_t *h, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, x + i, 4);
+        h[i] = (uint16_t)((v + (0x7fffu + ((v >> 16) & 1u))) >> 16);
+    }
+}
+
+/* ------------------------------------------------------------------ rounding entry points */
+
+typedef void (*rounding_loop)(const float *, uint16_t *, Py_ssize_t);
+
+/* f(values, out): float32 values rounded by `loop` into the uint16 buffer `out`. */
 static PyObject *
-to_bf16(PyObject *self, PyObject *args)
+round_into(PyObject *args, rounding_loop loop, const char *name)
 {
     PyObject *src, *dst;
     Py_buffer in, out;
@@ -244,24 +237,31 @@ to_bf16(PyObject *self, PyObject *args)
         PyBuffer_Release(&in);
         return NULL;
     }
-    if (out.len / 2 != in.len / 4) {
-        PyErr_SetString(PyExc_ValueError, "to_bf16: output and input sizes differ");
-    } else {
-        const uint32_t *u = (const uint32_t *)in.buf;
-        uint16_t *h = (uint16_t *)out.buf;
-        Py_ssize_t n = in.len / 4;
+    int sizes_differ = out.len / 2 != in.len / 4;
+    if (!sizes_differ) {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            uint32_t v = u[i];
-            h[i] = (uint16_t)((v + (0x7fffu + ((v >> 16) & 1u))) >> 16);
-        }
+        loop((const float *)in.buf, (uint16_t *)out.buf, in.len / 4);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    if (PyErr_Occurred())
-        return NULL;
+    if (sizes_differ)
+        return PyErr_Format(PyExc_ValueError, "%s: output and input sizes differ", name);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+to_f16(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return round_into(args, to_f16_loop, "to_f16");
+}
+
+static PyObject *
+to_bf16(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return round_into(args, to_bf16_loop, "to_bf16");
 }
 
 /* ------------------------------------------------------------------ GGUF strings */
@@ -272,6 +272,7 @@ to_bf16(PyObject *self, PyObject *args)
 static PyObject *
 skip_strings(PyObject *self, PyObject *args)
 {
+    (void)self;
     Py_buffer view;
     Py_ssize_t pos;
     unsigned long long count;
@@ -312,7 +313,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC
 PyInit__kernels(void)
