@@ -13,6 +13,12 @@ WORKDIR /app
 # API does not need a GPU.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.2"
 
+# A C compiler for the fingerprint's compiled inner loops (heritage/reading/_kernels.c;
+# without one the install still succeeds and slower NumPy twins run).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY . /app
 # Editable install: the graph layer reads its Cypher files from /app/cypher, next
 # to the package, so the source tree stays the installed tree.
