@@ -373,7 +373,7 @@ def _smollm2_attention_by_gguf(path: Path) -> dict[str, np.ndarray]:
 
 def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) -> None:
     """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
-    by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
+    by the package's compiled decoders, by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
     fingerprint of its attention matrices as gguf.quants decodes them: the same statistics
     and sketches its float parent's fingerprint is compared with (and no digests: no exact
     test reads a quantised model's)."""
@@ -400,5 +400,7 @@ def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) 
     one, two = fingerprint_model(model, threads=1), fingerprint_model(model, threads=2)
     assert one.to_bytes() == two.to_bytes() and one.quantization == "Q4_1"
     same_layers(two)
-    monkeypatch.setattr(gguf_file, "default_dequantisers", lambda: None)  # llama.cpp's library absent
-    same_layers(fingerprint_model(load_model(path)))
+    monkeypatch.setattr(gguf_file, "dequantiser", lambda name: None)  # the package's decoders not built
+    same_layers(fingerprint_model(load_model(path)))  # llama.cpp's library decodes
+    monkeypatch.setattr(gguf_file, "default_dequantisers", lambda: None)  # nor llama.cpp's library
+    same_layers(fingerprint_model(load_model(path)))  # the NumPy decoder

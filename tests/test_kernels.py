@@ -134,6 +134,46 @@ def test_skip_strings_agree_over_more_than_a_window() -> None:
     assert kernels.skip_strings_python(data[:-1], 0, len(texts)) == -1
 
 
+@pytest.mark.parametrize("name", sorted(kernels.DECODED_TYPES))
+def test_compiled_block_decoders_are_gguf_quants_bit_for_bit(name: str) -> None:
+    """Random blocks, every byte random (scales zero, subnormal, infinite or NaN among
+    them), and for the types gguf can write, real quantised weights: the values of
+    ``gguf.quants.dequantize`` to the bit (NaN where it gives NaN)."""
+    import gguf
+    from gguf.quants import dequantize
+
+    qtype = gguf.GGMLQuantizationType[name]
+    block_values, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    assert int(qtype) == kernels.DECODED_TYPES[name]
+    decode = kernels.dequantiser(name)
+    assert decode is not None
+    rng = np.random.default_rng(kernels.DECODED_TYPES[name])
+    for rows, blocks in ((1, 1), (3, 7), (500, 4)):
+        raw = rng.integers(0, 256, size=(rows, blocks * block_bytes), dtype=np.uint8)
+        with np.errstate(all="ignore"):
+            expected = dequantize(raw, qtype)
+        out = np.empty((rows, blocks * block_values), dtype=np.float32)
+        decode(raw, out)
+        nan = np.isnan(expected)
+        np.testing.assert_array_equal(np.isnan(out), nan)
+        np.testing.assert_array_equal(out.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
+    if name in ("Q8_0", "Q4_0", "Q4_1"):
+        weights = np.random.default_rng(3).standard_t(4, size=(64, 96)).astype(np.float32)
+        raw = gguf.quants.quantize(weights, qtype)
+        out = np.empty((64, 96), dtype=np.float32)
+        decode(raw, out)
+        np.testing.assert_array_equal(out.view(np.uint32), dequantize(raw, qtype).view(np.uint32))
+    with pytest.raises(ValueError, match="whole blocks"):
+        decode(np.zeros(block_bytes + 1, dtype=np.uint8), np.empty(block_values, dtype=np.float32))
+    with pytest.raises(ValueError, match="whole blocks"):
+        decode(np.zeros(block_bytes, dtype=np.uint8), np.empty(block_values + 1, dtype=np.float32))
+
+
+def test_no_compiled_decoder_for_other_types(twins) -> None:
+    assert kernels.dequantiser("Q5_K") is None and kernels.dequantiser("F16") is None
+    assert kernels.dequantiser("Q8_0") is None  # the twins: the NumPy decoders take over
+
+
 def _fingerprints_agree(ours, theirs) -> None:
     assert ours.layers.keys() == theirs.layers.keys()
     for name, a in ours.layers.items():

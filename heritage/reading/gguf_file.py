@@ -49,7 +49,7 @@ from heritage.errors import ModelLoadError, UnsupportedFormatError
 from heritage.reading.dtypes import bf16_to_float32, f16_to_float32
 from heritage.reading.ggml_blocks import dequantise_rows
 from heritage.reading.ggml_library import default_dequantisers
-from heritage.reading.kernels import skip_strings
+from heritage.reading.kernels import dequantiser, skip_strings
 from heritage.reading.layers import is_vocabulary_matrix
 from heritage.reading.model import LoadedModel, ModelFormat, TensorRef
 from heritage.reading.parameters import DROPPED_OUTPUT_NAME, split_parameters
@@ -330,18 +330,21 @@ def _decode_rows(by_row: np.ndarray, info: GGUFTensorInfo, out: np.ndarray | Non
     """Quantised rows (uint8, rows x bytes) as float32 (rows x values per row), into ``out``
     when given (C-contiguous float32 of that shape).
 
-    Decoded by ggml's compiled decoders where available (:mod:`heritage.reading.ggml_library`),
-    else by :mod:`heritage.reading.ggml_blocks` (whole row chunks) for the common block
-    types, else by ``gguf.quants``: the values are the same to the bit on every path."""
+    Decoded by the package's compiled decoders for the common types
+    (:func:`heritage.reading.kernels.dequantiser`), else by llama.cpp's where installed
+    (:mod:`heritage.reading.ggml_library`), else by :mod:`heritage.reading.ggml_blocks`
+    (whole row chunks) for the common block types, else by ``gguf.quants``: the values
+    are the same to the bit on every path."""
     columns = info.shape[-1]
-    compiled = default_dequantisers()
-    decode = compiled.decoder(info.type_name) if compiled else None
-    if decode is not None and out is not None:
+    decode = dequantiser(info.type_name)
+    library = default_dequantisers() if decode is None else None
+    if library is not None:
+        decode = library.decoder(info.type_name)
+    if decode is not None:
+        out = np.empty((by_row.shape[0], columns), dtype=np.float32) if out is None else out
         decode(np.ascontiguousarray(by_row), out)
         return out
-    values = compiled.dequantise_rows(by_row, info.type_name, columns) if decode is not None else None
-    if values is None:
-        values = dequantise_rows(by_row, info.type_name, columns)
+    values = dequantise_rows(by_row, info.type_name, columns)
     if values is None:
         from gguf import GGMLQuantizationType
         from gguf.quants import dequantize

@@ -8,7 +8,11 @@ them), and the package works where nothing could be compiled:
 
 * :func:`power_sums` — the four power sums the kurtosis needs, in one pass instead of five;
 * :func:`to_f16`, :func:`to_bf16` — the digest rows rounded to float16 / bfloat16;
-* :func:`skip_strings` — stepping over a tokenizer's length-prefixed metadata strings.
+* :func:`skip_strings` — stepping over a tokenizer's length-prefixed metadata strings;
+* :func:`dequantiser` — decoders of the common GGML block types (Q8_0, Q4_0, Q4_1, Q4_K,
+  Q6_K), ``gguf.quants``' values bit for bit; their twins are the NumPy decoders of
+  :mod:`heritage.reading.ggml_blocks`, and llama.cpp's own library where installed
+  (:mod:`heritage.reading.ggml_library`).
 
 ``HERITAGE_KERNELS=python`` forces the twins (for comparisons and benchmarks).
 """
@@ -18,15 +22,20 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from functools import partial
 from types import ModuleType
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["power_sums", "to_f16", "to_bf16", "skip_strings", "compiled"]
+__all__ = ["power_sums", "to_f16", "to_bf16", "skip_strings", "dequantiser", "compiled",
+           "DECODED_TYPES"]
 
 log = logging.getLogger(__name__)
 
 _U64 = struct.Struct("<Q")
+# GGML types the compiled decoder knows, with their numbers (gguf.GGMLQuantizationType).
+DECODED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14}
 _STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
@@ -139,3 +148,26 @@ def skip_strings(buffer, pos: int, count: int) -> int:
     if _compiled is not None:
         return _compiled.skip_strings(buffer, pos, count)
     return skip_strings_python(buffer, pos, count)
+
+
+def dequantiser(type_name: str) -> Callable[[np.ndarray, np.ndarray], None] | None:
+    """``decode(blocks, out)`` for a GGML type the compiled kernels decode, else None.
+
+    ``blocks``: C-contiguous uint8 holding whole blocks; ``out``: C-contiguous float32
+    holding exactly their values (else ``ValueError``). The GIL is released while it runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gguf import GGMLQuantizationType, quants
+    >>> w = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
+    >>> raw = quants.quantize(w, GGMLQuantizationType.Q8_0)
+    >>> out = np.empty((2, 32), dtype=np.float32)
+    >>> decode = dequantiser("Q8_0")
+    >>> decode is None or (decode(raw, out), np.array_equal(out, quants.dequantize(raw, GGMLQuantizationType.Q8_0)))[1]
+    True
+    """
+    number = DECODED_TYPES.get(type_name)
+    if _compiled is None or number is None:
+        return None
+    return partial(_compiled.dequantize, number)
