@@ -148,8 +148,12 @@ def test_compiled_block_decoders_are_gguf_quants_bit_for_bit(name: str) -> None:
     decode = kernels.dequantiser(name)
     assert decode is not None
     rng = np.random.default_rng(kernels.DECODED_TYPES[name])
+    scale_at = {"Q6_K": 208}.get(name, 0)  # the float16 d of each block
     for rows, blocks in ((1, 1), (3, 7), (500, 4)):
         raw = rng.integers(0, 256, size=(rows, blocks * block_bytes), dtype=np.uint8)
+        by_block = raw.reshape(-1, block_bytes)
+        by_block[::5, scale_at:scale_at + 2] = np.frombuffer(np.float16(-0.0).tobytes(), np.uint8)
+        by_block[1::5, scale_at:scale_at + 2] = 0  # +0.0: signed zeros must come out as gguf's
         with np.errstate(all="ignore"):
             expected = dequantize(raw, qtype)
         out = np.empty((rows, blocks * block_values), dtype=np.float32)
@@ -157,7 +161,7 @@ def test_compiled_block_decoders_are_gguf_quants_bit_for_bit(name: str) -> None:
         nan = np.isnan(expected)
         np.testing.assert_array_equal(np.isnan(out), nan)
         np.testing.assert_array_equal(out.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
-    if name in ("Q8_0", "Q4_0", "Q4_1"):
+    if name in ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"):  # gguf can write these
         weights = np.random.default_rng(3).standard_t(4, size=(64, 96)).astype(np.float32)
         raw = gguf.quants.quantize(weights, qtype)
         out = np.empty((64, 96), dtype=np.float32)

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define HERITAGE_X86_F16C 1
+#define HERITAGE_X86 1
 #include <immintrin.h>
 #endif
 
@@ -167,7 +167,7 @@ to_f16_scalar(const float *x, uint16_t *out, Py_ssize_t n)
     }
 }
 
-#ifdef HERITAGE_X86_F16C
+#ifdef HERITAGE_X86
 __attribute__((target("avx,f16c"))) static void
 to_f16_f16c(const float *x, uint16_t *out, Py_ssize_t n)
 {
@@ -183,7 +183,7 @@ to_f16_f16c(const float *x, uint16_t *out, Py_ssize_t n)
 static int
 has_f16c(void)
 {
-#ifdef HERITAGE_X86_F16C
+#ifdef HERITAGE_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
 #else
@@ -196,7 +196,7 @@ static int use_f16c = 0;
 static void
 to_f16_loop(const float *x, uint16_t *h, Py_ssize_t n)
 {
-#ifdef HERITAGE_X86_F16C
+#ifdef HERITAGE_X86
     if (use_f16c) {
         /* NaN is the one input where F16C and NumPy may differ (quieting): left to the
            integer routine. Weights with NaN are refused anyway. */
@@ -305,7 +305,7 @@ half_to_float(const uint8_t *p)
     return out;
 }
 
-enum { GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14 };
+enum { GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14 };
 
 VECTOR_CLONES static void
 decode_q8_0(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
@@ -317,6 +317,63 @@ decode_q8_0(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
             y[j] = d * (float)q[j];
     }
 }
+
+/* AVX2 (x86-64 where the CPU has it, chosen at load time): the 32 nibbles of 16 bytes,
+   low ones to lo[0..15] and high ones to hi[0..15], as scale * (nibble - offset), plus
+   shift when `shifted` (a multiply then an add, each rounded, as in the scalar loops; no
+   add at all otherwise, since -0.0 + 0.0 would turn a negative zero positive). */
+static int use_avx2 = 0;
+
+#ifdef HERITAGE_X86
+__attribute__((target("avx2"))) static inline void
+nibbles_avx2(const uint8_t *q, uint32_t qh, int fifth, float *lo, float *hi, int offset, int shifted,
+             float scale_lo, float shift_lo, float scale_hi, float shift_hi)
+{
+    const __m128i bytes = _mm_loadu_si128((const __m128i *)q), mask = _mm_set1_epi8(0x0f);
+    const __m128i low = _mm_and_si128(bytes, mask), high = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    const __m256i off = _mm256_set1_epi32(offset), bits = _mm256_set1_epi32((int)qh), one = _mm256_set1_epi32(1);
+    const __m256 sl = _mm256_set1_ps(scale_lo), tl = _mm256_set1_ps(shift_lo);
+    const __m256 sh = _mm256_set1_ps(scale_hi), th = _mm256_set1_ps(shift_hi);
+    for (int half = 0; half < 2; half++) {
+        __m128i l8 = half ? _mm_srli_si128(low, 8) : low, h8 = half ? _mm_srli_si128(high, 8) : high;
+        __m256i li = _mm256_cvtepu8_epi32(l8), hi32 = _mm256_cvtepu8_epi32(h8);
+        if (fifth) { /* bit j of qh is the fifth bit of value j (Q5_0, Q5_1) */
+            const __m256i at = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            const __m256i lo_at = _mm256_add_epi32(at, _mm256_set1_epi32(8 * half));
+            const __m256i hi_at = _mm256_add_epi32(lo_at, _mm256_set1_epi32(16));
+            li = _mm256_or_si256(li, _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(bits, lo_at), one), 4));
+            hi32 = _mm256_or_si256(hi32, _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(bits, hi_at), one), 4));
+        }
+        __m256 lf = _mm256_cvtepi32_ps(_mm256_sub_epi32(li, off));
+        __m256 hf = _mm256_cvtepi32_ps(_mm256_sub_epi32(hi32, off));
+        __m256 ly = _mm256_mul_ps(sl, lf), hy = _mm256_mul_ps(sh, hf);
+        if (shifted) {
+            ly = _mm256_add_ps(ly, tl);
+            hy = _mm256_add_ps(hy, th);
+        }
+        _mm256_storeu_ps(lo + 8 * half, ly);
+        _mm256_storeu_ps(hi + 8 * half, hy);
+    }
+}
+
+__attribute__((target("avx2"))) static void
+decode_q4_0_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 18, y += 32) {
+        const float d = half_to_float(b);
+        nibbles_avx2(b + 2, 0, 0, y, y + 16, 8, 0, d, 0.0f, d, 0.0f);
+    }
+}
+
+__attribute__((target("avx2"))) static void
+decode_q4_1_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 20, y += 32) {
+        const float d = half_to_float(b), m = half_to_float(b + 2);
+        nibbles_avx2(b + 4, 0, 0, y, y + 16, 0, 1, d, m, d, m);
+    }
+}
+#endif
 
 VECTOR_CLONES static void
 decode_q4_0(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
@@ -344,8 +401,82 @@ decode_q4_1(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
     }
 }
 
+/* Q5_0 / Q5_1: the 4 low bits as in Q4_0 / Q4_1, the fifth bit of value j in bit j of a
+   32-bit field; y = d * (q - 16), or d * q + m. */
+static inline void
+five_bits(const uint8_t *qh_bytes, const uint8_t *qs, int q[32])
+{
+    uint32_t qh = (uint32_t)qh_bytes[0] | ((uint32_t)qh_bytes[1] << 8) | ((uint32_t)qh_bytes[2] << 16)
+                  | ((uint32_t)qh_bytes[3] << 24);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
+        q[j + 16] = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+    }
+}
+
+VECTOR_CLONES static void
+decode_q5_0(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    int q[32];
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 22, y += 32) {
+        const float d = half_to_float(b);
+        five_bits(b + 2, b + 6, q);
+        for (int j = 0; j < 32; j++)
+            y[j] = d * (float)(q[j] - 16);
+    }
+}
+
+VECTOR_CLONES static void
+decode_q5_1(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    int q[32];
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 24, y += 32) {
+        const float d = half_to_float(b), m = half_to_float(b + 2);
+        five_bits(b + 4, b + 8, q);
+        for (int j = 0; j < 32; j++)
+            y[j] = d * (float)q[j] + m;
+    }
+}
+
+#ifdef HERITAGE_X86
+static inline uint32_t
+le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+__attribute__((target("avx2"))) static void
+decode_q5_0_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 22, y += 32) {
+        const float d = half_to_float(b);
+        nibbles_avx2(b + 6, le32(b + 2), 1, y, y + 16, 16, 0, d, 0.0f, d, 0.0f);
+    }
+}
+
+__attribute__((target("avx2"))) static void
+decode_q5_1_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 24, y += 32) {
+        const float d = half_to_float(b), m = half_to_float(b + 2);
+        nibbles_avx2(b + 8, le32(b + 4), 1, y, y + 16, 0, 1, d, m, d, m);
+    }
+}
+#endif
+
 /* Q4_K: 256 values in 8 sub-blocks of 32, each with a 6-bit scale and minimum packed into
    12 bytes; y = (d * scale) * q - dmin * min. */
+static inline void
+q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 0x3f;
+        mn[j] = s[j + 4] & 0x3f;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30));
+        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30));
+    }
+}
+
 VECTOR_CLONES static void
 decode_q4_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 {
@@ -353,12 +484,7 @@ decode_q4_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
         const float d = half_to_float(b), dmin = half_to_float(b + 2);
         const uint8_t *s = b + 4, *q = b + 16;
         uint8_t sc[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            sc[j] = s[j] & 0x3f;
-            mn[j] = s[j + 4] & 0x3f;
-            sc[j + 4] = (uint8_t)((s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30));
-            mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30));
-        }
+        q4_k_scales(s, sc, mn);
         for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g+1 high */
             const float d0 = d * (float)sc[2 * g], m0 = dmin * (float)mn[2 * g];
             const float d1 = d * (float)sc[2 * g + 1], m1 = dmin * (float)mn[2 * g + 1];
@@ -371,6 +497,25 @@ decode_q4_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
         }
     }
 }
+
+#ifdef HERITAGE_X86
+__attribute__((target("avx2"))) static void
+decode_q4_k_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
+{
+    for (Py_ssize_t i = 0; i < blocks; i++, b += 144, y += 256) {
+        const float d = half_to_float(b), dmin = half_to_float(b + 2);
+        const uint8_t *s = b + 4, *q = b + 16;
+        uint8_t sc[8], mn[8];
+        q4_k_scales(s, sc, mn);
+        for (int g = 0; g < 4; g++) { /* x - m computed as x + (-m): the same in IEEE arithmetic */
+            const float d0 = d * (float)sc[2 * g], m0 = dmin * (float)mn[2 * g];
+            const float d1 = d * (float)sc[2 * g + 1], m1 = dmin * (float)mn[2 * g + 1];
+            nibbles_avx2(q + 32 * g, 0, 0, y + 64 * g, y + 64 * g + 32, 0, 1, d0, -m0, d1, -m1);
+            nibbles_avx2(q + 32 * g + 16, 0, 0, y + 64 * g + 16, y + 64 * g + 48, 0, 1, d0, -m0, d1, -m1);
+        }
+    }
+}
+#endif
 
 /* Q6_K: 256 values, 4 low bits in ql[128], 2 high bits in qh[64], 16 int8 scales, then d;
    y = (d * scale) * (q - 32). */
@@ -405,14 +550,22 @@ decode_q6_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 
 typedef void (*block_decoder)(const uint8_t *, float *, Py_ssize_t);
 
+#ifdef HERITAGE_X86
+#define AVX2_OR(name) (use_avx2 ? name##_avx2 : name)
+#else
+#define AVX2_OR(name) (name)
+#endif
+
 static int
 block_layout(int type, block_decoder *decode, Py_ssize_t *values, Py_ssize_t *bytes)
 {
     switch (type) {
     case GGML_Q8_0: *decode = decode_q8_0; *values = 32; *bytes = 34; return 1;
-    case GGML_Q4_0: *decode = decode_q4_0; *values = 32; *bytes = 18; return 1;
-    case GGML_Q4_1: *decode = decode_q4_1; *values = 32; *bytes = 20; return 1;
-    case GGML_Q4_K: *decode = decode_q4_k; *values = 256; *bytes = 144; return 1;
+    case GGML_Q4_0: *decode = AVX2_OR(decode_q4_0); *values = 32; *bytes = 18; return 1;
+    case GGML_Q4_1: *decode = AVX2_OR(decode_q4_1); *values = 32; *bytes = 20; return 1;
+    case GGML_Q5_0: *decode = AVX2_OR(decode_q5_0); *values = 32; *bytes = 22; return 1;
+    case GGML_Q5_1: *decode = AVX2_OR(decode_q5_1); *values = 32; *bytes = 24; return 1;
+    case GGML_Q4_K: *decode = AVX2_OR(decode_q4_k); *values = 256; *bytes = 144; return 1;
     case GGML_Q6_K: *decode = decode_q6_k; *values = 256; *bytes = 210; return 1;
     default: return 0;
     }
@@ -499,7 +652,7 @@ static PyMethodDef methods[] = {
     {"to_f16", to_f16, METH_VARARGS, "to_f16(values, out): float32 -> float16 bits into a uint16 buffer."},
     {"to_bf16", to_bf16, METH_VARARGS, "to_bf16(values, out): float32 -> bfloat16 bits into a uint16 buffer."},
     {"dequantize", dequantize, METH_VARARGS,
-     "dequantize(type, blocks, out): GGML blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) into a float32 buffer."},
+     "dequantize(type, blocks, out): GGML blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) into a float32 buffer."},
     {"skip_strings", skip_strings, METH_VARARGS,
      "skip_strings(buffer, pos, count) -> the position after count GGUF strings, or -1 past the end."},
     {NULL, NULL, 0, NULL},
@@ -511,5 +664,8 @@ PyMODINIT_FUNC
 PyInit__kernels(void)
 {
     use_f16c = has_f16c();
+#ifdef HERITAGE_X86
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     return PyModule_Create(&module);
 }

@@ -9,8 +9,8 @@ them), and the package works where nothing could be compiled:
 * :func:`power_sums` — the four power sums the kurtosis needs, in one pass instead of five;
 * :func:`to_f16`, :func:`to_bf16` — the digest rows rounded to float16 / bfloat16;
 * :func:`skip_strings` — stepping over a tokenizer's length-prefixed metadata strings;
-* :func:`dequantiser` — decoders of the common GGML block types (Q8_0, Q4_0, Q4_1, Q4_K,
-  Q6_K), ``gguf.quants``' values bit for bit; their twins are the NumPy decoders of
+* :func:`dequantiser` — decoders of the common GGML block types (Q8_0, Q4_0, Q4_1, Q5_0,
+  Q5_1, Q4_K, Q6_K), ``gguf.quants``' values bit for bit; their twins are the NumPy decoders of
   :mod:`heritage.reading.ggml_blocks`, and llama.cpp's own library where installed
   (:mod:`heritage.reading.ggml_library`).
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 _U64 = struct.Struct("<Q")
 # GGML types the compiled decoder knows, with their numbers (gguf.GGMLQuantizationType).
-DECODED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14}
+DECODED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14}
 _STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
