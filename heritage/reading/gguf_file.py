@@ -13,8 +13,9 @@ Reading one for lineage means undoing what llama.cpp's converter did:
   :func:`unpermute_rotary` restores the Hugging Face row order, so that a GGUF export
   compares row for row with the model it was made from;
 * **quantisation**: each tensor is dequantised when it is loaded, one tensor at a time
-  from its own memory mapping, so memory stays near the largest tensor: by ggml's own
-  compiled decoders when llama.cpp's library is installed
+  from its own memory mapping, so memory stays near the largest tensor: the common block
+  types by the package's compiled decoders (:func:`heritage.reading.kernels.dequantiser`),
+  the others by ggml's own when llama.cpp's library is installed
   (:mod:`heritage.reading.ggml_library`, each checked against ``gguf.quants`` first),
   else the common block types by :mod:`heritage.reading.ggml_blocks` (bit for bit
   ``gguf.quants``' values too, a few times faster than it), the rest by
