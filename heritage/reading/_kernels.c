@@ -42,14 +42,16 @@
 #define VECTOR_CLONES
 #endif
 
+/* A C-contiguous buffer of one item type (struct format `format`, `itemsize` bytes). */
 static int
-float32_buffer(PyObject *obj, Py_buffer *view, int writable)
+typed_buffer(PyObject *obj, Py_buffer *view, const char *format, Py_ssize_t itemsize, int writable)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0)
         return -1;
-    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0) {
-        PyErr_SetString(PyExc_TypeError, "expected a C-contiguous float32 buffer");
+    if (view->itemsize != itemsize || view->format == NULL || strcmp(view->format, format) != 0) {
+        PyErr_Format(PyExc_TypeError, "expected a%s C-contiguous buffer of format '%s'",
+                     writable ? " writable" : "", format);
         PyBuffer_Release(view);
         return -1;
     }
@@ -57,16 +59,15 @@ float32_buffer(PyObject *obj, Py_buffer *view, int writable)
 }
 
 static int
+float32_buffer(PyObject *obj, Py_buffer *view, int writable)
+{
+    return typed_buffer(obj, view, "f", 4, writable);
+}
+
+static int
 uint16_buffer(PyObject *obj, Py_buffer *view)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
-        return -1;
-    if (view->itemsize != 2 || view->format == NULL || strcmp(view->format, "H") != 0) {
-        PyErr_SetString(PyExc_TypeError, "expected a writable C-contiguous uint16 buffer");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
+    return typed_buffer(obj, view, "H", 2, 1);
 }
 
 /* ------------------------------------------------------------------ power sums */
