@@ -202,3 +202,60 @@ def test_fingerprints_agree_whichever_kernels_ran(monkeypatch: pytest.MonkeyPatc
     for path, ours in zip(paths, compiled):
         _fingerprints_agree(ours, fingerprint_model(load_model(path), threads=1))
     assert compiled[0].layers and all(layer.digests for layer in compiled[0].layers.values())
+
+
+_SANITIZED_RUN = r"""
+import importlib.util, struct, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("_kernels", sys.argv[1])
+k = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(k)
+rng = np.random.default_rng(0)
+layouts = {2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 12: (256, 144), 14: (256, 210)}
+for number, (values, size) in layouts.items():
+    for blocks in (0, 1, 3, 17):
+        raw = rng.integers(0, 256, size=blocks * size, dtype=np.uint8)
+        out = np.empty(blocks * values, dtype=np.float32)
+        k.dequantize(number, raw, out)
+        for bad_raw, bad_out in ((raw[:-1], out), (raw, out[:-1])):
+            try:
+                k.dequantize(number, bad_raw, bad_out)
+            except ValueError:
+                pass
+for n in (0, 1, 7, 8, 9, 1001):
+    x = rng.standard_normal(n).astype(np.float32)
+    k.power_sums(x)
+    k.to_f16(x, np.empty(n, dtype=np.uint16))
+    k.to_bf16(x, np.empty(n, dtype=np.uint16))
+data = b"".join(struct.pack("<Q", i % 50) + b"x" * (i % 50) for i in range(1000))
+for cut in range(0, len(data), 37):
+    k.skip_strings(data[:cut], 0, 1000)
+for buffer, pos in ((b"\xff" * 8, 0), (b"", 5), (data, -3), (data, len(data) + 1)):
+    assert k.skip_strings(buffer, pos, 1) == -1
+print("clean")
+"""
+
+
+def test_kernels_run_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path: Path) -> None:
+    """The C code built with AddressSanitizer and UBSan (any error aborts) runs every
+    entry point on edge sizes: empty and partial blocks, odd lengths, every truncation of
+    a string table, negative and past-the-end positions."""
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    compiler = shutil.which("gcc")
+    assert compiler, "gcc is needed to build the sanitized kernels"
+    source = Path(kernels.__file__).with_name("_kernels.c")
+    library = tmp_path / f"_kernels{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run([compiler, "-O1", "-g", "-ffp-contract=off", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-shared", "-fPIC",
+                    f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(library)], check=True)
+    runtimes = [subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True, text=True,
+                               check=True).stdout.strip() for name in ("libasan.so", "libubsan.so")]
+    assert all(Path(r).exists() for r in runtimes), f"sanitizer runtimes missing: {runtimes}"
+    run = subprocess.run([sys.executable, "-c", _SANITIZED_RUN, str(library)], capture_output=True, text=True,
+                         env={**os.environ, "LD_PRELOAD": ":".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0"},
+                         timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "clean", run.stderr[-3000:]
