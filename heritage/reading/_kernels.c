@@ -468,32 +468,32 @@ decode_q5_1_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks
 /* Q4_K: 256 values in 8 sub-blocks of 32, each with a 6-bit scale and minimum packed into
    12 bytes; y = (d * scale) * q - dmin * min. */
 static inline void
-q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+q4_k_scales(const uint8_t *b, float scale[8], float minimum[8])
 {
+    const float d = half_to_float(b), dmin = half_to_float(b + 2);
+    const uint8_t *s = b + 4;
     for (int j = 0; j < 4; j++) {
-        sc[j] = s[j] & 0x3f;
-        mn[j] = s[j + 4] & 0x3f;
-        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30));
-        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30));
+        scale[j] = d * (float)(s[j] & 0x3f);
+        minimum[j] = dmin * (float)(s[j + 4] & 0x3f);
+        scale[j + 4] = d * (float)((s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30));
+        minimum[j + 4] = dmin * (float)((s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30));
     }
 }
 
+/* 32 bytes of codes per pair of sub-blocks: sub-block 2g in the low nibbles, 2g + 1 in the
+   high ones. */
 VECTOR_CLONES static void
 decode_q4_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 {
+    float scale[8], minimum[8];
     for (Py_ssize_t i = 0; i < blocks; i++, b += 144, y += 256) {
-        const float d = half_to_float(b), dmin = half_to_float(b + 2);
-        const uint8_t *s = b + 4, *q = b + 16;
-        uint8_t sc[8], mn[8];
-        q4_k_scales(s, sc, mn);
-        for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g+1 high */
-            const float d0 = d * (float)sc[2 * g], m0 = dmin * (float)mn[2 * g];
-            const float d1 = d * (float)sc[2 * g + 1], m1 = dmin * (float)mn[2 * g + 1];
-            const uint8_t *qg = q + 32 * g;
+        q4_k_scales(b, scale, minimum);
+        for (int g = 0; g < 4; g++) {
+            const uint8_t *q = b + 16 + 32 * g;
             float *yg = y + 64 * g;
             for (int j = 0; j < 32; j++) {
-                yg[j] = d0 * (float)(qg[j] & 0x0f) - m0;
-                yg[j + 32] = d1 * (float)(qg[j] >> 4) - m1;
+                yg[j] = scale[2 * g] * (float)(q[j] & 0x0f) - minimum[2 * g];
+                yg[j + 32] = scale[2 * g + 1] * (float)(q[j] >> 4) - minimum[2 * g + 1];
             }
         }
     }
@@ -503,16 +503,13 @@ decode_q4_k(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 __attribute__((target("avx2"))) static void
 decode_q4_k_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 {
+    float scale[8], minimum[8];
     for (Py_ssize_t i = 0; i < blocks; i++, b += 144, y += 256) {
-        const float d = half_to_float(b), dmin = half_to_float(b + 2);
-        const uint8_t *s = b + 4, *q = b + 16;
-        uint8_t sc[8], mn[8];
-        q4_k_scales(s, sc, mn);
+        q4_k_scales(b, scale, minimum);
         for (int g = 0; g < 4; g++) { /* x - m computed as x + (-m): the same in IEEE arithmetic */
-            const float d0 = d * (float)sc[2 * g], m0 = dmin * (float)mn[2 * g];
-            const float d1 = d * (float)sc[2 * g + 1], m1 = dmin * (float)mn[2 * g + 1];
-            nibbles_avx2(q + 32 * g, 0, 0, y + 64 * g, y + 64 * g + 32, 0, 1, d0, -m0, d1, -m1);
-            nibbles_avx2(q + 32 * g + 16, 0, 0, y + 64 * g + 16, y + 64 * g + 48, 0, 1, d0, -m0, d1, -m1);
+            for (int half = 0; half < 2; half++)
+                nibbles_avx2(b + 16 + 32 * g + 16 * half, 0, 0, y + 64 * g + 16 * half, y + 64 * g + 32 + 16 * half,
+                             0, 1, scale[2 * g], -minimum[2 * g], scale[2 * g + 1], -minimum[2 * g + 1]);
         }
     }
 }
