@@ -302,3 +302,58 @@ def test_models_without_attention_are_fingerprinted_by_their_mlp(tmp_path: Path)
     fp = fingerprint_model(load_model(tmp_path / "mlp.safetensors"))
     assert {l.role for l in fp.layers.values()} == {LayerRole.MLP}
     assert pair_distance(fp, fp, "l2") == 0.0
+
+
+def test_threads_keep_the_jobs_order_and_raise_the_first_failure_in_it() -> None:
+    """``fingerprint_model``'s threads: results in the jobs' order; of two failures the
+    earlier job's is raised even when the later one fails first in time, and the jobs
+    before it all complete; nothing far past the failure is started."""
+    import threading
+    import time
+
+    from heritage.reading.fingerprint import _run_in_order
+
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def job(i: int, fail_after: float | None = None, pause: float = 0.0):
+        def run() -> int:
+            if fail_after is not None:
+                time.sleep(fail_after)
+                raise ValueError(f"job {i}")
+            time.sleep(pause)
+            with lock:
+                ran.append(i)
+            return i * i
+        return run
+
+    plain = [(f"j{i}", job(i, pause=0.002)) for i in range(12)]
+    assert _run_in_order(plain, threads=2) == {f"j{i}": i * i for i in range(12)}
+    assert sorted(ran) == list(range(12))
+
+    ran.clear()
+    jobs = [(f"j{i}", job(i, fail_after=0.2 if i == 3 else 0.0 if i == 6 else None, pause=0.01))
+            for i in range(40)]
+    with pytest.raises(ValueError, match="job 3"):  # job 6 fails 0.2 s earlier
+        _run_in_order(jobs, threads=2)
+    assert {0, 1, 2, 4, 5} <= set(ran)
+    assert max(ran) < 20  # once job 6 failed, no later job was started
+
+    ran.clear()
+    with pytest.raises(ValueError, match="job 3"):
+        _run_in_order(jobs, threads=1)
+    assert ran == [0, 1, 2]
+
+
+def test_two_threads_name_the_first_bad_matrix_like_one() -> None:
+    from heritage.errors import InvalidWeightsError
+    from heritage.reading.arrays import model_from_arrays
+
+    rng = np.random.default_rng(0)
+    arrays = {f"encoder.layer.{i}.attention.self.query.weight": rng.standard_normal((16, 16)).astype(np.float32)
+              for i in range(6)}
+    arrays["encoder.layer.2.attention.self.query.weight"][3, 3] = np.nan
+    arrays["encoder.layer.4.attention.self.query.weight"][0, 0] = np.inf
+    for threads in (1, 2):
+        with pytest.raises(InvalidWeightsError, match=r"layer\.2\."):
+            fingerprint_model(model_from_arrays(arrays), threads=threads)

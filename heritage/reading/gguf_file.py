@@ -289,12 +289,16 @@ def unpermute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
     return np.ascontiguousarray(weight[unpermuted_rows(weight.shape[0], heads)])
 
 
+@lru_cache(maxsize=64)
 def unpermuted_rows(rows: int, heads: int) -> np.ndarray:
     """For each row of the Hugging Face order, the row of llama.cpp's permuted order it
-    is stored in (the inverse of the converter's q/k permutation, as a row index)."""
+    is stored in (the inverse of the converter's q/k permutation, as a row index; one
+    read-only array per shape, shared by every matrix of that shape)."""
     if heads <= 0 or rows % (2 * heads):
         raise ModelLoadError(f"cannot unpermute {rows} rows for {heads} heads")
-    return np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(rows)
+    order = np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(rows)
+    order.setflags(write=False)
+    return order
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -369,6 +373,8 @@ def _read_rows(path: Path, info: GGUFTensorInfo, order: np.ndarray | None, start
     row_bytes = info.nbytes // info.shape[0]
     if order is None:
         first, count, picked = start, stop - start, None
+    elif start == 0 and stop == len(order):  # the whole matrix: every stored row
+        first, count, picked = 0, stop, order
     else:
         stored = order[start:stop]
         first = int(stored.min())
