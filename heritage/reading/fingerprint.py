@@ -482,11 +482,11 @@ def default_threads(model: LoadedModel) -> int:
     """Two threads for a model whose matrices are decoded (quantised GGUF: tensors with a
     ``row_reader``) while a core is idle (the 1-minute load average leaves one free), else one.
 
-    Measured on a 2-core machine: idle, two threads ingested the SmolLM2 GGUF 10-25% faster
-    than one (decoding one matrix while another is sketched) but a float32 safetensors
-    model 10-15% slower (nothing to decode, and the threads contend for the GIL between
-    their C calls); busy with other work (load average 4-6), two threads made the GGUF
-    15-50% slower, as each waits for the GIL held by the other, descheduled, thread.
+    Measured on a 2-core machine: idle, two threads ingested the SmolLM2 GGUF files 1.3-1.4x
+    faster than one (decoding one matrix while another is sketched) but a float32
+    safetensors model only 1.07x (nothing to decode; the threads' Python between their C
+    calls holds the GIL); busy with other work (load average 4-6), two threads made the
+    GGUF 15-50% slower, as each waits for the GIL held by the other, descheduled, thread.
     """
     if not any(ref.row_reader is not None for ref in model.tensors.values()):
         return 1
