@@ -10,9 +10,9 @@ them), and the package works where nothing could be compiled:
 * :func:`to_f16`, :func:`to_bf16` — the digest rows rounded to float16 / bfloat16;
 * :func:`skip_strings` — stepping over a tokenizer's length-prefixed metadata strings;
 * :func:`dequantiser` — decoders of the common GGML block types (Q8_0, Q4_0, Q4_1, Q5_0,
-  Q5_1, Q4_K, Q6_K), ``gguf.quants``' values bit for bit; their twins are the NumPy decoders of
-  :mod:`heritage.reading.ggml_blocks`, and llama.cpp's own library where installed
-  (:mod:`heritage.reading.ggml_library`).
+  Q5_1, Q4_K, Q6_K), ``gguf.quants``' values bit for bit; their twins are the NumPy
+  decoders of :mod:`heritage.reading.ggml_blocks`, and llama.cpp's own library where
+  installed (:mod:`heritage.reading.ggml_library`).
 
 ``HERITAGE_KERNELS=python`` forces the twins (for comparisons and benchmarks).
 """
