@@ -29,6 +29,21 @@ def test_the_compiled_kernels_are_built() -> None:
     assert os.environ.get("HERITAGE_KERNELS", "") == "python" or kernels.compiled()
 
 
+def test_a_build_of_another_version_is_not_used(monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A module compiled from an older source (no rebuild after an update) would lack
+    entry points or behave otherwise: the twins run instead, with a warning."""
+    from heritage.reading import _kernels
+
+    assert _kernels.VERSION == kernels.KERNELS_VERSION
+    monkeypatch.setattr(_kernels, "VERSION", kernels.KERNELS_VERSION - 1)
+    with caplog.at_level("WARNING"):
+        assert kernels._load_compiled() is None
+    assert "rebuild" in caplog.text
+    monkeypatch.undo()
+    assert kernels._load_compiled() is _kernels
+
+
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 1000, 331_777])
 def test_power_sums_are_float64_sums(size: int) -> None:
     values = (np.random.default_rng(size).standard_normal(size) * 0.02 + 0.001).astype(np.float32)

@@ -658,6 +658,10 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
+/* Raised whenever an entry point is added or changes: heritage/reading/kernels.py uses a
+   module of another version (a build older than the source) as if none were built. */
+#define KERNELS_VERSION 1
+
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
@@ -665,5 +669,10 @@ PyInit__kernels(void)
 #ifdef HERITAGE_X86
     use_avx2 = __builtin_cpu_supports("avx2");
 #endif
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "VERSION", KERNELS_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

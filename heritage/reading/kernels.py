@@ -39,6 +39,10 @@ DECODED_TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q4_K": 
 _STRING_WINDOW = 1 << 20  # bytes of the header copied at a time while strings are skipped
 
 
+# The entry points this module expects (``VERSION`` in _kernels.c).
+KERNELS_VERSION = 1
+
+
 def _load_compiled() -> ModuleType | None:
     if os.environ.get("HERITAGE_KERNELS", "").strip().lower() == "python":
         return None
@@ -46,6 +50,11 @@ def _load_compiled() -> ModuleType | None:
         from heritage.reading import _kernels
     except ImportError:  # not built (no compiler at install time): the twins below are used
         log.info("compiled fingerprint kernels not built; using the NumPy versions")
+        return None
+    if getattr(_kernels, "VERSION", None) != KERNELS_VERSION:  # built from an older source
+        log.warning("compiled fingerprint kernels %s are version %s, not %s: using the NumPy "
+                    "versions (rebuild: pip install -e .)", _kernels.__file__,
+                    getattr(_kernels, "VERSION", None), KERNELS_VERSION)
         return None
     return _kernels
 
