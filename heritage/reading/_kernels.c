@@ -181,18 +181,18 @@ to_f16_f16c(const float *x, uint16_t *out, Py_ssize_t n)
 }
 #endif
 
-static int
-has_f16c(void)
+/* What the CPU offers, read once when the module loads (detect_cpu). */
+static int use_f16c = 0, use_avx2 = 0;
+
+static void
+detect_cpu(void)
 {
 #ifdef HERITAGE_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-#else
-    return 0;
+    use_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    use_avx2 = __builtin_cpu_supports("avx2");
 #endif
 }
-
-static int use_f16c = 0;
 
 static void
 to_f16_loop(const float *x, uint16_t *h, Py_ssize_t n)
@@ -323,7 +323,6 @@ decode_q8_0(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
    low ones to lo[0..15] and high ones to hi[0..15], as scale * (nibble - offset), plus
    shift when `shifted` (a multiply then an add, each rounded, as in the scalar loops; no
    add at all otherwise, since -0.0 + 0.0 would turn a negative zero positive). */
-static int use_avx2 = 0;
 
 #ifdef HERITAGE_X86
 __attribute__((target("avx2"))) static inline void
@@ -404,11 +403,16 @@ decode_q4_1(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 
 /* Q5_0 / Q5_1: the 4 low bits as in Q4_0 / Q4_1, the fifth bit of value j in bit j of a
    32-bit field; y = d * (q - 16), or d * q + m. */
+static inline uint32_t
+le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
 static inline void
 five_bits(const uint8_t *qh_bytes, const uint8_t *qs, int q[32])
 {
-    uint32_t qh = (uint32_t)qh_bytes[0] | ((uint32_t)qh_bytes[1] << 8) | ((uint32_t)qh_bytes[2] << 16)
-                  | ((uint32_t)qh_bytes[3] << 24);
+    uint32_t qh = le32(qh_bytes);
     for (int j = 0; j < 16; j++) {
         q[j] = (qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
         q[j + 16] = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
@@ -440,12 +444,6 @@ decode_q5_1(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 }
 
 #ifdef HERITAGE_X86
-static inline uint32_t
-le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 __attribute__((target("avx2"))) static void
 decode_q5_0_avx2(const uint8_t *restrict b, float *restrict y, Py_ssize_t blocks)
 {
@@ -665,10 +663,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1,
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    use_f16c = has_f16c();
-#ifdef HERITAGE_X86
-    use_avx2 = __builtin_cpu_supports("avx2");
-#endif
+    detect_cpu();
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "VERSION", KERNELS_VERSION) < 0) {
         Py_DECREF(m);
