@@ -10,9 +10,9 @@ absolute times on shared machines are noisy.
   ratio >= 0.5;
 * gguf: the same for the packaged SmolLM2-135M GGUF (Q4_1/Q8_0, decoded chunk by chunk)
   against a plain read of the file's bytes (its fastest run), on the default two threads
-  and on one, with the parts of the one-thread time shown (header, decoding of the fingerprinted tensors,
-  the fingerprint's arithmetic; ``gguf.GGUFReader`` for comparison), and one thread with
-  each decoder (the package's compiled ones, llama.cpp's, NumPy's); ``--gguf`` adds files;
+  and on one, with the parts of the one-thread time shown (header, decoding of the
+  fingerprinted tensors, the fingerprint's arithmetic; ``gguf.GGUFReader`` for
+  comparison), and one thread with each decoder (the package's compiled ones, llama.cpp's, NumPy's); ``--gguf`` adds files;
 * memory: peak RSS growth while fingerprinting (fresh subprocess) vs the largest tensor;
   target < 2x largest tensor + fixed overhead;
 * growth: time to place one new model against 10, 100 and 1,000 stored fingerprints

@@ -373,8 +373,9 @@ def _smollm2_attention_by_gguf(path: Path) -> dict[str, np.ndarray]:
 
 def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) -> None:
     """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
-    by the package's compiled decoders, by ggml's library or by the NumPy fallback) equals, layer for layer and to the bit, the
-    fingerprint of its attention matrices as gguf.quants decodes them: the same statistics
+    by the package's compiled decoders, by ggml's library or by the NumPy fallback) equals,
+    layer for layer and to the bit, the fingerprint of its attention matrices as
+    gguf.quants decodes them: the same statistics
     and sketches its float parent's fingerprint is compared with (and no digests: no exact
     test reads a quantised model's)."""
     from heritage.reading import gguf_file
