@@ -375,9 +375,9 @@ def test_gguf_fingerprint_is_the_fingerprint_of_gguf_quants_values(monkeypatch) 
     """The packaged SmolLM2 GGUF's fingerprint (decoded chunk by chunk, one or two threads,
     by the package's compiled decoders, by ggml's library or by the NumPy fallback) equals,
     layer for layer and to the bit, the fingerprint of its attention matrices as
-    gguf.quants decodes them: the same statistics
-    and sketches its float parent's fingerprint is compared with (and no digests: no exact
-    test reads a quantised model's)."""
+    gguf.quants decodes them: the same statistics and sketches its float parent's
+    fingerprint is compared with (and no digests: no exact test reads a quantised
+    model's)."""
     from heritage.reading import gguf_file
     from heritage.reading.arrays import model_from_arrays
     from heritage.reading.fingerprint import fingerprint_model
